@@ -1,0 +1,43 @@
+# clb-direct: one-command setup. `make test` and `make demo` create .venv from the lock file first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+STAMP := $(VENV)/.installed
+
+.PHONY: test lint fmt demo bench lock clean venv
+
+$(STAMP): pyproject.toml uv.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check "uv>=0.4"
+	@UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --quiet --frozen --inexact --all-extras --group dev
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	@bash scripts/ensure-redis.sh
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+fmt: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+demo: $(STAMP)
+	$(VENV)/bin/clb-direct demo $(DEMO_ARGS)
+
+bench: $(STAMP)
+	@bash scripts/ensure-redis.sh
+	$(PY) -m tests.bench $(BENCH_ARGS)
+
+lock:
+	@test -x $(UV) || ($(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet "uv>=0.4")
+	$(UV) lock
+
+clean:
+	rm -rf $(VENV) .clb-direct demo-report

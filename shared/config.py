@@ -1,0 +1,134 @@
+"""The one Settings model of clb-direct.
+
+Built once per cold start by a handler (or the CLI / local runtime) and passed down; nothing below the
+handler reads the environment. Every field can be set by an environment variable with the prefix
+`CLB_DIRECT_` (e.g. `CLB_DIRECT_STORE_URL`). Tencent credentials also come from the SCF execution role
+variables `TENCENTCLOUD_SECRETID` / `TENCENTCLOUD_SECRETKEY` / `TENCENTCLOUD_SESSIONTOKEN`
+(reference/tencent-clb-scf.md §4.3) when the explicit settings are absent.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.domain.errors import ConfigError
+
+GATE_CONDITION_TYPE = "cloud.tencent.com/load-balancer-backendgroup-ready"
+GATE_READY_REASON = "LoadBalancerNetworkGroupReady"
+
+
+class Settings(BaseSettings):
+    """Runtime settings for every function, the relay, the CLI and the local runtime."""
+
+    model_config = SettingsConfigDict(env_prefix="CLB_DIRECT_", extra="ignore", frozen=True)
+
+    # --- storage -------------------------------------------------------------------------------------
+    store_url: str = Field(
+        default="sqlite:///.clb-direct/state.db",
+        description="KV store: sqlite:///path (embedded default) or redis://host:port/db (production).",
+    )
+
+    # --- Tencent Cloud -------------------------------------------------------------------------------
+    region: str = "ap-guangzhou"
+    clb_endpoint: str | None = Field(
+        default=None, description="host[:port] of the CLB API; None = clb.tencentcloudapi.com"
+    )
+    clb_protocol: Literal["https", "http"] = "https"
+    scf_endpoint: str | None = None
+    scf_namespace: str = "default"
+    secret_id: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    session_token: SecretStr | None = None
+    vpc_id: str | None = None
+    cluster_id: str = "cls-local"
+    clb_write_rate_per_s: float = Field(default=20.0, gt=0, description="CLB write API limit (20/s)")
+    clb_call_deadline_s: float = Field(default=60.0, gt=0)
+    clb_task_timeout_s: float = Field(default=60.0, gt=0)
+
+    # --- Kubernetes ----------------------------------------------------------------------------------
+    kubeconfig: str | None = None
+    kube_context: str | None = None
+
+    # --- behaviour -----------------------------------------------------------------------------------
+    backend_quota: int = Field(default=200, ge=1, description="max backends per CLB (CLB default 200)")
+    drain_timeout_s: float = Field(default=30.0, ge=0)
+    default_weight: int = Field(default=10, ge=0, le=100)
+    function_timeout_s: float = Field(default=60.0, gt=0)
+    event_log_ttl_s: float = Field(default=3 * 24 * 3600.0, gt=0)
+    lease_ttl_s: float = Field(default=30.0, gt=0)
+
+    # --- webhook / guardian --------------------------------------------------------------------------
+    webhook_url: str | None = Field(default=None, description="https URL the API server calls")
+    webhook_configuration_name: str = "clb-direct-readiness-gate"
+    webhook_failure_policy: Literal["Ignore", "Fail"] = "Ignore"
+    webhook_secret_namespace: str = "kube-system"
+    webhook_secret_name: str = "clb-direct-webhook-tls"
+    cert_validity_days: int = Field(default=365, ge=1)
+    cert_rotate_before_days: int = Field(default=30, ge=0)
+
+    # --- relay / router ------------------------------------------------------------------------------
+    relay_hmac_key: SecretStr | None = None
+    relay_max_skew_s: float = Field(default=300.0, gt=0)
+    router_url: str | None = None
+    invoker: Literal["scf", "local", "inline"] = "inline"
+    local_invoke_url: str | None = None
+
+    # --- logging -------------------------------------------------------------------------------------
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("store_url")
+    @classmethod
+    def _known_store_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "redis://", "rediss://", "memory://")):
+            raise ValueError(
+                f"store_url {value!r} has an unknown scheme; use sqlite:///path, redis://host:port/db"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _secret_pairs(self) -> Settings:
+        if (self.secret_id is None) != (self.secret_key is None):
+            raise ValueError("set both secret_id and secret_key, or neither (then the SCF role is used)")
+        return self
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Build settings from an environment mapping (default `os.environ`) plus explicit overrides.
+
+        SCF role credentials fill in secret_id/secret_key/session_token when no explicit ones are set.
+        Invalid values raise `ConfigError` naming the variable.
+        """
+        env = dict(os.environ if environ is None else environ)
+        values: dict[str, object] = {}
+        prefix = "CLB_DIRECT_"
+        for key, value in env.items():
+            if key.startswith(prefix):
+                values[key[len(prefix) :].lower()] = value
+        if "secret_id" not in values and env.get("TENCENTCLOUD_SECRETID"):
+            values["secret_id"] = env["TENCENTCLOUD_SECRETID"]
+            values["secret_key"] = env.get("TENCENTCLOUD_SECRETKEY")
+            if env.get("TENCENTCLOUD_SESSIONTOKEN"):
+                values["session_token"] = env["TENCENTCLOUD_SESSIONTOKEN"]
+        if "region" not in values and env.get("TENCENTCLOUD_REGION"):
+            values["region"] = env["TENCENTCLOUD_REGION"]
+        values.update(overrides)
+        try:
+            return cls.model_validate(values)
+        except ValueError as exc:
+            raise ConfigError(f"invalid clb-direct settings: {exc}") from exc
+
+    def require_credentials(self) -> tuple[str, str, str | None]:
+        """Return (secret_id, secret_key, token) or raise a ConfigError saying how to provide them."""
+        if self.secret_id is None or self.secret_key is None:
+            raise ConfigError(
+                "no Tencent Cloud credentials: bind an execution role to the function "
+                "(TENCENTCLOUD_SECRETID/SECRETKEY/SESSIONTOKEN) or set CLB_DIRECT_SECRET_ID and "
+                "CLB_DIRECT_SECRET_KEY"
+            )
+        token = self.session_token.get_secret_value() if self.session_token else None
+        return self.secret_id.get_secret_value(), self.secret_key.get_secret_value(), token

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from shared.config import Settings
+from shared.domain.errors import ConfigError, RetryableError
+from shared.logging import bind_invocation, configure_logging, get_logger
+
+
+def test_settings_take_scf_role_credentials_when_no_explicit_ones() -> None:
+    settings = Settings.load(
+        {
+            "TENCENTCLOUD_SECRETID": "AKIDrole",
+            "TENCENTCLOUD_SECRETKEY": "rolekey",
+            "TENCENTCLOUD_SESSIONTOKEN": "tok",
+            "TENCENTCLOUD_REGION": "ap-shanghai",
+        }
+    )
+    assert settings.require_credentials() == ("AKIDrole", "rolekey", "tok")
+    assert settings.region == "ap-shanghai"
+
+
+def test_explicit_settings_override_role_and_endpoint_is_overridable() -> None:
+    settings = Settings.load(
+        {
+            "TENCENTCLOUD_SECRETID": "AKIDrole",
+            "TENCENTCLOUD_SECRETKEY": "rolekey",
+            "CLB_DIRECT_SECRET_ID": "mine",
+            "CLB_DIRECT_SECRET_KEY": "minekey",
+            "CLB_DIRECT_CLB_ENDPOINT": "127.0.0.1:9000",
+            "CLB_DIRECT_CLB_PROTOCOL": "http",
+        }
+    )
+    assert settings.require_credentials() == ("mine", "minekey", None)
+    assert settings.clb_endpoint == "127.0.0.1:9000"
+
+
+def test_missing_credentials_say_how_to_provide_them() -> None:
+    with pytest.raises(ConfigError, match="execution role"):
+        Settings.load({}).require_credentials()
+
+
+def test_bad_setting_names_the_problem() -> None:
+    with pytest.raises(ConfigError, match="store_url"):
+        Settings.load({"CLB_DIRECT_STORE_URL": "mysql://x"})
+    with pytest.raises(ConfigError, match="backend_quota"):
+        Settings.load({"CLB_DIRECT_BACKEND_QUOTA": "zero"})
+
+
+def test_logs_are_json_with_invocation_context_and_redacted_secrets() -> None:
+    out = io.StringIO()
+    configure_logging(stream=out, force=True)
+    bind_invocation(function="bind", request_id="req-1", cold_start=True, correlation_id="batch-9")
+    get_logger().info(
+        "target.registered",
+        lb_id="lb-1",
+        secret_key="s3cr3t",
+        headers={"Authorization": "TC3-HMAC-SHA256 Credential=AKIDabc/2026", "X-TC-Token": "tok"},
+        note="key AKIDabcdefghijklmnopqrstu leaked",
+    )
+    line = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert line["event"] == "target.registered"
+    assert (line["function"], line["request_id"], line["cold_start"], line["correlation_id"]) == (
+        "bind",
+        "req-1",
+        True,
+        "batch-9",
+    )
+    assert line["secret_key"] == "***"
+    assert line["headers"]["Authorization"] == "***"
+    assert line["headers"]["X-TC-Token"] == "***"
+    assert "AKIDabcdefghijklmnopqrstu" not in line["note"]
+    configure_logging(force=True)
+
+
+def test_a_new_invocation_clears_the_previous_context() -> None:
+    out = io.StringIO()
+    configure_logging(stream=out, force=True)
+    bind_invocation(function="bind", request_id="a", cold_start=True, pod="web-1")
+    bind_invocation(function="bind", request_id="b", cold_start=False)
+    get_logger().info("x.done")
+    line = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert "pod" not in line and line["request_id"] == "b"
+    configure_logging(force=True)
+
+
+def test_retryable_error_carries_its_delay() -> None:
+    err = RetryableError("CLB busy", delay_s=2.5, code="FailedOperation.ResourceInOperating")
+    assert err.to_dict()["delay_s"] == 2.5 and err.retryable
