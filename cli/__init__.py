@@ -1,0 +1,1 @@
+"""The `clb-direct` command line; see `cli/main.py`."""

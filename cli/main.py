@@ -1,0 +1,43 @@
+"""`clb-direct`: the project's command line.
+
+Subcommands live in `cli/cmd_*.py` modules, each exposing `register(subparsers)`; they are discovered
+here so that each part of the project adds its own commands without touching this file. Every
+subcommand sets `func(args) -> int` as its handler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+import cli
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clb-direct",
+        description="Tencent CLB direct access to Pods: functions, emulators, relay and tools.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_info in sorted(pkgutil.iter_modules(cli.__path__), key=lambda m: m.name):
+        if module_info.name.startswith("cmd_"):
+            module = importlib.import_module(f"cli.{module_info.name}")
+            module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
