@@ -1,0 +1,344 @@
+"""The local SCF-style runtime (`clb-direct serve`): every function behind HTTP(S), an async queue, timers.
+
+- API gateway: `ANY /<function>[/...]` on the HTTP server (and on the HTTPS server, where the admission webhook is
+  served with the guardian's certificate) becomes an API-gateway event for that function; the handler's integrated
+  response becomes the HTTP response.
+- Async invoke: `POST /_invoke {"function": ..., "payload": ...}` (what `HttpInvoker` sends) queues an
+  `InvocationType=Event` invocation with SCF's retry semantics (`AsyncInvokeQueue`).
+- Timers: each `TimerSpec` submits a timer event to its function every `interval_s`.
+- `GET /_runtime/stats`: invocation counts, errors, queue statistics and dead letters.
+
+Handlers are imported lazily from `functions.<name>.handler` after the runtime's environment is applied, so each
+function builds its dependencies from the same `CLB_DIRECT_*` settings as it would on SCF. Every invocation gets a
+fresh SCF context dict; invocations running past the function's time limit are counted as failed (SCF would have
+killed them), which the async queue retries.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import ssl
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from emulators.runtime.invoke_queue import AsyncInvokeQueue
+from emulators.runtime.scf_context import api_gateway_event, http_response_from_result, make_context, timer_event
+
+TlsProvider = Callable[[], "tuple[bytes, bytes] | None"]
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str
+    memory_mb: int = 256
+    timeout_s: float = 60.0
+    entry: str | None = None  # "module:callable"; default "functions.<name>.handler:main_handler"
+
+    @property
+    def entry_point(self) -> tuple[str, str]:
+        module, _, attribute = (self.entry or f"functions.{self.name}.handler:main_handler").partition(":")
+        return module, attribute or "main_handler"
+
+
+@dataclass(frozen=True)
+class TimerSpec:
+    name: str
+    function: str
+    interval_s: float
+    message: str = ""
+
+
+DEFAULT_FUNCTIONS: tuple[FunctionSpec, ...] = (
+    FunctionSpec("admission", memory_mb=128, timeout_s=10),
+    FunctionSpec("router"),
+    FunctionSpec("health"),
+    FunctionSpec("reconcile", timeout_s=300),
+    FunctionSpec("guardian"),
+    FunctionSpec("service"),
+    FunctionSpec("bind"),
+    FunctionSpec("unbind"),
+    FunctionSpec("flip"),
+)
+
+
+class FunctionTimeout(Exception):
+    """The invocation ran past its function's time limit."""
+
+
+@dataclass
+class _Stats:
+    invocations: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    timeouts: Counter[str] = field(default_factory=Counter)
+    last_errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+class LocalRuntime:
+    """Runs the project's functions locally with SCF's event shapes and async semantics."""
+
+    def __init__(
+        self,
+        *,
+        functions: Sequence[FunctionSpec] = DEFAULT_FUNCTIONS,
+        timers: Sequence[TimerSpec] = (),
+        host: str = "127.0.0.1",
+        http_port: int = 0,
+        https_port: int | None = None,
+        tls_provider: TlsProvider | None = None,
+        environ: Mapping[str, str] | None = None,
+        workers: int = 4,
+        max_retries: int = 2,
+        retry_delay_s: float = 1.0,
+        dead_letter_path: Path | None = None,
+    ) -> None:
+        self.functions = {spec.name: spec for spec in functions}
+        self.timers = list(timers)
+        self.host = host
+        self._http_port = http_port
+        self._https_port = https_port
+        self._tls_provider = tls_provider
+        self._environ = dict(environ or {})
+        self.stats = _Stats()
+        self._stats_lock = threading.Lock()
+        self._handlers: dict[str, Callable[[dict[str, Any], dict[str, Any]], Any]] = {}
+        self._import_lock = threading.Lock()
+        self.queue = AsyncInvokeQueue(
+            self._invoke_async_item,
+            workers=workers,
+            max_retries=max_retries,
+            retry_delay_s=retry_delay_s,
+            dead_letter_path=dead_letter_path,
+        )
+        self._http: ThreadingHTTPServer | None = None
+        self._https: ThreadingHTTPServer | None = None
+        self._ssl_context: ssl.SSLContext | None = None
+        self._tls_material: tuple[bytes, bytes] | None = None
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+
+    # ------------------------------------------------------------------------------------------ lifecycle
+
+    @property
+    def url(self) -> str:
+        assert self._http is not None, "runtime not started"
+        return f"http://{self.host}:{self._http.server_address[1]}"
+
+    @property
+    def https_url(self) -> str | None:
+        if self._https is None:
+            return None
+        return f"https://{self.host}:{self._https.server_address[1]}"
+
+    @property
+    def invoke_url(self) -> str:
+        return f"{self.url}/_invoke"
+
+    def start(self) -> None:
+        os.environ.update(self._environ)
+        self._stop.clear()
+        self._http = ThreadingHTTPServer((self.host, self._http_port), _make_handler(self))
+        self._http.daemon_threads = True
+        self._spawn(self._http.serve_forever, "runtime-http")
+        self.queue.start()
+        for timer in self.timers:
+            self._spawn(lambda t=timer: self._run_timer(t), f"timer-{timer.name}")
+
+    def start_https(self, port: int | None = None) -> str:
+        """Serve the same routes over HTTPS with the provider's certificate (the guardian's)."""
+        if self._tls_provider is None:
+            raise RuntimeError("no TLS provider configured for the HTTPS endpoint")
+        material = self._tls_provider()
+        if material is None:
+            raise RuntimeError("the TLS provider has no certificate yet (run the guardian first)")
+        self._ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._load_tls(material)
+        bind_port = port if port is not None else (self._https_port or 0)
+        server = ThreadingHTTPServer((self.host, bind_port), _make_handler(self), bind_and_activate=False)
+        server.daemon_threads = True
+        server.socket = self._ssl_context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+        server.server_bind()
+        server.server_activate()
+        self._https = server
+        self._spawn(server.serve_forever, "runtime-https")
+        self._spawn(self._watch_tls, "runtime-tls-reload")
+        return self.https_url or ""
+
+    def stop(self) -> None:
+        self._stop.set()
+        for server in (self._http, self._https):
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+        self.queue.stop()
+        for thread in self._threads:
+            thread.join(5)
+        self._threads.clear()
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _load_tls(self, material: tuple[bytes, bytes]) -> None:
+        assert self._ssl_context is not None
+        cert_pem, key_pem = material
+        directory = Path(os.environ.get("TMPDIR", "/tmp"))
+        stamp = f"{os.getpid()}-{id(self)}"
+        cert_path, key_path = directory / f"clb-direct-rt-{stamp}.crt", directory / f"clb-direct-rt-{stamp}.key"
+        cert_path.write_bytes(cert_pem)
+        key_path.touch(mode=0o600)
+        key_path.write_bytes(key_pem)
+        try:
+            self._ssl_context.load_cert_chain(str(cert_path), str(key_path))
+        finally:
+            cert_path.unlink(missing_ok=True)
+            key_path.unlink(missing_ok=True)
+        self._tls_material = material
+
+    def _watch_tls(self) -> None:
+        """Pick up a rotated serving certificate (the guardian rewrites the Secret before expiry)."""
+        while not self._stop.wait(2.0):
+            assert self._tls_provider is not None
+            try:
+                material = self._tls_provider()
+            except Exception:  # the cluster may be briefly unreachable; keep the current certificate
+                continue
+            if material is not None and material != self._tls_material:
+                self._load_tls(material)
+
+    def _run_timer(self, timer: TimerSpec) -> None:
+        while not self._stop.wait(timer.interval_s):
+            self.queue.submit(timer.function, timer_event(timer.name, timer.message))
+
+    # ------------------------------------------------------------------------------------------ invocation
+
+    def handler(self, function: str) -> Callable[[dict[str, Any], dict[str, Any]], Any]:
+        if function not in self.functions:
+            raise KeyError(f"unknown function {function!r}; known: {sorted(self.functions)}")
+        with self._import_lock:
+            if function not in self._handlers:
+                module_name, attribute = self.functions[function].entry_point
+                self._handlers[function] = getattr(importlib.import_module(module_name), attribute)
+            return self._handlers[function]
+
+    def invoke(self, function: str, event: dict[str, Any], request_id: str | None = None) -> Any:
+        """Run one invocation synchronously with a fresh SCF context."""
+        spec = self.functions[function]
+        handler = self.handler(function)
+        context = make_context(function, memory_mb=spec.memory_mb, timeout_s=spec.timeout_s, request_id=request_id)
+        started = time.monotonic()
+        with self._stats_lock:
+            self.stats.invocations[function] += 1
+        try:
+            result = handler(event, context)
+        except Exception as exc:
+            with self._stats_lock:
+                self.stats.errors[function] += 1
+                self.stats.last_errors = [
+                    *self.stats.last_errors[-49:],
+                    {"function": function, "error": f"{type(exc).__name__}: {exc}"},
+                ]
+            raise
+        if time.monotonic() - started > spec.timeout_s:
+            with self._stats_lock:
+                self.stats.timeouts[function] += 1
+            raise FunctionTimeout(f"{function} ran past its {spec.timeout_s:.0f} s time limit")
+        return result
+
+    def _invoke_async_item(self, function: str, payload: dict[str, Any], request_id: str) -> Any:
+        return self.invoke(function, payload, request_id)
+
+    def submit(self, function: str, payload: dict[str, Any]) -> str:
+        if function not in self.functions:
+            raise KeyError(f"unknown function {function!r}")
+        return self.queue.submit(function, payload)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._stats_lock:
+            return {
+                "invocations": dict(self.stats.invocations),
+                "errors": dict(self.stats.errors),
+                "timeouts": dict(self.stats.timeouts),
+                "last_errors": list(self.stats.last_errors),
+                "queue": vars(self.queue.stats).copy(),
+                "dead_letters": list(self.queue.dead_letters),
+            }
+
+
+def _make_handler(runtime: LocalRuntime) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "clb-direct-runtime"
+
+        def log_message(self, format: str, *args: Any) -> None:  # access logs would drown the JSON logs
+            return
+
+        def _reply(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _json(self, status: int, payload: object) -> None:
+            self._reply(status, {"Content-Type": "application/json"}, json.dumps(payload, default=str).encode())
+
+        def _body(self) -> bytes:
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length else b""
+
+        def _dispatch(self) -> None:
+            path = self.path.split("?", 1)[0]
+            body = self._body()
+            if path == "/_invoke" and self.command == "POST":
+                self._async_invoke(body)
+                return
+            if path == "/_runtime/stats":
+                self._json(200, runtime.snapshot())
+                return
+            function = path.strip("/").split("/", 1)[0]
+            if function not in runtime.functions:
+                self._json(404, {"error": f"no function at {path!r}", "functions": sorted(runtime.functions)})
+                return
+            event = api_gateway_event(
+                method=self.command,
+                raw_path=self.path,
+                headers=dict(self.headers.items()),
+                body=body,
+                source_ip=self.client_address[0],
+            )
+            try:
+                result = runtime.invoke(function, event)
+            except Exception as exc:
+                self._json(502, {"error": f"{function} failed: {type(exc).__name__}: {exc}"})
+                return
+            self._reply(*http_response_from_result(result))
+
+        def _async_invoke(self, body: bytes) -> None:
+            try:
+                request = json.loads(body or b"{}")
+                function, payload = request["function"], request["payload"]
+                if not isinstance(payload, dict):
+                    raise TypeError("payload must be a JSON object")
+                request_id = runtime.submit(str(function), payload)
+            except (ValueError, KeyError, TypeError) as exc:
+                self._json(400, {"error": f"bad invoke request: {exc}"})
+                return
+            self._json(202, {"RequestId": request_id})
+
+        do_GET = _dispatch
+        do_POST = _dispatch
+        do_PUT = _dispatch
+        do_DELETE = _dispatch
+        do_PATCH = _dispatch
+
+    return Handler
