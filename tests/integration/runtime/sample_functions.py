@@ -32,9 +32,3 @@ def flaky(event: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     if attempt <= event["fail_times"]:
         raise RuntimeError(f"attempt {attempt} failed")
     return {"ok": True, "attempt": attempt}
-
-
-def ticker(event: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
-    with lock:
-        calls.append(("ticker", event, context))
-    return {"ok": True}
