@@ -1,0 +1,250 @@
+"""The router service: relay batches, raw audit EventLists and CLS audit logs -> steps, per CLB.
+
+Called by `functions/router/handler.py`. Flow: verify (signature, skew, batch-id replay) -> normalise
+each item (a malformed one is reported by index, the rest go on) -> drop duplicates (event log ids:
+auditID+stage, watch uid+resourceVersion) and stale versions (last routed resourceVersion per object)
+-> plan (pure, `shared.domain.routing`) -> dispatch through the Invoker (split under 128 KB) -> only
+then record the batch id, the events and the resourceVersions, so a failed dispatch can be retried by
+the sender and a replayed batch changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.deps import Deps
+from shared.domain.errors import ClbDirectError, InvalidInput
+from shared.domain.models import SelectorEntry, StepRequest, StoredEvent
+from shared.domain.routing import (
+    ObjectChange,
+    is_stale,
+    normalize_audit,
+    normalize_watch,
+    plan_changes,
+    split_request,
+)
+from shared.events.apigw import ApiGatewayEvent, ApiGatewayResponse
+from shared.events.audit import AuditEventList
+from shared.events.cls import ClsEvent
+from shared.events.relay import AuditItem, RelayBatch
+from shared.logging import get_logger
+from shared.signing import (
+    BATCH_ID_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    SignatureRejected,
+    verify_batch,
+)
+
+# SCF async Invoke accepts at most 128 KB of ClientContext (reference/tencent-clb-scf.md §4.4); keep
+# headroom for the invoker's envelope.
+MAX_INVOKE_PAYLOAD_BYTES = 120 * 1024
+
+log = get_logger("clb_direct.router")
+
+
+@dataclass
+class RouteResult:
+    """What one delivery did; returned to the sender as JSON."""
+
+    correlation_id: str
+    received: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    stale: int = 0
+    ignored: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    dispatched: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "correlationId": self.correlation_id,
+            "received": self.received,
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "stale": self.stale,
+            "ignored": self.ignored,
+            "errors": self.errors,
+            "dispatched": self.dispatched,
+        }
+
+
+def _rv_key(change: ObjectChange) -> str:
+    return f"rv:{change.object_key}"
+
+
+def _select_fresh(deps: Deps, changes: list[ObjectChange], result: RouteResult) -> list[ObjectChange]:
+    """Drop duplicates and stale versions; reads only (writes happen after a successful dispatch)."""
+    now = deps.clock.now()
+    fresh: list[ObjectChange] = []
+    seen_ids: set[str] = set()
+    newest_rv: dict[str, str] = {}
+    for change in changes:
+        if change.event_id in seen_ids or deps.store.get_event(change.event_id, now=now) is not None:
+            result.duplicates += 1
+            continue
+        seen_ids.add(change.event_id)
+        key = _rv_key(change)
+        if key not in newest_rv:
+            newest_rv[key] = deps.store.kv_get(key, now=now) or ""
+        if is_stale(change, newest_rv[key]):
+            result.stale += 1
+            log.info("event.stale", event_id=change.event_id, object=change.object_key, rv=change.resource_version)
+            continue
+        if change.resource_version:
+            newest_rv[key] = change.resource_version
+        fresh.append(change)
+    return fresh
+
+
+def _record(deps: Deps, changes: list[ObjectChange]) -> None:
+    now = deps.clock.now()
+    ttl = deps.settings.event_log_ttl_s
+    for change in changes:
+        deps.store.append_event(
+            StoredEvent(
+                id=change.event_id,
+                received_at=now,
+                source=change.source,
+                kind=change.kind,
+                summary=change.summary,
+                payload=change.model_dump(mode="json"),
+            ),
+            ttl_s=ttl,
+            now=now,
+        )
+        if change.resource_version:
+            current = deps.store.kv_get(_rv_key(change), now=now)
+            if not is_stale(change, current):
+                deps.store.kv_set(_rv_key(change), change.resource_version, ttl_s=ttl, now=now)
+
+
+def load_selectors(deps: Deps, changes: list[ObjectChange]) -> dict[str, list[SelectorEntry]]:
+    namespaces = {c.namespace for c in changes if c.kind == "Pod"}
+    return {ns: deps.store.list_selectors(ns) for ns in sorted(namespaces)}
+
+
+def dispatch(deps: Deps, requests: list[StepRequest]) -> list[dict[str, Any]]:
+    """Invoke one function per request (each split to fit the async payload limit)."""
+    invoker = deps.require_invoker()
+    sent: list[dict[str, Any]] = []
+    for request in requests:
+        for part in split_request(request, max_bytes=MAX_INVOKE_PAYLOAD_BYTES):
+            request_id = invoker.invoke_async(part.step, part.model_dump(mode="json"))
+            sent.append({"step": part.step, "lbId": part.lb_id, "pods": len(part.pods), "requestId": request_id})
+            log.info(
+                "step.dispatched", step=part.step, lb_id=part.lb_id, pods=len(part.pods), services=len(part.services)
+            )
+    return sent
+
+
+def route_changes(deps: Deps, changes: list[ObjectChange], result: RouteResult) -> RouteResult:
+    """Dedupe, discard stale, plan, dispatch, then record. Mutates and returns `result`."""
+    fresh = _select_fresh(deps, changes, result)
+    requests = plan_changes(fresh, load_selectors(deps, fresh), correlation_id=result.correlation_id)
+    result.dispatched = dispatch(deps, requests)
+    _record(deps, fresh)
+    result.accepted = len(fresh)
+    return result
+
+
+def _normalise_items(items: list[tuple[int, str, Any]], result: RouteResult) -> list[ObjectChange]:
+    """(index, source, payload) -> changes; a malformed item is reported and skipped."""
+    changes: list[ObjectChange] = []
+    for index, source, payload in items:
+        try:
+            change = normalize_audit(payload) if source == "audit" else normalize_watch(*payload)
+        except InvalidInput as exc:
+            result.errors.append({"index": index, "reason": exc.message})
+            log.warning("event.malformed", index=index, reason=exc.message)
+            continue
+        if change is None:
+            result.ignored += 1
+        else:
+            changes.append(change)
+    return changes
+
+
+def route_relay_batch(deps: Deps, batch: RelayBatch) -> RouteResult:
+    result = RouteResult(correlation_id=batch.batch_id)
+    items: list[tuple[int, str, Any]] = [
+        (i, "audit", item.event)
+        if isinstance(item, AuditItem)
+        else (i, "watch", (item.type, item.resource, item.object))
+        for i, item in enumerate(batch.items)
+    ]
+    result.received = len(items)
+    return route_changes(deps, _normalise_items(items, result), result)
+
+
+def route_event_list(deps: Deps, events: AuditEventList, *, correlation_id: str) -> RouteResult:
+    result = RouteResult(correlation_id=correlation_id)
+    items = [(i, "audit", raw) for i, raw in enumerate(events.items)]
+    result.received = len(items)
+    return route_changes(deps, _normalise_items(items, result), result)
+
+
+def route_cls(deps: Deps, event: ClsEvent, *, correlation_id: str) -> RouteResult:
+    """CLS trigger: each record's content is one audit Event (TKE cluster audit shipped to CLS)."""
+    payload = event.decode()
+    result = RouteResult(correlation_id=correlation_id)
+    items: list[tuple[int, str, Any]] = []
+    result.received = len(payload.records)
+    for index, record in enumerate(payload.records):
+        try:
+            items.append((index, "audit", json.loads(record.content)))
+        except json.JSONDecodeError as exc:
+            result.errors.append({"index": index, "reason": f"record content is not JSON: {exc.msg} at {exc.pos}"})
+    return route_changes(deps, _normalise_items(items, result), result)
+
+
+def _batch_marker(batch_id: str) -> str:
+    return f"batch:{batch_id}"
+
+
+def route_signed(deps: Deps, event: ApiGatewayEvent) -> ApiGatewayResponse:
+    """An HTTP delivery from the relay: 401 unless signed, fresh and never seen; 400 if malformed."""
+    settings = deps.settings
+    key = settings.relay_hmac_key.get_secret_value().encode() if settings.relay_hmac_key else b""
+    body = event.raw_body()
+    now = deps.clock.now()
+    try:
+        verify_batch(
+            key,
+            body,
+            timestamp=event.header(TIMESTAMP_HEADER),
+            signature=event.header(SIGNATURE_HEADER),
+            now=now,
+            max_skew_s=settings.relay_max_skew_s,
+        )
+        parsed = json.loads(body or b"null")
+        header_id = event.header(BATCH_ID_HEADER)
+        if AuditEventList.looks_like(parsed):
+            if not header_id:
+                raise SignatureRejected(f"a signed EventList needs the {BATCH_ID_HEADER} header (replay protection)")
+            batch_id, events = header_id, AuditEventList.model_validate(parsed)
+            batch: RelayBatch | None = None
+        else:
+            batch = RelayBatch.parse(body)
+            batch_id, events = batch.batch_id, None
+            if header_id is not None and header_id != batch_id:
+                raise SignatureRejected(f"{BATCH_ID_HEADER} {header_id!r} does not match the body's batchId")
+        if deps.store.kv_get(_batch_marker(batch_id), now=now) is not None:
+            raise SignatureRejected(f"batch {batch_id} was already delivered; a replay is refused")
+    except SignatureRejected as exc:
+        log.warning("batch.rejected", reason=exc.message)
+        return ApiGatewayResponse.of(401, exc.to_dict())
+    except (InvalidInput, json.JSONDecodeError) as exc:
+        message = exc.message if isinstance(exc, ClbDirectError) else f"body is not JSON: {exc}"
+        return ApiGatewayResponse.of(400, {"error": "InvalidInput", "message": message})
+    if batch is not None:
+        result = route_relay_batch(deps, batch)
+    else:
+        assert events is not None
+        result = route_event_list(deps, events, correlation_id=batch_id)
+    # The window only needs to outlast the accepted clock skew: an older copy fails the skew check.
+    deps.store.kv_set(_batch_marker(batch_id), "1", ttl_s=2 * settings.relay_max_skew_s + 60, now=now)
+    log.info("batch.routed", batch_id=batch_id, **{k: v for k, v in result.to_dict().items() if isinstance(v, int)})
+    return ApiGatewayResponse.of(200, result.to_dict())
