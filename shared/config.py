@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     relay_hmac_key: SecretStr | None = None
     relay_max_skew_s: float = Field(default=300.0, gt=0)
     router_url: str | None = None
+    health_notify_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC key of CLB health notifications (X-Emulator-Signature); when set, unsigned ones get 401",
+    )
     invoker: Literal["scf", "local", "inline"] = "inline"
     local_invoke_url: str | None = None
 
