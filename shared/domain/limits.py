@@ -1,0 +1,93 @@
+"""Use limits of direct access (DESIGN rule 9, reference/tencent-clb-scf.md §1.1, §1.3, §1.5).
+
+Pure checks called by the service step (cluster version) and the bind step (per-Pod limits). Each
+problem is a message written for the user: the bind step turns it into a Warning Event and the flip
+step into the gate condition message, so a limit is never hit silently. The backend quota lives in
+`backends.plan_registration` because it depends on the CLB's current targets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from shared.domain.models import (
+    CLUSTER_CONFIG_NAME,
+    CLUSTER_CONFIG_NAMESPACE,
+    DIRECT_ENI_RESOURCE,
+    ENI_IP_RESOURCE,
+    GLOBAL_ROUTE_KEY,
+    VPC_CNI_NETWORKS_ANNOTATION,
+    NetworkMode,
+    PodInfo,
+)
+
+MIN_KUBERNETES_VERSION = (1, 12)
+
+
+def network_mode(pod: PodInfo) -> NetworkMode:
+    """VPC-CNI when the Pod asks for an ENI (annotation or eni-ip / direct-eni resource), else GlobalRouter."""
+    if pod.host_network:
+        return "host-network"
+    if pod.annotations.get(VPC_CNI_NETWORKS_ANNOTATION):
+        return "vpc-cni"
+    if ENI_IP_RESOURCE in pod.resource_requests or DIRECT_ENI_RESOURCE in pod.resource_requests:
+        return "vpc-cni"
+    return "global-router"
+
+
+def cluster_version_problem(version: tuple[int, int]) -> str | None:
+    """Readiness gates need Kubernetes > 1.12 (reference §1.1); older clusters are refused."""
+    if version < MIN_KUBERNETES_VERSION:
+        return (
+            f"Kubernetes {version[0]}.{version[1]} is too old for direct access: readiness gates need "
+            f"{MIN_KUBERNETES_VERSION[0]}.{MIN_KUBERNETES_VERSION[1]} or newer; upgrade the cluster"
+        )
+    return None
+
+
+def global_route_allowed(cluster_config: Mapping[str, str]) -> bool:
+    return cluster_config.get(GLOBAL_ROUTE_KEY, "").strip().lower() == "true"
+
+
+def _workload(pod: PodInfo) -> tuple[str, str]:
+    if pod.owner_kind and pod.owner_name:
+        return pod.owner_kind, pod.owner_name
+    return "Pod", pod.name
+
+
+def pod_limit_problems(
+    pods: Iterable[PodInfo], *, cluster_config: Mapping[str, str], bound_uids: frozenset[str] = frozenset()
+) -> dict[str, str]:
+    """Pod UID -> the limit that forbids binding it.
+
+    Pods already bound (`bound_uids`) are not refused for workload mixing: a limit must never unbind a
+    serving Pod, only stop new ones. Mixing is judged per owner (ReplicaSet, StatefulSet, ...), so a
+    rolling update that changes the network mode (a new ReplicaSet) is not a mix.
+    """
+    pods = [pod for pod in pods if pod.deletion_timestamp is None]
+    problems: dict[str, str] = {}
+    modes_by_workload: dict[tuple[str, str], set[NetworkMode]] = {}
+    for pod in pods:
+        modes_by_workload.setdefault(_workload(pod), set()).add(network_mode(pod))
+    gr_allowed = global_route_allowed(cluster_config)
+    for pod in pods:
+        mode = network_mode(pod)
+        kind, name = _workload(pod)
+        if mode == "host-network":
+            problems[pod.uid] = (
+                f"Pod {pod.namespace}/{pod.name} uses hostNetwork, which direct access does not support; "
+                "remove hostNetwork or drop the direct-access annotation"
+            )
+        elif {"vpc-cni", "global-router"} <= modes_by_workload[(kind, name)] and pod.uid not in bound_uids:
+            problems[pod.uid] = (
+                f"workload {kind}/{name} mixes VPC-CNI and GlobalRouter Pods; direct access needs one network "
+                f"mode per workload (set {VPC_CNI_NETWORKS_ANNOTATION} or the {ENI_IP_RESOURCE} request on all "
+                "of its Pods, or on none)"
+            )
+        elif mode == "global-router" and not gr_allowed:
+            problems[pod.uid] = (
+                f"Pod {pod.namespace}/{pod.name} runs in GlobalRouter mode but ConfigMap "
+                f'{CLUSTER_CONFIG_NAMESPACE}/{CLUSTER_CONFIG_NAME} does not set {GLOBAL_ROUTE_KEY}: "true"; '
+                "enable it or run the workload in VPC-CNI mode"
+            )
+    return problems

@@ -1,0 +1,125 @@
+"""Listener planning: desired listeners from a Service's ports + TkeServiceConfig, and the diff vs the CLB.
+
+Pure functions called by the service step (to create/modify/delete listeners) and by bind/flip (to map
+each Service port to the listener that serves it). One listener per Service port and protocol; listeners
+we create carry a name derived from the Service so teardown on an adopted CLB removes only ours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from shared.domain.models import HealthCheck, Listener, ListenerSpec, ServiceInfo, ServicePort
+from shared.domain.tke_service_config import TkeServiceConfig
+
+LISTENER_NAME_PREFIX = "clb-direct"
+
+
+def listener_name(namespace: str, service: str, protocol: str, port: int) -> str:
+    return f"{LISTENER_NAME_PREFIX}/{namespace}/{service}/{protocol}-{port}"
+
+
+def is_owned_listener(listener: Listener, namespace: str, service: str) -> bool:
+    """True when this listener was created by clb-direct for this Service (safe to delete)."""
+    return (listener.name or "").startswith(f"{LISTENER_NAME_PREFIX}/{namespace}/{service}/")
+
+
+def desired_listeners(service: ServiceInfo, config: TkeServiceConfig | None) -> list[ListenerSpec]:
+    """One spec per distinct (protocol, port) of the Service, with the TkeServiceConfig entry applied.
+
+    Direct access needs a health check for the readiness gate to mean anything, so listeners without a
+    configured one get the CLB defaults (TCP, 5 s interval, 2 s timeout, 3/3 thresholds).
+    """
+    specs: dict[tuple[str, int], ListenerSpec] = {}
+    for port in service.ports:
+        key = (port.protocol, port.port)
+        if key in specs:
+            continue
+        spec = ListenerSpec(
+            port=port.port,
+            protocol=port.protocol,
+            name=listener_name(service.namespace, service.name, port.protocol, port.port),
+            health_check=HealthCheck(),
+        )
+        entry = config.for_listener(port.protocol, port.port) if config else None
+        specs[key] = entry.apply_to(spec) if entry else spec
+    return list(specs.values())
+
+
+def listener_differences(desired: ListenerSpec, actual: Listener) -> list[str]:
+    """Attributes of `actual` that differ from `desired` (only the ones clb-direct manages)."""
+    diffs: list[str] = []
+    if desired.session_expire_s != actual.session_expire_s:
+        diffs.append("session_expire_s")
+    if desired.scheduler != actual.scheduler:
+        diffs.append("scheduler")
+    if desired.deregister_target_rst != actual.deregister_target_rst:
+        diffs.append("deregister_target_rst")
+    if desired.health_check is not None:
+        have = actual.health_check or HealthCheck(enabled=False)
+        want = desired.health_check
+        # The CLB reports back defaults for fields we never set; compare only what we set explicitly.
+        for name in want.model_fields_set | {"enabled"}:
+            if getattr(want, name) != getattr(have, name):
+                diffs.append(f"health_check.{name}")
+    return diffs
+
+
+@dataclass
+class ListenerPlan:
+    create: list[ListenerSpec] = field(default_factory=list)
+    update: list[tuple[Listener, ListenerSpec, list[str]]] = field(default_factory=list)
+    delete: list[Listener] = field(default_factory=list)
+    keep: list[Listener] = field(default_factory=list)
+
+    @property
+    def is_noop(self) -> bool:
+        return not (self.create or self.update or self.delete)
+
+
+def plan_listeners(
+    desired: Sequence[ListenerSpec],
+    actual: Sequence[Listener],
+    *,
+    namespace: str,
+    service: str,
+    owns_lb: bool,
+) -> ListenerPlan:
+    """Diff desired listeners against the CLB's.
+
+    Matching is by (protocol, port): an existing listener on a wanted port is adopted and reconfigured,
+    never duplicated. Unwanted listeners are deleted when we own the CLB or created them ourselves; other
+    listeners on an adopted CLB belong to someone else and are left alone.
+    """
+    plan = ListenerPlan()
+    by_key = {(listener.protocol, listener.port): listener for listener in actual}
+    wanted = {(spec.protocol, spec.port) for spec in desired}
+    for spec in desired:
+        existing = by_key.get((spec.protocol, spec.port))
+        if existing is None:
+            plan.create.append(spec)
+            continue
+        diffs = listener_differences(spec, existing)
+        if diffs:
+            plan.update.append((existing, spec, diffs))
+        else:
+            plan.keep.append(existing)
+    for key, listener in by_key.items():
+        if key in wanted:
+            continue
+        if owns_lb or is_owned_listener(listener, namespace, service):
+            plan.delete.append(listener)
+    return plan
+
+
+def listeners_for_service(
+    service: ServiceInfo, actual: Sequence[Listener]
+) -> list[tuple[ServicePort, Listener | None]]:
+    """Each Service port with the CLB listener serving it (None when it does not exist yet)."""
+    by_key = {(listener.protocol, listener.port): listener for listener in actual}
+    return [(port, by_key.get((port.protocol, port.port))) for port in service.ports]
+
+
+def describe_listener(listener: Listener) -> str:
+    return f"{listener.protocol}:{listener.port} ({listener.listener_id})"
