@@ -1,0 +1,71 @@
+"""SCF entry point of the health function: CLB health notifications, Cloud Monitor alarms, timer polls.
+
+Notifications and alarm callbacks arrive through the API gateway (the emulator's callback URL, the
+Cloud Monitor callback URL); the timer trigger starts a DescribeTargetHealth poll of CLBs with
+gate-pending Pods. Dependencies (store, CLB, invoker) are built once per cold start; the work is in
+`shared.health`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from shared.config import Settings
+from shared.deps import Deps, build_deps
+from shared.domain.errors import InvalidInput, PermanentError, RetryableError
+from shared.events.apigw import ApiGatewayEvent, ApiGatewayResponse
+from shared.events.health import AlarmCallback, TargetHealthChanged
+from shared.events.timer import TimerEvent
+from shared.health import on_alarm, on_target_health_changed, poll_pending, verify_notification
+from shared.logging import bind_invocation, configure_logging
+from shared.signing import SignatureRejected
+
+_deps: Deps | None = None
+
+
+def get_deps() -> tuple[Deps, bool]:
+    global _deps
+    cold = _deps is None
+    if _deps is None:
+        settings = Settings.load()
+        configure_logging(settings.log_level)
+        _deps = build_deps(settings, with_cluster=False)
+    return _deps, cold
+
+
+def _callback(deps: Deps, event: ApiGatewayEvent) -> ApiGatewayResponse:
+    body = event.raw_body()
+    secret = deps.settings.health_notify_secret
+    verify_notification(secret.get_secret_value() if secret else None, body, event.header("X-Emulator-Signature"))
+    payload = event.json_body()
+    try:
+        if TargetHealthChanged.looks_like(payload):
+            return ApiGatewayResponse.of(
+                200, on_target_health_changed(deps, TargetHealthChanged.model_validate(payload))
+            )
+        if AlarmCallback.looks_like(payload):
+            ack, _ = on_alarm(deps, AlarmCallback.model_validate(payload))
+            return ApiGatewayResponse.of(200, ack.model_dump(by_alias=True))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InvalidInput(f"health callback field {'.'.join(map(str, first['loc']))!r}: {first['msg']}") from exc
+    raise InvalidInput("expected a TargetHealthChanged notification or a Cloud Monitor alarm callback (sessionId)")
+
+
+def main_handler(event: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    deps, cold = get_deps()
+    bind_invocation(function="health", request_id=str(context.get("request_id") or "local"), cold_start=cold)
+    if ApiGatewayEvent.looks_like(event):
+        try:
+            return _callback(deps, ApiGatewayEvent.model_validate(event)).to_wire()
+        except SignatureRejected as exc:
+            return ApiGatewayResponse.of(401, exc.to_dict()).to_wire()
+        except PermanentError as exc:
+            return ApiGatewayResponse.of(400, exc.to_dict()).to_wire()
+        except RetryableError as exc:
+            return ApiGatewayResponse.of(503, exc.to_dict()).to_wire()
+    if TimerEvent.looks_like(event):
+        return poll_pending(deps, correlation_id=str(context.get("request_id") or "timer"))
+    return {"ok": False, **InvalidInput("health accepts an API gateway callback or a timer event").to_dict()}

@@ -1,0 +1,78 @@
+"""SCF entry point of reconcile: timer anti-entropy passes, console replays, router `reconcile` requests.
+
+Console test events: `{"replay": {"event_id": "..."}}`, `{"replay": {"service": "ns/name"}}` or
+`{"replay": {"pod": "ns/name"}}`. A `StepRequest(step="reconcile")` comes from the router (cluster
+config or TkeServiceConfig changed, or a Pod event without a body). Dependencies are built once per
+cold start; the work is in `shared.reconcile`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from shared.config import Settings
+from shared.deps import Deps, build_deps
+from shared.domain.errors import InvalidInput, PermanentError
+from shared.domain.models import ObjectKey, StepRequest
+from shared.events.timer import TimerEvent
+from shared.logging import bind_invocation, configure_logging
+from shared.reconcile import handle_step_request, reconcile_all, reconcile_service, replay_event, replay_pod
+
+_deps: Deps | None = None
+
+
+class ReplayTarget(BaseModel):
+    """Exactly one of event_id / service / pod."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: str | None = None
+    service: str | None = None
+    pod: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ReplayTarget:
+        if sum(v is not None for v in (self.event_id, self.service, self.pod)) != 1:
+            raise ValueError('give exactly one of "event_id", "service" ("ns/name") or "pod" ("ns/name")')
+        return self
+
+
+def get_deps() -> tuple[Deps, bool]:
+    global _deps
+    cold = _deps is None
+    if _deps is None:
+        settings = Settings.load()
+        configure_logging(settings.log_level)
+        _deps = build_deps(settings)
+    return _deps, cold
+
+
+def replay(deps: Deps, raw: object) -> dict[str, Any]:
+    try:
+        target = ReplayTarget.model_validate(raw)
+        if target.event_id is not None:
+            return replay_event(deps, target.event_id)
+        if target.service is not None:
+            return reconcile_service(deps, ObjectKey.parse(target.service), force=True, reason="replay")
+        return replay_pod(deps, ObjectKey.parse(str(target.pod)))
+    except (ValidationError, ValueError) as exc:
+        raise InvalidInput(f"bad replay request: {exc}") from exc
+
+
+def main_handler(event: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    deps, cold = get_deps()
+    request_id = str(context.get("request_id") or "local")
+    bind_invocation(function="reconcile", request_id=request_id, cold_start=cold)
+    try:
+        if TimerEvent.looks_like(event):
+            return reconcile_all(deps, correlation_id=request_id)
+        if "replay" in event:
+            return replay(deps, event["replay"])
+        if event.get("step") == "reconcile":
+            return handle_step_request(deps, StepRequest.model_validate(event))
+        raise InvalidInput('reconcile accepts a timer event, {"replay": {...}} or a reconcile StepRequest')
+    except (PermanentError, ValidationError) as exc:
+        error = exc if isinstance(exc, PermanentError) else InvalidInput(f"bad reconcile request: {exc}")
+        return {"ok": False, **error.to_dict()}

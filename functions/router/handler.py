@@ -1,0 +1,60 @@
+"""SCF entry point of the router: relay batches (API gateway), raw audit EventLists, CLS audit logs.
+
+Parses the trigger's event, builds the dependencies once per cold start (store + invoker; the router
+needs neither the CLB nor the Kubernetes API) and calls `shared.router`. Retryable failures are raised
+so SCF retries async triggers; over HTTP they become 503 so the relay retries. Malformed input is
+answered, not retried.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.config import Settings
+from shared.deps import Deps, build_deps
+from shared.domain.errors import InvalidInput, PermanentError, RetryableError
+from shared.events.apigw import ApiGatewayEvent, ApiGatewayResponse
+from shared.events.audit import AuditEventList
+from shared.events.cls import ClsEvent
+from shared.logging import bind_invocation, configure_logging
+from shared.router import route_cls, route_event_list, route_signed
+
+_deps: Deps | None = None
+
+
+def get_deps() -> tuple[Deps, bool]:
+    """The cold-start dependencies (tests may assign `handler._deps` first)."""
+    global _deps
+    cold = _deps is None
+    if _deps is None:
+        settings = Settings.load()
+        configure_logging(settings.log_level)
+        _deps = build_deps(settings, with_clb=False, with_cluster=False)
+    return _deps, cold
+
+
+def main_handler(event: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    deps, cold = get_deps()
+    request_id = str(context.get("request_id") or "local")
+    bind_invocation(function="router", request_id=request_id, cold_start=cold)
+    if ApiGatewayEvent.looks_like(event):
+        try:
+            return route_signed(deps, ApiGatewayEvent.model_validate(event)).to_wire()
+        except RetryableError as exc:
+            return ApiGatewayResponse.of(503, exc.to_dict()).to_wire()
+        except PermanentError as exc:
+            return ApiGatewayResponse.of(400, exc.to_dict()).to_wire()
+    try:
+        if ClsEvent.looks_like(event):
+            return route_cls(deps, ClsEvent.model_validate(event), correlation_id=request_id).to_dict()
+        if AuditEventList.looks_like(event):
+            events = AuditEventList.model_validate(event)
+            return route_event_list(deps, events, correlation_id=request_id).to_dict()
+        raise InvalidInput(
+            "router accepts an API gateway event (relay batch), an audit EventList or a CLS trigger event; "
+            f"got keys {sorted(event)[:8]}"
+        )
+    except RetryableError:
+        raise
+    except PermanentError as exc:
+        return {"ok": False, **exc.to_dict()}
