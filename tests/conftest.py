@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+pytest_plugins = ["tests.plugins.redis_server"]
+
 EVENTS_DIR = Path(__file__).parent / "events"
 
 

@@ -1,0 +1,1 @@
+"""Reusable pytest plugins (registered in tests/conftest.py)."""
