@@ -68,7 +68,7 @@ class HealthChecker:
     def stop(self) -> None:
         self._loop.stop()
 
-    def request_sync(self, *_args: object) -> None:
+    def request_sync(self) -> None:
         """Re-read the model soon; safe from any thread (this is the model's subscribe callback)."""
         if self._sync_pending:
             return

@@ -33,7 +33,7 @@ class DataPlane:
         self.notifier = notifier or HealthNotifier()
         self.checker = HealthChecker(model, self._on_transition, tick_s=tick_s, probe_fn=probe_fn)
         self.proxy = ForwardingProxy(model, tick_s=tick_s)
-        self._unsubscribe: Callable[[], object] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
 
     def start(self) -> None:
         self.notifier.start()
@@ -53,7 +53,7 @@ class DataPlane:
         """Admin view: what each listener forwards to and the notifier's state."""
         return {"listeners": self.proxy.stats(), "notifications": self.notifier.status()}
 
-    def _on_model_change(self, *_args: object) -> None:
+    def _on_model_change(self) -> None:
         self.checker.request_sync()
         self.proxy.request_sync()
 

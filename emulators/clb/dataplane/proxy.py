@@ -69,7 +69,7 @@ class ForwardingProxy:
     def stop(self) -> None:
         self._loop.stop(self._shutdown)
 
-    def request_sync(self, *_args: object) -> None:
+    def request_sync(self) -> None:
         """Re-read the model soon; safe from any thread (this is the model's subscribe callback)."""
         if self._sync_pending:
             return

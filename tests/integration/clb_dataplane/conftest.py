@@ -129,7 +129,7 @@ class FakeModel:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._listeners: dict[str, ListenerView] = {}
-        self._callbacks: list[Callable[..., object]] = []
+        self._callbacks: list[Callable[[], None]] = []
 
     def dataplane_snapshot(self) -> list[ListenerView]:
         with self._lock:
@@ -152,7 +152,7 @@ class FakeModel:
         self._changed()
         return previous
 
-    def subscribe(self, callback: Callable[..., object]) -> Callable[[], None]:
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
         self._callbacks.append(callback)
         return lambda: self._callbacks.remove(callback)
 
