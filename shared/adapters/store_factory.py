@@ -74,7 +74,9 @@ def _open_redis(url: str) -> Store:
     cluster = options.pop("cluster", "false").lower() in _TRUE
     if cluster and db not in ("", "0"):
         raise ConfigError(f"store URL {url!r}: Redis Cluster has only database 0")
-    client_url = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(options), ""))
+    # redis-py's cluster client refuses any database selection, even /0.
+    path = "" if cluster else parts.path
+    client_url = urlunsplit((parts.scheme, parts.netloc, path, urlencode(options), ""))
     from shared.adapters.store_redis import RedisStore
 
     return RedisStore(client_url, prefix=prefix, cluster=cluster)
