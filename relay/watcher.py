@@ -1,0 +1,166 @@
+"""List+watch loops over the real `kubernetes` client: resume from the last resourceVersion, relist on 410.
+
+One thread per resource (Pods, Services, the cluster ConfigMap, TkeServiceConfigs). Each loop lists
+once (emitting ADDED for what exists, and DELETED for what vanished since the previous list, so a 410
+gap loses no deletion), then watches from the list's resourceVersion with bookmarks, resuming from
+the newest version seen whenever the stream ends. The client's own `Watch` helper is bypassed
+because it cannot report a 410 ERROR event in raw (non-deserialised) mode; we read the chunked
+stream line by line instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from kubernetes.watch.watch import iter_resp_lines
+
+from shared.domain.models import CLUSTER_CONFIG_NAME, CLUSTER_CONFIG_NAMESPACE
+
+Sink = Callable[[str, str, dict[str, Any]], None]
+HTTP_GONE = 410
+
+
+class Expired(Exception):
+    """The watch resourceVersion is too old (410 Gone): relist."""
+
+
+@dataclass
+class WatchState:
+    resource: str
+    resource_version: str | None = None
+    synced: threading.Event = field(default_factory=threading.Event)
+    relists: int = 0
+    events: int = 0
+    errors: int = 0
+    last_error: str = ""
+
+
+def _minimal(obj: dict[str, Any]) -> dict[str, Any]:
+    """What we remember per object to synthesise a DELETED after a relist gap."""
+    meta = obj.get("metadata") or {}
+    keep = {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "labels") if k in meta}
+    return {"kind": obj.get("kind"), "metadata": keep}
+
+
+class ResourceWatcher:
+    """list/watch one resource; `sink(type, resource, object)` receives every change."""
+
+    def __init__(
+        self, api_client: client.ApiClient, resource: str, sink: Sink, *, timeout_s: int = 60, backoff_s: float = 1.0
+    ) -> None:
+        self.resource = resource
+        self.state = WatchState(resource=resource)
+        self._sink = sink
+        self._timeout_s = timeout_s
+        self._backoff_s = backoff_s
+        self._core = client.CoreV1Api(api_client)
+        self._custom = client.CustomObjectsApi(api_client)
+        self._known: dict[str, dict[str, Any]] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._response: Any = None
+
+    def _call(self, **kwargs: Any) -> Any:
+        kwargs["_preload_content"] = False
+        if self.resource == "pods":
+            return self._core.list_pod_for_all_namespaces(**kwargs)
+        if self.resource == "services":
+            return self._core.list_service_for_all_namespaces(**kwargs)
+        if self.resource == "configmaps":
+            return self._core.list_namespaced_config_map(
+                CLUSTER_CONFIG_NAMESPACE, field_selector=f"metadata.name={CLUSTER_CONFIG_NAME}", **kwargs
+            )
+        return self._custom.list_cluster_custom_object("cloud.tencent.com", "v1alpha1", "tkeserviceconfigs", **kwargs)
+
+    @staticmethod
+    def _key(obj: dict[str, Any]) -> str:
+        meta = obj.get("metadata") or {}
+        return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+
+    def relist(self) -> None:
+        data = json.loads(self._call().data)
+        current = {self._key(o): o for o in data.get("items") or []}
+        for key, gone in list(self._known.items()):
+            if key not in current:
+                self._sink("DELETED", self.resource, gone)
+        for obj in current.values():
+            self._sink("ADDED", self.resource, obj)
+        self._known = {k: _minimal(o) for k, o in current.items()}
+        self.state.resource_version = str((data.get("metadata") or {}).get("resourceVersion") or "") or None
+        self.state.relists += 1
+        self.state.synced.set()
+
+    def _events(self) -> Iterator[dict[str, Any]]:
+        self._response = self._call(
+            watch=True,
+            resource_version=self.state.resource_version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=self._timeout_s,
+        )
+        try:
+            for line in iter_resp_lines(self._response):
+                if line:
+                    yield json.loads(line)
+        finally:
+            self._response.release_conn()
+
+    def watch_once(self) -> None:
+        for event in self._events():
+            kind, obj = event.get("type"), event.get("object") or {}
+            if kind == "ERROR":
+                if obj.get("code") == HTTP_GONE:
+                    raise Expired(obj.get("message", "resourceVersion too old"))
+                raise ApiException(status=obj.get("code"), reason=obj.get("message"))
+            rv = (obj.get("metadata") or {}).get("resourceVersion")
+            if rv:
+                self.state.resource_version = str(rv)
+            if kind == "BOOKMARK":
+                continue
+            self.state.events += 1
+            if kind == "DELETED":
+                self._known.pop(self._key(obj), None)
+            else:
+                self._known[self._key(obj)] = _minimal(obj)
+            self._sink(str(kind), self.resource, obj)
+            if self._stop.is_set():
+                return
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.state.resource_version is None:
+                    self.relist()
+                self.watch_once()
+            except (Expired, ApiException) as exc:
+                if isinstance(exc, Expired) or exc.status == HTTP_GONE:
+                    self.state.resource_version = None  # relist on the next turn
+                    continue
+                self._note_error(exc)
+            except Exception as exc:  # connection resets, timeouts: keep the resume point and retry
+                self._note_error(exc)
+
+    def _note_error(self, exc: Exception) -> None:
+        self.state.errors += 1
+        self.state.last_error = f"{type(exc).__name__}: {exc}"[:300]
+        self._stop.wait(self._backoff_s)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name=f"relay-watch-{self.resource}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        response = self._response
+        if response is not None:
+            # The stream may already be closed; stopping must not fail.
+            with contextlib.suppress(Exception):
+                response.shutdown()
+        if self._thread is not None:
+            self._thread.join(timeout=15)
