@@ -356,6 +356,11 @@ class ObjectStore:
             self._watchers.add(stream)
         return stream
 
+    def bookmark_version(self, stream: WatchStream) -> str | None:
+        """The resourceVersion a BOOKMARK on ``stream`` may carry now, or ``None`` if events are pending."""
+        with self._lock:
+            return str(self._rv) if stream.idle() and not stream.closed else None
+
     def close_watches(self) -> None:
         with self._lock:
             watchers = list(self._watchers)

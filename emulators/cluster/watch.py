@@ -90,6 +90,10 @@ class WatchStream:
             return None
         return dict(item)
 
+    def idle(self) -> bool:
+        """True when every queued event has been read (a BOOKMARK then cannot overtake one)."""
+        return self._queue.empty()
+
     def close(self) -> None:
         if not self.closed:
             self.closed = True
