@@ -1,0 +1,29 @@
+"""Helpers shared by the operator commands (`replay`, `plan`, `events`): settings, deps, JSON output.
+
+Imported by `cli/cmd_replay.py`, `cli/cmd_plan.py` and `cli/cmd_events.py`; not a subcommand itself
+(discovery only loads `cmd_*` modules).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from shared.config import Settings
+from shared.deps import Deps, build_deps
+from shared.domain.errors import ClbDirectError
+
+
+def stack_deps(*, with_clb: bool = True, with_cluster: bool = True, with_invoker: bool = True) -> Deps:
+    """Adapters for the configured stack (CLB_DIRECT_* environment: store, CLB endpoint, kubeconfig)."""
+    return build_deps(Settings.load(), with_clb=with_clb, with_cluster=with_cluster, with_invoker=with_invoker)
+
+
+def emit(payload: Any) -> None:
+    print(json.dumps(payload, indent=2, default=str))
+
+
+def fail(exc: ClbDirectError) -> int:
+    print(json.dumps(exc.to_dict()), file=sys.stderr)
+    return 1
