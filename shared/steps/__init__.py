@@ -1,0 +1,82 @@
+"""The direct-access steps: `run_step(deps, request, dry_run=False)` is the one entry point.
+
+Called by the step functions' handlers (`functions/{service,bind,unbind,flip,guardian}`), by the router's
+reconcile and replay, and by the CLI. Each step is level-triggered (re-reads live state; the request is
+a hint), idempotent (a duplicate delivery with the same correlation id replays the stored result) and
+honours `dry_run` (returns the planned actions, changes nothing). A request with `not_before` in the
+future waits (briefly, via the injected clock) or is handed back as retryable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from shared.deps import Deps
+from shared.domain.errors import InvalidInput, RetryableError
+from shared.domain.models import StepRequest
+from shared.steps.common import Recorder
+
+# A delayed request (drain re-check) waits in-process when the wait fits comfortably in one invocation;
+# longer waits go back to the caller as retryable so no function idles near its timeout.
+_MAX_INLINE_WAIT_FRACTION = 0.5
+IDEMPOTENCY_RECORD_TTL_S = 3600.0
+
+
+def _runner(step: str) -> Callable[[Deps, StepRequest, Recorder], dict[str, Any]]:
+    if step == "service":
+        from shared.steps.service import run_service
+
+        return run_service
+    if step in ("bind", "unbind"):
+        from shared.steps.writer import run_bind, run_unbind
+
+        return run_bind if step == "bind" else run_unbind
+    if step == "flip":
+        from shared.steps.flip import run_flip
+
+        return run_flip
+    if step == "guardian":
+        from shared.steps.guardian import run_guardian
+
+        return run_guardian
+    raise InvalidInput(
+        f"step {step!r} is not run by shared.steps (service, bind, unbind, flip, guardian); "
+        "reconcile and health belong to the router"
+    )
+
+
+def run_step(deps: Deps, request: StepRequest, *, dry_run: bool = False) -> dict[str, Any]:
+    """Run one step and return its result: {"step", "dry_run", "result", "actions"}."""
+    runner = _runner(request.step)
+    now = deps.clock.now()
+    if request.not_before is not None and request.not_before > now and not dry_run:
+        wait = request.not_before - now
+        if wait > deps.settings.function_timeout_s * _MAX_INLINE_WAIT_FRACTION:
+            raise RetryableError(f"{request.step} step is scheduled for later; retry in {wait:.0f}s", delay_s=wait)
+        deps.clock.sleep(wait)
+
+    def execute() -> dict[str, Any]:
+        rec = Recorder(dry_run=dry_run)
+        result = runner(deps, request, rec)
+        return {"step": request.step, "dry_run": dry_run, "result": result, "actions": rec.actions}
+
+    if dry_run or not request.correlation_id:
+        return execute()
+    from shared.idempotency import run_idempotent
+
+    # Keyed by the whole request incl. correlation id: a redelivered event replays; a new event (or a
+    # reconcile pass) with the same targets runs again, as a level-triggered step should.
+    result: dict[str, Any] = run_idempotent(
+        deps.store,
+        deps.clock,
+        request.step,
+        request.model_dump(mode="json"),
+        execute,
+        in_progress_ttl_s=deps.settings.function_timeout_s,
+        record_ttl_s=IDEMPOTENCY_RECORD_TTL_S,
+    )
+    return result
+
+
+__all__ = ["run_step"]

@@ -1,0 +1,338 @@
+"""The per-CLB write batch: registration (bind) and drain/deregistration (unbind) in one pass.
+
+The bind and unbind steps queue items on the CLB's `ClbWriter` (`bind:<ns>/<svc>`, `unbind:<pod_uid>`);
+whichever invocation holds the CLB's lease runs `process_batch` over everything pending, so a rollout's
+many events collapse into one list, one plan and a few ≤500-target calls (DESIGN rule 5). Each item is
+re-checked against live state (rule 1), binding records are kept before and after every write (rule 4),
+use limits are reported as Warning Events and remembered for the gate message (rule 9), and follow-ups
+(flip, delayed drain re-checks) are queued by whoever did the work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from shared.deps import Deps
+from shared.domain.backends import (
+    DesiredTarget,
+    desired_backends,
+    ineligibility,
+    plan_registration,
+    plan_unbind,
+    selects,
+)
+from shared.domain.limits import pod_limit_problems
+from shared.domain.listeners import listeners_for_service
+from shared.domain.models import BindingRecord, ObjectKey, ObjectRef, PodInfo, StepRequest, Target
+from shared.ports import Store
+from shared.steps.common import (
+    Recorder,
+    emit,
+    follow_up,
+    gate_key,
+    limit_key,
+    service_lb_id,
+    service_ref,
+)
+
+BIND_PREFIX = "bind:"
+UNBIND_PREFIX = "unbind:"
+
+
+@dataclass
+class BatchOutcome:
+    registered: list[str] = field(default_factory=list)
+    reweighted: list[str] = field(default_factory=list)
+    drained: list[str] = field(default_factory=list)
+    deregistered: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+    kept: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v}
+
+
+def _describe(t: DesiredTarget | BindingRecord) -> str:
+    name = t.pod_name
+    return f"{t.namespace}/{name}@{t.ip}:{t.port}/{t.listener_id}"
+
+
+def process_batch(
+    deps: Deps, lb_id: str, items: Sequence[str], rec: Recorder, *, correlation_id: str | None
+) -> BatchOutcome:
+    outcome = BatchOutcome()
+    services = sorted({i[len(BIND_PREFIX) :] for i in items if i.startswith(BIND_PREFIX)})
+    pod_uids = sorted({i[len(UNBIND_PREFIX) :] for i in items if i.startswith(UNBIND_PREFIX)})
+    actual = deps.require_clb().list_targets(lb_id)
+    flip: dict[str, ObjectKey] = {}
+    if pod_uids:
+        removed = _unbind(
+            deps, lb_id, pod_uids=pod_uids, actual=actual, rec=rec, outcome=outcome, correlation_id=correlation_id
+        )
+        actual = [t for t in actual if (t.listener_id, t.ip, t.port) not in removed]
+    if services:
+        _bind(deps, lb_id, service_keys=services, actual=actual, rec=rec, outcome=outcome, flip=flip)
+    if flip:
+        follow_up(
+            deps,
+            rec,
+            StepRequest(
+                step="flip",
+                pods=list(flip.values()),
+                lb_id=lb_id,
+                reason="targets registered",
+                correlation_id=correlation_id,
+            ),
+        )
+    return outcome
+
+
+def _bind(
+    deps: Deps,
+    lb_id: str,
+    *,
+    service_keys: list[str],
+    actual: list[Target],
+    rec: Recorder,
+    outcome: BatchOutcome,
+    flip: dict[str, ObjectKey],
+) -> None:
+    cluster, clb, store, now = deps.require_cluster(), deps.require_clb(), deps.store, deps.clock.now()
+    cluster_config = cluster.get_cluster_config()
+    listeners = clb.list_listeners(lb_id)
+    desired: list[DesiredTarget] = []
+    problems: dict[str, tuple[PodInfo, str]] = {}
+    stale: list[BindingRecord] = []
+    for text in service_keys:
+        key = ObjectKey.parse(text)
+        service = cluster.get_service(key.namespace, key.name)
+        if service is None or not service.is_direct_access or service_lb_id(service) != lb_id:
+            continue  # stale request: the service step owns teardown
+        pods = cluster.list_pods(service.namespace, service.selector) if service.selector else []
+        bindings = store.list_bindings(lb_id=lb_id, service=text)
+        bound = frozenset(b.pod_uid for b in bindings if b.state in ("registering", "registered"))
+        refused = pod_limit_problems(
+            [p for p in pods if selects(service.selector, p.labels)], cluster_config=cluster_config, bound_uids=bound
+        )
+        wanted = desired_backends(
+            service,
+            listeners_for_service(service, listeners),
+            pods,
+            default_weight=deps.settings.default_weight,
+            refused=refused,
+        )
+        for warning in wanted.warnings:
+            emit(deps, rec, service_ref(service), type="Warning", reason="InvalidCustomWeight", message=warning)
+        by_uid = {p.uid: p for p in pods}
+        for uid, message in refused.items():
+            problems[uid] = (by_uid[uid], message)
+        desired.extend(wanted.targets)
+        wanted_uids = {t.pod_uid for t in wanted.targets}
+        # Draining bindings already have a re-check scheduled; only newly unwanted ones need unbind.
+        stale.extend(b for b in bindings if b.pod_uid not in wanted_uids and b.state in ("registering", "registered"))
+    plan = plan_registration(desired, actual, quota=deps.settings.backend_quota)
+    for target in plan.over_quota:
+        pod = cluster.get_pod(target.namespace, target.pod_name)
+        if pod is not None and pod.uid == target.pod_uid:
+            problems[pod.uid] = (
+                pod,
+                (
+                    f"backend quota of {deps.settings.backend_quota} per CLB reached on {lb_id}; Pod not registered "
+                    "(raise the CLB quota and CLB_DIRECT_BACKEND_QUOTA, or scale down)"
+                ),
+            )
+    records = {(b.listener_id, b.pod_uid): b for b in store.list_bindings(lb_id=lb_id)}
+    if plan.register:
+        for t in plan.register:
+            _record(deps, rec, t, lb_id=lb_id, state="registering", now=now)
+        rec.do(
+            "register_targets",
+            lambda: clb.register_targets(lb_id, [t.target() for t in plan.register]),
+            lb_id=lb_id,
+            count=len(plan.register),
+            targets=[_describe(t) for t in plan.register],
+        )
+    if plan.reweight:
+        rec.do(
+            "set_target_weights",
+            lambda: clb.set_target_weights(lb_id, [t.target() for t in plan.reweight]),
+            lb_id=lb_id,
+            count=len(plan.reweight),
+            targets=[_describe(t) for t in plan.reweight],
+        )
+    for t in [*plan.register, *plan.reweight, *plan.already]:
+        have = records.get((t.listener_id, t.pod_uid))
+        if have is None or have.state != "registered" or have.weight != t.weight or have.ip != t.ip:
+            _record(deps, rec, t, lb_id=lb_id, state="registered", now=now)
+        flip.setdefault(t.pod_uid, ObjectKey(namespace=t.namespace, name=t.pod_name))
+        if store.kv_get(limit_key(t.pod_uid), now=now) is not None:
+            rec.do("clear_limit", partial(store.kv_delete, limit_key(t.pod_uid)), pod=t.pod_name)
+    outcome.registered.extend(_describe(t) for t in plan.register)
+    outcome.reweighted.extend(_describe(t) for t in plan.reweight)
+    for uid, (pod, message) in problems.items():
+        outcome.refused[str(pod.key)] = message
+        flip.setdefault(uid, pod.key)
+        if store.kv_get(limit_key(uid), now=now) == message:
+            continue  # already reported: one Warning per problem, not one per event
+        rec.do(
+            "record_limit",
+            partial(store.kv_set, limit_key(uid), message, ttl_s=None, now=now),
+            pod=str(pod.key),
+        )
+        emit(
+            deps,
+            rec,
+            ObjectRef(kind="Pod", namespace=pod.namespace, name=pod.name, uid=pod.uid),
+            type="Warning",
+            reason="DirectAccessLimit",
+            message=message,
+        )
+    if stale:
+        uids = sorted({b.pod_uid for b in stale})
+        follow_up(
+            deps, rec, StepRequest(step="unbind", pod_uids=uids, lb_id=lb_id, reason="bound Pods no longer wanted")
+        )
+
+
+def _forget_pod_state(store: Store, pod_uid: str) -> None:
+    store.kv_delete(gate_key(pod_uid))
+    store.kv_delete(limit_key(pod_uid))
+
+
+def _record(deps: Deps, rec: Recorder, t: DesiredTarget, *, lb_id: str, state: str, now: float) -> None:
+    record = BindingRecord(
+        lb_id=lb_id,
+        listener_id=t.listener_id,
+        pod_uid=t.pod_uid,
+        namespace=t.namespace,
+        pod_name=t.pod_name,
+        service=t.service,
+        ip=t.ip,
+        port=t.port,
+        weight=t.weight,
+        state=state,
+        updated_at=now,
+    )  # type: ignore[arg-type]
+    rec.do(
+        "record_binding", lambda: deps.store.put_binding(record), pod=t.pod_name, listener_id=t.listener_id, state=state
+    )
+
+
+def _still_wanted(deps: Deps, binding: BindingRecord, pod: PodInfo, cache: dict[str, Any]) -> str | None:
+    reason = ineligibility(pod)
+    if reason:
+        return reason
+    key = ObjectKey.parse(binding.service)
+    if binding.service not in cache:
+        cache[binding.service] = deps.require_cluster().get_service(key.namespace, key.name)
+    service = cache[binding.service]
+    if service is None or not service.is_direct_access:
+        return f"Service {binding.service} no longer uses direct access"
+    if service_lb_id(service) != binding.lb_id:
+        return f"Service {binding.service} moved to another CLB"
+    if not selects(service.selector, pod.labels):
+        return f"Pod no longer selected by Service {binding.service}"
+    return None
+
+
+def _unbind(
+    deps: Deps,
+    lb_id: str,
+    *,
+    pod_uids: list[str],
+    actual: list[Target],
+    rec: Recorder,
+    outcome: BatchOutcome,
+    correlation_id: str | None,
+) -> set[tuple[str, str, int]]:
+    cluster, clb, store, now = deps.require_cluster(), deps.require_clb(), deps.store, deps.clock.now()
+    on_clb = {(t.listener_id, t.ip, t.port) for t in actual}
+    drain: list[BindingRecord] = []
+    deregister: list[BindingRecord] = []
+    forget: list[BindingRecord] = []
+    recheck: dict[str, float] = {}
+    pods: dict[tuple[str, str], PodInfo | None] = {}
+    services: dict[str, Any] = {}
+    for uid in pod_uids:
+        for binding in store.list_bindings(lb_id=lb_id, pod_uid=uid):
+            where = (binding.namespace, binding.pod_name)
+            if where not in pods:
+                pods[where] = cluster.get_pod(*where)
+            pod = pods[where]
+            wanted = _still_wanted(deps, binding, pod, services) if pod and pod.uid == uid else "gone"
+            decision = plan_unbind(
+                binding, pod, still_wanted=wanted, now=now, drain_timeout_s=deps.settings.drain_timeout_s
+            )
+            present = (binding.listener_id, binding.ip, binding.port) in on_clb
+            if decision.kind == "keep":
+                outcome.kept.append(_describe(binding))
+            elif decision.kind == "forget" or (decision.kind == "deregister" and not present):
+                forget.append(binding)
+            elif decision.kind == "deregister":
+                deregister.append(binding)
+            elif decision.kind == "drain" and not present:
+                forget.append(binding)
+            elif decision.kind == "drain":
+                drain.append(binding)
+            if decision.recheck_at is not None and decision.kind in ("drain", "wait"):
+                recheck[uid] = max(recheck.get(uid, 0.0), decision.recheck_at)
+    if drain:
+        targets = [Target(listener_id=b.listener_id, ip=b.ip, port=b.port, weight=0) for b in drain]
+        rec.do(
+            "drain_targets",
+            lambda: clb.set_target_weights(lb_id, targets),
+            lb_id=lb_id,
+            count=len(targets),
+            targets=[_describe(b) for b in drain],
+        )
+        for b in drain:
+            updated = b.model_copy(
+                update={"state": "draining", "weight": 0, "drain_started_at": now, "updated_at": now}
+            )
+            rec.do("record_binding", partial(store.put_binding, updated), pod=b.pod_name, state="draining")
+        outcome.drained.extend(_describe(b) for b in drain)
+    if deregister:
+        targets = [Target(listener_id=b.listener_id, ip=b.ip, port=b.port, weight=b.weight) for b in deregister]
+        rec.do(
+            "deregister_targets",
+            lambda: clb.deregister_targets(lb_id, targets),
+            lb_id=lb_id,
+            count=len(targets),
+            targets=[_describe(b) for b in deregister],
+        )
+        outcome.deregistered.extend(_describe(b) for b in deregister)
+    for b in [*deregister, *forget]:
+        rec.do(
+            "forget_binding",
+            partial(store.delete_binding, b.lb_id, b.listener_id, b.pod_uid),
+            pod=b.pod_name,
+            listener_id=b.listener_id,
+        )
+    gone = {b.pod_uid for b in [*deregister, *forget]}
+    for uid in gone:
+        if not store.list_bindings(pod_uid=uid) or rec.dry_run:
+            rec.do(
+                "forget_pod_state",
+                partial(_forget_pod_state, store, uid),
+                pod_uid=uid,
+            )
+    for uid, when in recheck.items():
+        # One delayed re-check per Pod and deadline, however many duplicate events asked for it.
+        marker = f"recheck:{lb_id}:{uid}:{int(when)}"
+        if rec.dry_run or store.kv_set_if_absent(marker, "1", ttl_s=deps.settings.drain_timeout_s + 3600, now=now):
+            follow_up(
+                deps,
+                rec,
+                StepRequest(
+                    step="unbind",
+                    pod_uids=[uid],
+                    lb_id=lb_id,
+                    not_before=when,
+                    reason="drain timeout re-check",
+                    correlation_id=correlation_id,
+                ),
+            )
+    return {(b.listener_id, b.ip, b.port) for b in deregister}

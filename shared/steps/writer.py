@@ -1,0 +1,105 @@
+"""Bind and unbind steps: turn a request into per-CLB work items and run them through the CLB writer.
+
+Called through `run_step` for StepRequest(step="bind") and StepRequest(step="unbind"). Both resolve
+which CLBs are involved, queue `bind:<ns>/<svc>` or `unbind:<pod_uid>` items on that CLB's `ClbWriter`
+(one writer per CLB; concurrent requests coalesce into its next batch) and report what the batch did —
+or that another invocation holding the lease will do it ("queued").
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from shared.deps import Deps
+from shared.domain.models import BindingRecord, ServiceInfo, StepRequest
+from shared.leases import ClbWriter
+from shared.steps.clb_batch import BIND_PREFIX, UNBIND_PREFIX, BatchOutcome, process_batch
+from shared.steps.common import Recorder, follow_up, new_holder, selecting_services, service_lb_id
+
+
+def write_clb(deps: Deps, lb_id: str, items: list[str], rec: Recorder, request: StepRequest) -> dict[str, Any]:
+    """Run the items for one CLB as its writer, or queue them for the current writer."""
+    if rec.dry_run:
+        planned = process_batch(deps, lb_id, items, rec, correlation_id=request.correlation_id)
+        return {"lb_id": lb_id, "writer": "dry-run", **planned.as_dict()}
+    outcomes: list[BatchOutcome] = []
+
+    def work(batch: list[str], _token: int) -> None:
+        outcomes.append(process_batch(deps, lb_id, batch, rec, correlation_id=request.correlation_id))
+
+    writer = ClbWriter(deps.store, deps.clock, holder=new_holder(request.step), ttl_s=deps.settings.lease_ttl_s)
+    wrote = writer.run(lb_id, items, work)
+    merged: dict[str, Any] = {"lb_id": lb_id, "writer": "self" if wrote else "queued", "batches": len(outcomes)}
+    for outcome in outcomes:
+        for key, value in outcome.as_dict().items():
+            if isinstance(value, dict):
+                merged.setdefault(key, {}).update(value)
+            else:
+                merged.setdefault(key, []).extend(value)
+    return merged
+
+
+def run_bind(deps: Deps, request: StepRequest, rec: Recorder) -> dict[str, Any]:
+    """Register the eligible Pods of the named Services (and of the Services selecting the named Pods)."""
+    cluster = deps.require_cluster()
+    services: dict[str, ServiceInfo] = {}
+    for key in request.services:
+        service = cluster.get_service(key.namespace, key.name)
+        if service is not None and service.is_direct_access:
+            services[str(service.key)] = service
+    cache: dict[str, list[ServiceInfo]] = {}
+    for pod_key in request.pods:
+        pod = cluster.get_pod(pod_key.namespace, pod_key.name)
+        if pod is not None:
+            for service in selecting_services(deps, pod, cache):
+                services.setdefault(str(service.key), service)
+    by_lb: dict[str, list[str]] = defaultdict(list)
+    waiting: list[str] = []
+    for name, service in sorted(services.items()):
+        lb_id = service_lb_id(service)
+        if lb_id and lb_id != "<new>":
+            by_lb[lb_id].append(BIND_PREFIX + name)
+        else:
+            waiting.append(name)
+            # No CLB yet: the service step creates it and asks for this bind again.
+            follow_up(
+                deps,
+                rec,
+                StepRequest(
+                    step="service",
+                    services=[service.key],
+                    reason="bind needs a CLB",
+                    correlation_id=request.correlation_id,
+                ),
+            )
+    results = [write_clb(deps, lb_id, items, rec, request) for lb_id, items in sorted(by_lb.items())]
+    return {"clbs": results, "waiting_for_clb": waiting}
+
+
+def run_unbind(deps: Deps, request: StepRequest, rec: Recorder) -> dict[str, Any]:
+    """Drain / deregister the bindings of the named Pods (by UID or key) and Services, where still needed."""
+    store, cluster = deps.store, deps.require_cluster()
+    found: dict[tuple[str, str, str], BindingRecord] = {}
+
+    def add(records: list[BindingRecord]) -> None:
+        for b in records:
+            found[(b.lb_id, b.listener_id, b.pod_uid)] = b
+
+    for uid in request.pod_uids:
+        add(store.list_bindings(pod_uid=uid))
+    if request.pods:
+        wanted = {(k.namespace, k.name) for k in request.pods}
+        # The Pod object may be gone: match recorded bindings by namespace/name as well as by live UID.
+        add([b for b in store.list_bindings() if (b.namespace, b.pod_name) in wanted])
+        for key in request.pods:
+            pod = cluster.get_pod(key.namespace, key.name)
+            if pod is not None:
+                add(store.list_bindings(pod_uid=pod.uid))
+    for service_key in request.services:
+        add(store.list_bindings(service=str(service_key)))
+    by_lb: dict[str, set[str]] = defaultdict(set)
+    for binding in found.values():
+        by_lb[binding.lb_id].add(UNBIND_PREFIX + binding.pod_uid)
+    results = [write_clb(deps, lb_id, sorted(items), rec, request) for lb_id, items in sorted(by_lb.items())]
+    return {"clbs": results, "bindings_considered": len(found)}
