@@ -84,10 +84,11 @@ class ClbApi:
         fault = self.model.faults.decide(action)
         if fault is not None and fault.latency_s > 0:
             self._sleep(fault.latency_s)
+        request_id = self.model.new_request_id()
         try:
-            response = self.model.call(action, params, fault=fault)
+            response = self.model.call(action, params, request_id=request_id, fault=fault)
         except ClbApiError as exc:
-            return self._error(exc, self.model.new_request_id())
+            return self._error(exc, request_id)
         if fault is not None and fault.drop_response:
             if fault.drop_status is not None:
                 return ApiReply(fault.drop_status, b"upstream connect error", {"Content-Type": "text/html"})
