@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from functions.health import handler as health_handler
+from shared.deps import Deps
+from shared.domain.models import BindingRecord, LoadBalancerInfo, TargetHealth
+from shared.events.health import AlarmCallback, TargetHealthChanged
+from shared.health import on_alarm, on_target_health_changed, poll_pending
+from tests.conftest import load_event
+from tests.unit.plumbing.conftest import RecordingInvoker
+
+
+class FakeClb:
+    def __init__(self, health: dict[str, list[TargetHealth]], vips: dict[str, list[str]] | None = None) -> None:
+        self.health = health
+        self.vips = vips or {}
+        self.health_calls: list[list[str]] = []
+
+    def describe_target_health(self, lb_ids: Sequence[str]) -> dict[str, list[TargetHealth]]:
+        self.health_calls.append(list(lb_ids))
+        return {lb: self.health.get(lb, []) for lb in lb_ids}
+
+    def describe_load_balancer(self, lb_id: str) -> LoadBalancerInfo | None:
+        return LoadBalancerInfo(lb_id=lb_id, vips=self.vips.get(lb_id, []))
+
+
+def bind(store: Any, lb: str, uid: str, ip: str, *, listener: str = "lbl-1", state: str = "registered") -> None:
+    store.put_binding(
+        BindingRecord(
+            lb_id=lb,
+            listener_id=listener,
+            pod_uid=uid,
+            namespace="shop",
+            pod_name=f"pod-{uid}",
+            service="shop/web",
+            ip=ip,
+            port=8080,
+            state=state,  # type: ignore[arg-type]
+        )
+    )
+
+
+def th(ip: str, healthy: bool, listener: str = "lbl-1") -> TargetHealth:
+    return TargetHealth(listener_id=listener, ip=ip, port=8080, healthy=healthy, detail="Alive" if healthy else "Dead")
+
+
+def test_notification_flips_the_bound_pod(deps: Deps, invoker: RecordingInvoker) -> None:
+    bind(deps.store, "lb-web00001", "u5", "127.0.10.5", listener="lbl-web00080")
+    result = on_target_health_changed(deps, TargetHealthChanged.model_validate(load_event("health_notification")))
+    assert result["matched"] == 1
+    [(name, payload)] = invoker.calls
+    assert name == "flip" and payload["pod_uids"] == ["u5"] and payload["lb_id"] == "lb-web00001"
+
+
+def test_notification_for_an_unknown_target_does_nothing(deps: Deps, invoker: RecordingInvoker) -> None:
+    bind(deps.store, "lb-web00001", "u5", "127.0.10.99", listener="lbl-web00080")
+    result = on_target_health_changed(deps, TargetHealthChanged.model_validate(load_event("health_notification")))
+    assert result["matched"] == 0 and invoker.calls == []
+
+
+def test_poll_asks_only_for_pending_clbs_in_chunks_of_30(deps: Deps, invoker: RecordingInvoker) -> None:
+    health: dict[str, list[TargetHealth]] = {}
+    for i in range(35):
+        lb = f"lb-{i:03d}"
+        bind(deps.store, lb, f"u{i}", f"127.0.1.{i}")
+        health[lb] = [th(f"127.0.1.{i}", healthy=i % 2 == 0)]
+    bind(deps.store, "lb-done", "u-done", "127.0.2.1")
+    deps.store.kv_set("gate:u-done", "True", ttl_s=None, now=deps.clock.now())
+    bind(deps.store, "lb-gone", "u-gone", "127.0.2.2", state="deregistered")
+    clb = FakeClb(health)
+    deps.clb = clb  # type: ignore[assignment]
+    result = poll_pending(deps)
+    assert [len(c) for c in clb.health_calls] == [30, 5]
+    assert "lb-done" not in result["polled"] and "lb-gone" not in result["polled"]
+    flipped = {uid for _, payload in invoker.calls for uid in payload["pod_uids"]}
+    assert flipped == {f"u{i}" for i in range(0, 35, 2)}
+    assert {name for name, _ in invoker.calls} == {"flip"}
+
+
+def test_poll_waits_until_every_listener_of_a_pod_is_healthy(deps: Deps, invoker: RecordingInvoker) -> None:
+    bind(deps.store, "lb-1", "u1", "127.0.1.1", listener="lbl-a")
+    bind(deps.store, "lb-1", "u1", "127.0.1.1", listener="lbl-b")
+    deps.clb = FakeClb({"lb-1": [th("127.0.1.1", True, "lbl-a"), th("127.0.1.1", False, "lbl-b")]})  # type: ignore[assignment]
+    assert poll_pending(deps)["dispatched"] == []
+    deps.clb = FakeClb({"lb-1": [th("127.0.1.1", True, "lbl-a"), th("127.0.1.1", True, "lbl-b")]})  # type: ignore[assignment]
+    assert len(poll_pending(deps)["dispatched"]) == 1
+
+
+def test_alarm_polls_the_clb_named_by_vip_and_acks(deps: Deps, invoker: RecordingInvoker) -> None:
+    bind(deps.store, "lb-a", "ua", "127.0.1.1")
+    bind(deps.store, "lb-b", "ub", "127.0.1.2")
+    alarm = load_event("alarm_callback")
+    alarm["alarmObjInfo"]["dimensions"].pop("objName")
+    clb = FakeClb({"lb-b": [th("127.0.1.2", True)]}, vips={"lb-b": ["127.0.0.77"]})
+    deps.clb = clb  # type: ignore[assignment]
+    ack, result = on_alarm(deps, AlarmCallback.model_validate(alarm))
+    assert ack.model_dump(by_alias=True) == {"sessionId": "xxxxxxxx-1234", "retCode": 0}
+    assert clb.health_calls == [["lb-b"]] and result["polled"] == ["lb-b"]
+    other = load_event("alarm_callback")
+    other["alarmPolicyInfo"]["conditions"]["metricName"] = "CpuUsage"
+    _, ignored = on_alarm(deps, AlarmCallback.model_validate(other))
+    assert "ignored" in ignored and clb.health_calls == [["lb-b"]]
+
+
+def _api(body: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "requestContext": {"path": "/health", "httpMethod": "POST", "requestId": "r"},
+        "httpMethod": "POST",
+        "headers": headers or {},
+        "body": body,
+    }
+
+
+@pytest.fixture
+def handler_deps(deps: Deps) -> Any:
+    health_handler._deps = deps
+    yield deps
+    health_handler._deps = None
+
+
+def test_handler_rejects_bad_notifications(handler_deps: Deps, invoker: RecordingInvoker) -> None:
+    bad_json = health_handler.main_handler(_api("{nope"), {})
+    assert bad_json["statusCode"] == 400 and "not JSON" in bad_json["body"]
+    note = load_event("health_notification")
+    note["target"] = {"ip": "127.0.10.5"}
+    missing = health_handler.main_handler(_api(json.dumps(note)), {})
+    assert missing["statusCode"] == 400 and "target.port" in missing["body"]
+    unknown = health_handler.main_handler(_api(json.dumps({"type": "Other"})), {})
+    assert unknown["statusCode"] == 400
+    assert invoker.calls == []
+
+
+def test_handler_verifies_the_emulator_signature(handler_deps: Deps, invoker: RecordingInvoker) -> None:
+    from pydantic import SecretStr
+
+    from emulators.clb.dataplane.notifier import sign_body
+
+    handler_deps.settings = handler_deps.settings.model_copy(update={"health_notify_secret": SecretStr("s3cret")})
+    bind(handler_deps.store, "lb-web00001", "u5", "127.0.10.5", listener="lbl-web00080")
+    body = json.dumps(load_event("health_notification"))
+    assert health_handler.main_handler(_api(body), {})["statusCode"] == 401
+    forged = health_handler.main_handler(_api(body, {"x-emulator-signature": sign_body("wrong", body.encode())}), {})
+    assert forged["statusCode"] == 401 and invoker.calls == []
+    ok = health_handler.main_handler(_api(body, {"X-Emulator-Signature": sign_body("s3cret", body.encode())}), {})
+    assert ok["statusCode"] == 200 and invoker.steps() == ["flip"]
+
+
+def test_handler_timer_and_alarm(handler_deps: Deps, invoker: RecordingInvoker) -> None:
+    handler_deps.clb = FakeClb({})  # type: ignore[assignment]
+    assert health_handler.main_handler(load_event("timer"), {})["polled"] == []
+    response = health_handler.main_handler(_api(json.dumps(load_event("alarm_callback"))), {})
+    assert json.loads(response["body"]) == {"sessionId": "xxxxxxxx-1234", "retCode": 0}

@@ -1,0 +1,206 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from functions.reconcile import handler as reconcile_handler
+from shared.deps import Deps
+from shared.domain.errors import NotFound, RetryableError
+from shared.domain.models import (
+    DIRECT_ACCESS_ANNOTATION,
+    LB_ID_ANNOTATION,
+    PodInfo,
+    SelectorEntry,
+    ServiceInfo,
+    ServicePort,
+    StepRequest,
+    StoredEvent,
+    Target,
+)
+from shared.domain.routing import normalize_audit
+from shared.reconcile import reconcile_all, reconcile_service, replay_event, replay_pod
+from tests.conftest import load_event
+from tests.unit.plumbing.conftest import RecordingInvoker
+
+
+class FakeCluster:
+    def __init__(self) -> None:
+        self.services: dict[str, ServiceInfo] = {}
+        self.pods: dict[str, PodInfo] = {}
+
+    def get_service(self, namespace: str, name: str) -> ServiceInfo | None:
+        return self.services.get(f"{namespace}/{name}")
+
+    def list_services(self, namespace: str | None = None) -> list[ServiceInfo]:
+        return [s for s in self.services.values() if namespace in (None, s.namespace)]
+
+    def get_pod(self, namespace: str, name: str) -> PodInfo | None:
+        return self.pods.get(f"{namespace}/{name}")
+
+    def list_pods(self, namespace: str, selector: Mapping[str, str]) -> list[PodInfo]:
+        return [
+            p
+            for p in self.pods.values()
+            if p.namespace == namespace and all(p.labels.get(k) == v for k, v in selector.items())
+        ]
+
+
+class FakeClb:
+    def __init__(self) -> None:
+        self.targets: dict[str, list[Target]] = {}
+        self.reads = 0
+
+    def list_targets(self, lb_id: str) -> list[Target]:
+        self.reads += 1
+        return self.targets.get(lb_id, [])
+
+
+class Runner:
+    def __init__(self, fail: str | None = None) -> None:
+        self.requests: list[tuple[StepRequest, bool]] = []
+        self.fail = fail
+
+    def __call__(self, deps: Deps, request: StepRequest, *, dry_run: bool = False) -> dict[str, Any]:
+        self.requests.append((request, dry_run))
+        if request.step == self.fail:
+            raise RetryableError("CLB busy", delay_s=1)
+        return {"step": request.step, "dry_run": dry_run, "actions": []}
+
+    def steps(self) -> list[str]:
+        return [r.step for r, _ in self.requests]
+
+
+@pytest.fixture
+def world(deps: Deps) -> tuple[FakeCluster, FakeClb]:
+    cluster, clb = FakeCluster(), FakeClb()
+    cluster.services["shop/web"] = ServiceInfo(
+        namespace="shop",
+        name="web",
+        uid="s1",
+        type="LoadBalancer",
+        selector={"app": "web"},
+        annotations={DIRECT_ACCESS_ANNOTATION: "true", LB_ID_ANNOTATION: "lb-1"},
+        ports=[ServicePort(port=80, target_port=8080)],
+    )
+    cluster.services["shop/plain"] = ServiceInfo(namespace="shop", name="plain", uid="s2")
+    cluster.pods["shop/p1"] = PodInfo(
+        namespace="shop", name="p1", uid="u1", resource_version="5", labels={"app": "web"}
+    )
+    deps.cluster, deps.clb = cluster, clb  # type: ignore[assignment]
+    return cluster, clb
+
+
+def test_idle_pass_skips_by_checkpoint(deps: Deps, world: Any, invoker: RecordingInvoker) -> None:
+    runner = Runner()
+    first = reconcile_all(deps, runner=runner)
+    assert first["walked"] == 1 and runner.steps() == ["service", "unbind", "bind", "flip"]
+    assert invoker.steps() == ["guardian"]
+    runner.requests.clear()
+    reads = world[1].reads
+    second = reconcile_all(deps, runner=runner)
+    assert second["skipped"] == 1 and runner.requests == []
+    assert world[1].reads - reads == 1  # one target read per CLB is the whole cost of an idle pass
+
+
+def test_drift_in_pods_or_targets_walks_again(deps: Deps, world: Any) -> None:
+    cluster, clb = world
+    runner = Runner()
+    reconcile_all(deps, runner=runner)
+    clb.targets["lb-1"] = [Target(listener_id="lbl", ip="10.0.0.9", port=8080)]  # someone added a target
+    runner.requests.clear()
+    assert reconcile_all(deps, runner=runner)["walked"] == 1
+    runner.requests.clear()
+    cluster.pods["shop/p1"] = cluster.pods["shop/p1"].model_copy(update={"resource_version": "6"})
+    assert reconcile_all(deps, runner=runner)["walked"] == 1
+
+
+def test_failed_step_does_not_checkpoint_and_others_still_run(deps: Deps, world: Any) -> None:
+    runner = Runner(fail="bind")
+    result = reconcile_service(deps, world[0].services["shop/web"].key, runner=runner)
+    assert runner.steps() == ["service", "unbind", "bind", "flip"]
+    assert [s.get("error", {}).get("error") for s in result["steps"]][2] == "RetryableError"
+    runner.fail = None
+    runner.requests.clear()
+    reconcile_all(deps, runner=runner)
+    assert runner.steps() == ["service", "unbind", "bind", "flip"]
+
+
+def test_orphaned_bindings_are_torn_down(deps: Deps, world: Any) -> None:
+    from shared.domain.models import BindingRecord
+
+    deps.store.put_binding(
+        BindingRecord(
+            lb_id="lb-9",
+            listener_id="l",
+            pod_uid="u9",
+            namespace="old",
+            pod_name="p9",
+            service="old/gone",
+            ip="1.1.1.1",
+            port=80,
+        )
+    )
+    runner = Runner()
+    reconcile_all(deps, runner=runner)
+    unbinds = [r for r, _ in runner.requests if r.step == "unbind" and r.services[0].name == "gone"]
+    assert unbinds and unbinds[0].pod_uids == ["u9"] and unbinds[0].lb_id == "lb-9"
+
+
+def test_plan_is_a_dry_run_without_checkpoint(deps: Deps, world: Any) -> None:
+    runner = Runner()
+    key = world[0].services["shop/web"].key
+    result = reconcile_service(deps, key, dry_run=True, runner=runner)
+    assert result["dryRun"] and all(dry for _, dry in runner.requests)
+    assert deps.store.kv_get(f"checkpoint:{key}", now=deps.clock.now()) is None
+    with pytest.raises(NotFound, match="shop/nope"):
+        reconcile_service(deps, key.model_copy(update={"name": "nope"}), dry_run=True, runner=runner)
+
+
+def test_replay_pod_and_event(deps: Deps, world: Any) -> None:
+    runner = Runner()
+    result = replay_pod(deps, world[0].pods["shop/p1"].key, runner=runner)
+    assert [s["step"] for s in result["steps"]] == ["unbind", "bind", "flip"]
+    assert runner.requests[1][0].services[0].name == "web"
+    change = normalize_audit(load_event("audit_eventlist")["items"][1])
+    assert change is not None
+    deps.store.append_event(
+        StoredEvent(
+            id=change.event_id,
+            received_at=0,
+            source="audit",
+            kind="Pod",
+            summary=change.summary,
+            payload=change.model_dump(mode="json"),
+        ),
+        ttl_s=3600,
+        now=deps.clock.now(),
+    )
+    deps.store.put_selector(SelectorEntry(namespace="shop", service="web", selector={"app": "web"}, lb_id="lb-1"))
+    runner.requests.clear()
+    replayed = replay_event(deps, change.event_id, runner=runner)
+    assert runner.steps() == ["bind"] and replayed["summary"]
+    with pytest.raises(NotFound, match="clb-direct events"):
+        replay_event(deps, "a-missing", runner=runner)
+
+
+def test_console_events_through_the_handler(deps: Deps, world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner = Runner()
+    monkeypatch.setattr("shared.reconcile._runner", lambda _r: runner)
+    reconcile_handler._deps = deps
+    try:
+        assert reconcile_handler.main_handler(load_event("replay_service"), {})["service"] == "shop/web"
+        pod = {"replay": {"pod": "shop/p1"}}
+        assert reconcile_handler.main_handler(pod, {})["pod"] == "shop/p1"
+        missing = reconcile_handler.main_handler(load_event("replay_event"), {})
+        assert missing["error"] == "NotFound"
+        both = reconcile_handler.main_handler({"replay": {"pod": "a/b", "service": "a/b"}}, {})
+        assert both["error"] == "InvalidInput" and "exactly one" in both["message"]
+        bad_key = reconcile_handler.main_handler({"replay": {"service": "no-slash"}}, {})
+        assert bad_key["error"] == "InvalidInput"
+        assert reconcile_handler.main_handler(load_event("timer"), {})["skipped"] == 1  # replay checkpointed it
+        forced = reconcile_handler.main_handler(StepRequest(step="reconcile").model_dump(mode="json"), {})
+        assert forced["walked"] == 1
+    finally:
+        reconcile_handler._deps = None
