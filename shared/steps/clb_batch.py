@@ -319,20 +319,24 @@ def _unbind(
                 partial(_forget_pod_state, store, uid),
                 pod_uid=uid,
             )
-    for uid, when in recheck.items():
+    due: dict[float, list[str]] = {}
+    for uid, when in sorted(recheck.items()):
         # One delayed re-check per Pod and deadline, however many duplicate events asked for it.
         marker = f"recheck:{lb_id}:{uid}:{int(when)}"
         if rec.dry_run or store.kv_set_if_absent(marker, "1", ttl_s=deps.settings.drain_timeout_s + 3600, now=now):
-            follow_up(
-                deps,
-                rec,
-                StepRequest(
-                    step="unbind",
-                    pod_uids=[uid],
-                    lb_id=lb_id,
-                    not_before=when,
-                    reason="drain timeout re-check",
-                    correlation_id=correlation_id,
-                ),
-            )
+            due.setdefault(when, []).append(uid)
+    for when, uids in sorted(due.items()):
+        # Pods drained together are re-checked together: one deregistration call for the whole wave.
+        follow_up(
+            deps,
+            rec,
+            StepRequest(
+                step="unbind",
+                pod_uids=uids,
+                lb_id=lb_id,
+                not_before=when,
+                reason="drain timeout re-check",
+                correlation_id=correlation_id,
+            ),
+        )
     return {(b.listener_id, b.ip, b.port) for b in deregister}
