@@ -15,7 +15,7 @@ from typing import Any
 
 from shared.config import GATE_CONDITION_TYPE
 from shared.domain.models import CLUSTER_CONFIG_NAME, CLUSTER_CONFIG_NAMESPACE, DIRECT_ACCESS_ANNOTATION
-from shared.domain.routing import WRITE_VERBS, selects
+from shared.domain.routing import RELEVANT_SUBRESOURCES, WRITE_VERBS, selects
 
 FORWARDED_RESOURCES = frozenset({"pods", "services", "configmaps", "tkeserviceconfigs"})
 
@@ -80,7 +80,7 @@ def keep_audit_event(event: Mapping[str, Any], cache: SelectorCache) -> bool:
     if event.get("stage") not in ("ResponseComplete", None) or event.get("verb") not in WRITE_VERBS:
         return False
     resource = ref.get("resource")
-    if resource not in FORWARDED_RESOURCES:
+    if resource not in FORWARDED_RESOURCES or (ref.get("subresource") or "") not in RELEVANT_SUBRESOURCES[resource]:
         return False
     if not _config_matters(str(resource), str(ref.get("namespace") or ""), str(ref.get("name") or "")):
         return False

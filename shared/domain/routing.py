@@ -36,7 +36,7 @@ ChangeAction = Literal["upsert", "delete", "resync"]
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 # Subresources whose writes change what the steps look at; pods/binding, pods/eviction, logs etc. do not
 # (an eviction is followed by a delete, which is what matters).
-_RELEVANT_SUBRESOURCES = {"pods": {"", "status"}, "services": {""}, "configmaps": {""}, "tkeserviceconfigs": {""}}
+RELEVANT_SUBRESOURCES = {"pods": {"", "status"}, "services": {""}, "configmaps": {""}, "tkeserviceconfigs": {""}}
 _KIND_BY_RESOURCE: dict[str, ChangeKind] = {
     "pods": "Pod",
     "services": "Service",
@@ -167,7 +167,7 @@ def normalize_audit(raw: object) -> ObjectChange | None:
     ref = event.object_ref
     if event.stage != "ResponseComplete" or event.verb not in WRITE_VERBS or ref is None:
         return None
-    if ref.subresource not in _RELEVANT_SUBRESOURCES.get(ref.resource, set()):
+    if ref.subresource not in RELEVANT_SUBRESOURCES.get(ref.resource, set()):
         return None
     if ref.resource == "tkeserviceconfigs" and ref.api_group not in ("", "cloud.tencent.com"):
         return None
