@@ -35,7 +35,17 @@ from emulators.cluster.watch import WatchStream
 
 log = logging.getLogger(__name__)
 
-DEFAULT_VERSION = {"major": "1", "minor": "33", "gitVersion": "v1.33.1-tke.1"}
+DEFAULT_VERSION = {
+    "major": "1",
+    "minor": "33",
+    "gitVersion": "v1.33.1-tke.1",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2025-05-15T00:00:00Z",
+    "goVersion": "go1.24.2",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
 
 
 class ClusterApiServer:
@@ -210,7 +220,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             user = api.authenticate(self.headers.get("Authorization"))
             if url.path.rstrip("/") == "/version" and method == "GET":
-                self._send_json(200, {**api.version, "platform": "linux/amd64"})
+                self._send_json(200, api.version)
                 return
             route = parse_path(url.path)
             if route is None:
