@@ -1,8 +1,8 @@
 """The CLB API dispatcher shared by every transport, so the `responses` fake and the HTTP server answer alike.
 
 `ClbApi.handle` takes a raw request (method, path, query, headers, body), checks what the real endpoint
-checks (X-TC-Action, X-TC-Version, JSON body, the TC3 signature), applies injected latency outside the model
-lock, runs `ClbModel.call`, and returns an `ApiReply`: HTTP 200 with `{"Response": {...}}` and
+checks (X-TC-Action, X-TC-Version, JSON body, the TC3 signature), runs `ClbModel.invoke` (which applies
+injected latency outside the model lock), and returns an `ApiReply`: HTTP 200 with `{"Response": {...}}` and
 `Content-Type: application/json` exactly (the SDK ignores error bodies under any other content type), or
 a drop instruction when a fault asks for the response to be lost after the change was applied.
 """
@@ -10,8 +10,7 @@ a drop instruction when a fault asks for the response to be lost after the chang
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,11 +62,9 @@ class ClbApi:
         credentials: CredentialsInput | None = None,
         *,
         signature_check: bool = True,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.model = model
         self.signature_check = signature_check
-        self._sleep = sleep
         self._verifier = SignatureVerifier(
             credentials, leeway_s=model.config.signature_leeway_s, wall_clock=model.wall_clock
         )
@@ -81,12 +78,9 @@ class ClbApi:
             request_id = self.model.new_request_id()
             self.model.record_rejected(action, request_id, exc.code)
             return self._error(exc, request_id)
-        fault = self.model.faults.decide(action)
-        if fault is not None and fault.latency_s > 0:
-            self._sleep(fault.latency_s)
         request_id = self.model.new_request_id()
         try:
-            response = self.model.call(action, params, request_id=request_id, fault=fault)
+            response, fault = self.model.invoke(action, params, request_id=request_id)
         except ClbApiError as exc:
             return self._error(exc, request_id)
         if fault is not None and fault.drop_response:

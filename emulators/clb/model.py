@@ -39,8 +39,10 @@ class ClbModel:
         config: ClbEmulatorConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._lock = threading.RLock()
+        self._sleep = sleep
         self._config = config or ClbEmulatorConfig()
         self.clock = clock
         self.wall_clock = wall_clock
@@ -61,15 +63,20 @@ class ClbModel:
         with self._lock:
             return self._state.new_request_id()
 
-    def call(
-        self,
-        action: str,
-        params: Mapping[str, Any],
-        *,
-        request_id: str | None = None,
-        fault: FaultDecision | None = None,
-    ) -> dict[str, Any]:
+    def call(self, action: str, params: Mapping[str, Any], *, request_id: str | None = None) -> dict[str, Any]:
         """Run one API action; returns the `Response` body (with RequestId) or raises `ClbApiError`."""
+        return self.invoke(action, params, request_id=request_id)[0]
+
+    def invoke(
+        self, action: str, params: Mapping[str, Any], *, request_id: str | None = None
+    ) -> tuple[dict[str, Any], FaultDecision | None]:
+        """`call` that also returns the fault decision, so a transport can drop the answer it asks to drop.
+
+        Injected latency is slept before the model lock is taken, so a slow call never stalls the others.
+        """
+        fault = self.faults.decide(action)
+        if fault is not None and fault.latency_s > 0:
+            self._sleep(fault.latency_s)
         error: ClbApiError | None = None
         response: dict[str, Any] = {}
         with self._lock:
@@ -87,7 +94,7 @@ class ClbModel:
         self._notify_if_changed(changed)
         if error is not None:
             raise error
-        return {**response, "RequestId": request_id}
+        return {**response, "RequestId": request_id}, fault
 
     def _run(
         self, action: str, params: Mapping[str, Any], request_id: str, fault: FaultDecision | None
