@@ -29,7 +29,7 @@ def desired_listeners(service: ServiceInfo, config: TkeServiceConfig | None) -> 
     """One spec per distinct (protocol, port) of the Service, with the TkeServiceConfig entry applied.
 
     Direct access needs a health check for the readiness gate to mean anything, so listeners without a
-    configured one get the CLB defaults (TCP, 5 s interval, 2 s timeout, 3/3 thresholds).
+    configured one get the CLB defaults (TCP, or PING on UDP; 5 s interval, 2 s timeout, 3/3 thresholds).
     """
     specs: dict[tuple[str, int], ListenerSpec] = {}
     for port in service.ports:
@@ -40,7 +40,8 @@ def desired_listeners(service: ServiceInfo, config: TkeServiceConfig | None) -> 
             port=port.port,
             protocol=port.protocol,
             name=listener_name(service.namespace, service.name, port.protocol, port.port),
-            health_check=HealthCheck(),
+            # UDP has no handshake to probe: the CLB only accepts PING/CUSTOM checks on UDP listeners.
+            health_check=HealthCheck(check_type="PING") if port.protocol == "UDP" else HealthCheck(),
         )
         entry = config.for_listener(port.protocol, port.port) if config else None
         specs[key] = entry.apply_to(spec) if entry else spec

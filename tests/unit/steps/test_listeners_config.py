@@ -57,7 +57,7 @@ def test_config_applies_to_matching_listener_only() -> None:
     assert tcp.scheduler == "LEAST_CONN" and tcp.deregister_target_rst and tcp.session_expire_s == 60
     assert tcp.health_check == HealthCheck(interval_s=10, timeout_s=3, healthy_threshold=2, unhealthy_threshold=4)
     udp = by_port[53]
-    assert udp.protocol == "UDP" and udp.scheduler == "WRR" and udp.health_check == HealthCheck()
+    assert udp.protocol == "UDP" and udp.scheduler == "WRR" and udp.health_check == HealthCheck(check_type="PING")
     assert udp.name == listener_name("ns", "web", "UDP", 53)
 
 
