@@ -256,7 +256,14 @@ class RedisStore:
             wait = self._run(
                 "TAKE_TOKENS",
                 [self._key(f"bucket:{bucket}")],
-                [_num(rate_per_s), _num(burst), _num(n), _num(now), _ms(burst / rate_per_s)],
+                [
+                    _num(rate_per_s),
+                    _num(burst),
+                    _num(n),
+                    _num(now),
+                    _ms(burst / rate_per_s),
+                    _num(store_rules.GRANT_TOLERANCE_S),
+                ],
             )
         return float(wait)
 

@@ -98,15 +98,19 @@ if cur[1] == ARGV[1] and cur[2] == ARGV[2] then redis.call('DEL', KEYS[1]) end
 return 1
 """
 
-# KEYS: bucket | ARGV: rate_per_s, burst, n, now, pttl_ms | returns the wait in seconds ('0' = granted)
+# KEYS: bucket | ARGV: rate_per_s, burst, n, now, pttl_ms, grant tolerance (s)
+# Returns the wait in seconds ('0' = granted); mirrors store_rules.refill_and_take.
 TAKE_TOKENS = """
 local r = redis.call('HMGET', KEYS[1], 'tokens', 'updated_at')
 local rate, burst, n, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local tokens, stamp = tonumber(r[1]), tonumber(r[2])
 if tokens == nil or stamp == nil then tokens = burst; stamp = now end
 local available = math.min(burst, tokens + math.max(0, now - stamp) * rate)
-local wait = 0
-if available >= n then available = available - n else wait = (n - available) / rate end
+local wait = (n - available) / rate
+if wait <= tonumber(ARGV[6]) then
+  available = math.max(available - n, 0)
+  wait = 0
+end
 redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', available),
   'updated_at', string.format('%.17g', math.max(stamp, now)))
 redis.call('PEXPIRE', KEYS[1], ARGV[5])

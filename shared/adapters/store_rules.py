@@ -19,6 +19,10 @@ from shared.domain.models import IdempotencyRecord
 # this much longer than their logical lifetime so a fake or skewed clock never loses live data early.
 TTL_GRACE_S = 300.0
 
+# Epoch seconds near 1.7e9 resolve to about 0.24 us, so a caller that sleeps exactly the advised wait
+# may come back a rounding error short; granting that early (1 us) keeps waits from shrinking forever.
+GRANT_TOLERANCE_S = 1e-6
+
 
 def dumps(value: Any) -> str:
     """Compact JSON for stored values; rejects NaN so every engine round-trips the same data."""
@@ -78,6 +82,7 @@ def refill_and_take(
         tokens, updated_at = burst, now
     stamp = max(updated_at, now)
     available = min(burst, tokens + max(0.0, now - updated_at) * rate_per_s)
-    if available >= n:
-        return available - n, stamp, 0.0
-    return available, stamp, (n - available) / rate_per_s
+    wait = (n - available) / rate_per_s
+    if wait <= GRANT_TOLERANCE_S:
+        return max(available - n, 0.0), stamp, 0.0
+    return available, stamp, wait

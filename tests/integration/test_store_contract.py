@@ -232,6 +232,14 @@ def test_bucket_refills_over_fake_time_up_to_the_burst(store, clock):
     assert store.take_tokens("b", rate_per_s=2, burst=4, n=0.5, now=clock.now()) == pytest.approx(0.25)
 
 
+def test_sleeping_exactly_the_hint_is_enough_despite_float_rounding(store, clock):
+    for _ in range(50):
+        wait = store.take_tokens("b", rate_per_s=20, burst=1, n=1, now=clock.now())
+        if wait:
+            clock.advance(wait)
+            assert store.take_tokens("b", rate_per_s=20, burst=1, n=1, now=clock.now()) == 0.0
+
+
 def test_bucket_refuses_requests_that_can_never_be_granted(store, clock):
     with pytest.raises(InvalidInput, match="burst"):
         store.take_tokens("b", rate_per_s=1, burst=2, n=3, now=clock.now())
