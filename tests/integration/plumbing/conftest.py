@@ -1,0 +1,128 @@
+"""Fixtures for the plumbing integration tests: a router behind a real HTTP server, the relay, the simulator.
+
+The router runs in-process behind a small HTTP server that turns each request into an API gateway
+event (the local runtime's own converter) and calls `shared.router.route_signed` with a SQLite store;
+the Invoker only records what would be dispatched, so these tests see exactly what the router plans.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from emulators.runtime.scf_context import api_gateway_event
+from shared.adapters.store_factory import open_store
+from shared.clock import SystemClock
+from shared.config import Settings
+from shared.deps import Deps
+from shared.events.apigw import ApiGatewayEvent
+from shared.router import route_signed
+
+T = TypeVar("T")
+HMAC_KEY = "integration-relay-key"
+DEADLINE_S = 30.0
+
+
+def eventually(probe: Callable[[], T | None], what: str, timeout: float = DEADLINE_S) -> T:
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last value: {last!r}")
+
+
+class ThreadSafeInvoker:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._calls: list[tuple[str, dict[str, Any]]] = []
+
+    def invoke_async(self, function: str, payload: Mapping[str, Any]) -> str:
+        with self._lock:
+            self._calls.append((function, dict(payload)))
+            return f"req-{len(self._calls)}"
+
+    def calls(self) -> list[tuple[str, dict[str, Any]]]:
+        with self._lock:
+            return list(self._calls)
+
+    def pods_for(self, step: str) -> set[str]:
+        return {
+            f"{p['namespace']}/{p['name']}" for name, payload in self.calls() if name == step for p in payload["pods"]
+        }
+
+
+class RouterServer:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self.statuses: list[int] = []
+        router = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                event = api_gateway_event(
+                    method="POST", raw_path=self.path, headers=dict(self.headers), body=body, source_ip="127.0.0.1"
+                )
+                response = route_signed(router.deps, ApiGatewayEvent.model_validate(event))
+                router.statuses.append(response.status_code)
+                payload = response.body.encode()
+                self.send_response(response.status_code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/router"
+
+    def start(self) -> RouterServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(10)
+
+
+@pytest.fixture
+def invoker() -> ThreadSafeInvoker:
+    return ThreadSafeInvoker()
+
+
+@pytest.fixture
+def router_deps(tmp_path: Path, invoker: ThreadSafeInvoker) -> Iterator[Deps]:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    settings = Settings.load({}, relay_hmac_key=HMAC_KEY, store_url=url)
+    store = open_store(url)
+    yield Deps(settings=settings, store=store, clock=SystemClock(), invoker=invoker)
+    store.close()
+
+
+@pytest.fixture
+def router(router_deps: Deps) -> Iterator[RouterServer]:
+    server = RouterServer(router_deps).start()
+    yield server
+    server.stop()
+
+
+def decoded(body: bytes) -> Any:
+    return json.loads(body)
