@@ -1,0 +1,75 @@
+"""run_step dispatch, delayed requests and the handler shell's error mapping (no network)."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.adapters.store_factory import open_store
+from shared.clock import FakeClock
+from shared.config import Settings
+from shared.deps import Deps
+from shared.domain.errors import InvalidInput, RetryableError
+from shared.domain.models import ObjectKey, StepRequest
+from shared.steps import run_step
+from shared.steps.handler_support import FunctionShell, parse_step_event, run_step_event
+from tests.unit.steps.fakes import FakeCluster, StepQueue
+
+
+@pytest.fixture
+def deps() -> Deps:
+    settings = Settings.load({}, store_url="memory://", function_timeout_s=60)
+    return Deps(
+        settings=settings, store=open_store("memory://"), clock=FakeClock(), cluster=FakeCluster(), invoker=StepQueue()
+    )
+
+
+def test_unknown_step_is_invalid(deps: Deps) -> None:
+    with pytest.raises(InvalidInput, match="router"):
+        run_step(deps, StepRequest(step="reconcile"))
+
+
+def test_far_future_request_is_retryable_and_near_one_waits_on_the_clock(deps: Deps) -> None:
+    clock = deps.clock
+    assert isinstance(clock, FakeClock)
+    far = StepRequest(step="flip", not_before=clock.now() + 600)
+    with pytest.raises(RetryableError) as err:
+        run_step(deps, far)
+    assert err.value.delay_s == pytest.approx(600)
+    near = StepRequest(step="flip", pods=[ObjectKey.parse("ns/gone")], not_before=clock.now() + 20)
+    result = run_step(deps, near)
+    assert clock.sleeps == [pytest.approx(20)] and result["result"]["pods"] == []
+
+
+def test_correlated_request_replays_stored_result(deps: Deps) -> None:
+    request = StepRequest(step="flip", pods=[ObjectKey.parse("ns/p")], correlation_id="audit-1")
+    first = run_step(deps, request)
+    cluster = deps.cluster
+    assert isinstance(cluster, FakeCluster)
+    from shared.config import GATE_CONDITION_TYPE
+    from shared.domain.models import PodInfo
+
+    # The Pod appears afterwards: a replay of the same delivery returns the stored result, a new
+    # delivery (another correlation id) acts on the new state.
+    cluster.put_pod(PodInfo(namespace="ns", name="p", uid="u", readiness_gates=[GATE_CONDITION_TYPE]))
+    assert run_step(deps, request) == first
+    fresh = run_step(deps, request.model_copy(update={"correlation_id": "audit-2"}))
+    assert fresh["result"]["changed"] == 1 and first["result"]["changed"] == 0
+
+
+def test_parse_step_event() -> None:
+    assert parse_step_event("bind", {"services": [{"namespace": "a", "name": "b"}]}).step == "bind"
+    with pytest.raises(InvalidInput, match="sent to function"):
+        parse_step_event("bind", {"step": "flip"})
+    with pytest.raises(InvalidInput, match="JSON object"):
+        parse_step_event("bind", ["not", "a", "dict"])
+
+
+def test_shell_maps_errors(deps: Deps) -> None:
+    shell = FunctionShell("flip")
+    shell.use(deps)
+    bad = run_step_event(shell, {"step": "flip", "pods": "nope"}, {})
+    assert bad["ok"] is False and bad["error"] == "InvalidInput"
+    with pytest.raises(RetryableError):
+        run_step_event(shell, {"step": "flip", "not_before": deps.clock.now() + 3600}, {})
+    ok = run_step_event(shell, {"step": "flip"}, {"request_id": "r1"})
+    assert ok["ok"] and ok["result"] == {"pods": [], "changed": 0}
