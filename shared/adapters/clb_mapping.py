@@ -109,19 +109,23 @@ def health_check_from(raw: Mapping[str, Any] | None) -> HealthCheck | None:
     the service step then sees a difference and rewrites the listener to its own spec."""
     if not raw:
         return None
+    check_type = raw.get("CheckType") or "TCP"
+    # The CLB echoes its HTTP defaults (path "/", codes 31, HEAD) on TCP checks too; they only mean
+    # something for HTTP checks, and reading them back elsewhere would make every listener look changed.
+    http = raw if check_type == "HTTP" else {}
     try:
         return HealthCheck(
             enabled=raw.get("HealthSwitch", 1) == 1,
-            check_type=raw.get("CheckType") or "TCP",
+            check_type=check_type,
             interval_s=raw.get("IntervalTime") or 5,
             timeout_s=raw.get("TimeOut") or 2,
             healthy_threshold=raw.get("HealthNum") or 3,
             unhealthy_threshold=raw.get("UnHealthNum") or 3,
-            http_path=raw.get("HttpCheckPath") or None,
-            http_domain=raw.get("HttpCheckDomain") or None,
-            http_codes=raw.get("HttpCode") or None,
-            http_method=raw.get("HttpCheckMethod") or None,
-            http_version=raw.get("HttpVersion") or None,
+            http_path=http.get("HttpCheckPath") or None,
+            http_domain=http.get("HttpCheckDomain") or None,
+            http_codes=http.get("HttpCode") or None,
+            http_method=http.get("HttpCheckMethod") or None,
+            http_version=http.get("HttpVersion") or None,
             check_port=raw.get("CheckPort") if raw.get("CheckPort") not in (None, -1) else None,
         )
     except ValidationError:

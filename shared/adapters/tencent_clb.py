@@ -34,6 +34,7 @@ from shared.domain.models import (
 )
 from shared.logging import get_logger
 from shared.ports import Clock, Store
+from shared.ratelimit import SharedRateLimiter
 
 log = get_logger("shared.adapters.clb")
 
@@ -53,7 +54,6 @@ _BATCH_EVENTS = {
     "BatchRegisterTargets": "clb.targets.registered",
     "BatchDeregisterTargets": "clb.targets.deregistered",
 }
-_MIN_TOKEN_WAIT_S = 0.01
 _TASK_SUCCEEDED, _TASK_FAILED = 0, 1
 _TASK_POLL_FIRST_S, _TASK_POLL_MAX_S = 0.5, 3.0
 
@@ -92,6 +92,7 @@ class TencentClbGateway:
         self._retry = retry or RetryPolicy()
         self._task_timeout_s = task_timeout_s
         self._default_vpc_id = default_vpc_id
+        self._limiters: dict[str, SharedRateLimiter] = {}
 
     @classmethod
     def from_settings(
@@ -134,22 +135,19 @@ class TencentClbGateway:
     def _take_write_token(self, action: str, deadline: float) -> None:
         if self._store is None:
             return
-        bucket = f"clb-write:{self._region}:{_WRITE_FAMILIES[action]}"
-        while True:
-            wait = self._store.take_tokens(
-                bucket, rate_per_s=self._write_rate, burst=max(self._write_rate, 1.0), n=1, now=self._clock.now()
+        family = _WRITE_FAMILIES[action]
+        limiter = self._limiters.get(family)
+        if limiter is None:
+            limiter = SharedRateLimiter(
+                self._store,
+                self._clock,
+                bucket=f"clb-write:{self._region}:{family}",
+                rate_per_s=self._write_rate,
+                burst=max(self._write_rate, 1.0),
             )
-            if wait <= 0:
-                return
-            if self._clock.monotonic() + wait > deadline:
-                raise RetryableError(
-                    f"CLB {action}: the shared write budget ({self._write_rate:g}/s in {self._region}) "
-                    "stayed exhausted until the call deadline; retry the step later",
-                    delay_s=max(wait, 1.0),
-                    code="RateLimited",
-                )
-            # A floor keeps float rounding in the bucket from turning into a busy loop of tiny waits.
-            self._clock.sleep(max(wait, _MIN_TOKEN_WAIT_S))
+            self._limiters[family] = limiter
+        # Waiting for a token counts against the call's own deadline, never beyond it.
+        limiter.acquire(1, max_wait_s=max(deadline - self._clock.monotonic(), 0.0))
 
     def _wait_task(self, action: str, task_id: str, *, lb_id: str | None) -> list[str]:
         """Poll DescribeTaskStatus until the async task ends; returns its LoadBalancerIds."""
