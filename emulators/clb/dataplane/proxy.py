@@ -180,27 +180,33 @@ class ForwardingProxy:
             _reset(writer)
             return
         entry.active[backend] = entry.active.get(backend, 0) + 1
+        upstream_writer: asyncio.StreamWriter | None = None
         try:
             try:
-                upstream_reader, upstream_writer = await asyncio.wait_for(
+                upstream_reader, upstream = await asyncio.wait_for(
                     asyncio.open_connection(*backend), timeout=self._connect_timeout_s
                 )
             except (OSError, asyncio.TimeoutError):
                 entry.refused += 1
                 _reset(writer)
                 return
+            upstream_writer = upstream
             entry.served[backend] = entry.served.get(backend, 0) + 1
             await asyncio.gather(
-                _pump(reader, upstream_writer),
+                _pump(reader, upstream),
                 _pump(upstream_reader, writer),
                 return_exceptions=True,
             )
-            for stream in (upstream_writer, writer):
-                stream.close()
+            for open_stream in (upstream, writer):
+                open_stream.close()
                 with contextlib.suppress(OSError):
-                    await stream.wait_closed()
+                    await open_stream.wait_closed()
         finally:
             entry.active[backend] -= 1
+            # Also reached on cancellation (emulator shutdown): never leave a socket open behind us.
+            for stream in (upstream_writer, writer):
+                if stream is not None and not stream.is_closing():
+                    stream.transport.abort()
 
     async def _shutdown(self) -> None:
         for entry in self._listening.values():

@@ -7,7 +7,13 @@ import argparse
 import pytest
 
 from cli import cmd_emulate_clb
-from cli.main import build_parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """A parser with only this command, as `cli.main` builds it (without importing every other command)."""
+    parser = argparse.ArgumentParser(prog="clb-direct")
+    cmd_emulate_clb.register(parser.add_subparsers(dest="command"))
+    return parser
 
 
 def test_emulate_clb_parses_every_option() -> None:
