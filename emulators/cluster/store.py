@@ -71,7 +71,7 @@ class ObjectStore:
     ) -> None:
         self._lock = threading.RLock()
         self._objects: dict[str, dict[tuple[str, str], Obj]] = {plural: {} for plural in RESOURCES}
-        self._rv = 0
+        self._rv = 1  # a bootstrapped cluster never lists at "0", which watch treats as "any version"
         self._history: deque[ChangeEvent] = deque(maxlen=history_size)
         self._compacted_rv = 0
         self._watchers: set[WatchStream] = set()
