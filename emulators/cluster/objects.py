@@ -8,6 +8,7 @@ gates can only be injected at CREATE), and the ``autoscaling/v1`` Scale view of 
 
 from __future__ import annotations
 
+import base64
 import copy
 import ipaddress
 import itertools
@@ -123,6 +124,7 @@ def prepare_for_create(rtype: ResourceType, obj: dict[str, Any]) -> None:
         obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
     elif rtype.plural == "secrets":
         obj.setdefault("type", "Opaque")
+        fold_string_data(obj)
     elif rtype.plural == "mutatingwebhookconfigurations":
         for webhook in obj.get("webhooks") or []:
             _default_webhook(webhook)
@@ -141,8 +143,19 @@ def _default_webhook(webhook: dict[str, Any]) -> None:
         rule.setdefault("scope", "*")
 
 
+def fold_string_data(secret: dict[str, Any]) -> None:
+    """The apiserver merges write-only ``stringData`` into base64 ``data`` and never stores it."""
+    string_data = secret.pop("stringData", None) or {}
+    if string_data:
+        data = secret.setdefault("data", {})
+        for key, value in string_data.items():
+            data[key] = base64.b64encode(str(value).encode()).decode()
+
+
 def prepare_for_update(rtype: ResourceType, old: dict[str, Any], new: dict[str, Any]) -> None:
     """Defaults that also apply on update (so a PUT of a partial webhook list validates)."""
+    if rtype.plural == "secrets":
+        fold_string_data(new)
     if rtype.plural == "mutatingwebhookconfigurations":
         for webhook in new.get("webhooks") or []:
             _default_webhook(webhook)
