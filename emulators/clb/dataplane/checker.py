@@ -104,15 +104,16 @@ class HealthChecker:
             log.exception("health.sync_failed")
 
     def _sync(self) -> None:
-        desired: dict[TargetKey, tuple[ListenerView, TargetView]] = {}
+        desired: dict[TargetKey, tuple[ListenerView, TargetView, HealthCheckSpec]] = {}
         for listener in self._model.dataplane_snapshot():
+            spec = HealthCheckSpec.from_api(listener.health_check)
             for target in listener.targets:
                 key = TargetKey(listener.lb_id, listener.listener_id, target.ip, target.port)
-                desired[key] = (listener, target)
+                desired[key] = (listener, target, spec)
         for key in set(self._entries) - set(desired):
             self._drop(key)
-        for key, (listener, target) in desired.items():
-            self._ensure(key, listener, target)
+        for key, (listener, target, spec) in desired.items():
+            self._ensure(key, listener, target, spec)
 
     def _drop(self, key: TargetKey) -> None:
         entry = self._entries.pop(key)
@@ -120,8 +121,7 @@ class HealthChecker:
             entry.task.cancel()
         self._tracker.forget(key)
 
-    def _ensure(self, key: TargetKey, listener: ListenerView, target: TargetView) -> None:
-        spec = HealthCheckSpec.from_api(listener.health_check)
+    def _ensure(self, key: TargetKey, listener: ListenerView, target: TargetView, spec: HealthCheckSpec) -> None:
         entry = self._entries.get(key)
         if entry is None:
             entry = self._entries[key] = _Probed(listener=listener, target=target, spec=spec)
