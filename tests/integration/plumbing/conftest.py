@@ -27,7 +27,7 @@ from shared.router import route_signed
 
 T = TypeVar("T")
 HMAC_KEY = "integration-relay-key"
-DEADLINE_S = 30.0
+DEADLINE_S = 45.0
 
 
 def eventually(probe: Callable[[], T | None], what: str, timeout: float = DEADLINE_S) -> T:

@@ -1,0 +1,137 @@
+"""Router + steps + reconcile end to end: duplicated, reordered and lost events still converge.
+
+Relay batches (signed, as the relay sends them) go through `shared.router.route_signed`; the steps
+they dispatch run from the queue against the CLB emulator model and a fake cluster. A rolling update
+is delivered with duplicates, out of order and with a whole batch lost; one reconcile pass then
+brings the CLB backends and the gate conditions to the truth.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import uuid
+from typing import Any
+
+from shared.config import GATE_CONDITION_TYPE
+from shared.domain.models import PodInfo, ServiceInfo
+from shared.events.apigw import ApiGatewayEvent
+from shared.reconcile import reconcile_all
+from shared.router import route_signed
+from shared.signing import sign_batch
+from tests.functional.plumbing.conftest import HMAC_KEY
+from tests.functional.steps.conftest import Env, pod, service
+
+_rv = itertools.count(100)
+
+
+def pod_json(p: PodInfo, *, deleting: bool = False) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "name": p.name,
+        "namespace": p.namespace,
+        "uid": p.uid,
+        "resourceVersion": str(next(_rv)),
+        "labels": p.labels,
+    }
+    if deleting:
+        meta["deletionTimestamp"] = "2023-11-14T22:30:00Z"
+    conditions = [{"type": "ContainersReady", "status": "True" if p.containers_ready else "False"}]
+    return {
+        "kind": "Pod",
+        "metadata": meta,
+        "spec": {"readinessGates": [{"conditionType": GATE_CONDITION_TYPE}]},
+        "status": {"podIP": p.ip, "conditions": conditions},
+    }
+
+
+def service_json(s: ServiceInfo) -> dict[str, Any]:
+    return {
+        "kind": "Service",
+        "metadata": {
+            "name": s.name,
+            "namespace": s.namespace,
+            "uid": s.uid,
+            "resourceVersion": str(next(_rv)),
+            "annotations": s.annotations,
+        },
+        "spec": {"type": s.type, "selector": s.selector},
+    }
+
+
+def deliver(env: Env, *items: tuple[str, str, dict[str, Any]]) -> dict[str, Any]:
+    batch = {
+        "batchId": uuid.uuid4().hex,
+        "relay": "test",
+        "createdAt": env.clock.now(),
+        "droppedTotal": 0,
+        "items": [{"source": "watch", "type": t, "resource": r, "object": o} for t, r, o in items],
+    }
+    body = json.dumps(batch).encode()
+    headers = sign_batch(HMAC_KEY.encode(), body, batch_id=batch["batchId"], now=env.clock.now()).as_dict()
+    event = {"requestContext": {"httpMethod": "POST"}, "httpMethod": "POST", "headers": headers, "body": body.decode()}
+    response = route_signed(env.deps, ApiGatewayEvent.model_validate(event))
+    assert response.status_code == 200, response.body
+    return dict(json.loads(response.body))
+
+
+def healthy(env: Env, lb_id: str, *ips: str) -> None:
+    for ip in ips:
+        env.set_health(lb_id, ip, 8080, "Alive")
+
+
+def test_duplicated_reordered_and_lost_events_converge_after_one_reconcile(env: Env) -> None:
+    web = service()
+    env.cluster.put_service(web)
+    deliver(env, ("ADDED", "services", service_json(web)))
+    env.drain()
+    lb_id = env.lb_id()
+    old = [pod("web-a1", "10.0.0.1"), pod("web-a2", "10.0.0.2")]
+    for p in old:
+        env.cluster.put_pod(p)
+    first = [("MODIFIED", "pods", pod_json(p)) for p in old]
+    deliver(env, *first)
+    again = deliver(env, *first)  # the same events re-sent in a new batch
+    assert again["duplicates"] == 2 and again["dispatched"] == []
+    env.drain()
+    healthy(env, lb_id, "10.0.0.1", "10.0.0.2")
+    env.drain(delayed=True)
+    assert {(ip, w) for ip, _, w in env.targets(lb_id)} == {("10.0.0.1", 10), ("10.0.0.2", 10)}
+
+    # Reordered: an older, terminating-looking version of a1 arrives after the ready one: discarded.
+    late = pod_json(old[0], deleting=True)
+    late["metadata"]["resourceVersion"] = str(int(first[0][2]["metadata"]["resourceVersion"]) - 1)
+    reordered = deliver(env, ("MODIFIED", "pods", late))
+    assert reordered["stale"] == 1 and reordered["dispatched"] == []
+
+    # Rolling update: b1, b2 replace a1, a2, and every batch about it is lost.
+    for p in old:
+        env.cluster.remove_pod(p.namespace, p.name)
+    for p in (pod("web-b1", "10.0.1.1", owner="web-rs2"), pod("web-b2", "10.0.1.2", owner="web-rs2")):
+        env.cluster.put_pod(p)
+    assert {ip for ip, _, _ in env.targets(lb_id)} == {"10.0.0.1", "10.0.0.2"}  # drift
+
+    report = reconcile_all(env.deps)  # the one reconcile
+    assert report["walked"] == 1
+    healthy(env, lb_id, "10.0.1.1", "10.0.1.2")
+    env.drain(delayed=True)  # the follow-ups it queued (drain re-checks, flips)
+    assert env.targets(lb_id) == {("10.0.1.1", 8080, 10), ("10.0.1.2", 8080, 10)}
+    for name in ("web-b1", "web-b2"):
+        gate = env.gate(name)
+        assert gate is not None and gate[0] == "True", (name, gate)
+
+
+def test_idle_reconcile_costs_only_a_target_read_per_clb(env: Env) -> None:
+    env.cluster.put_service(service())
+    env.cluster.put_pod(pod("web-1", "10.0.0.1"))
+    reconcile_all(env.deps)
+    env.drain(delayed=True)
+    healthy(env, env.lb_id(), "10.0.0.1")
+    reconcile_all(env.deps)
+    env.drain(delayed=True)
+    reconcile_all(env.deps)  # settles the checkpoint after the flip changed the Pod
+    before = env.counts()
+    second = reconcile_all(env.deps)
+    assert second["skipped"] == 1 and second["walked"] == 0
+    spent = {k: v - before.get(k, 0) for k, v in env.counts().items() if v != before.get(k, 0)}
+    # One target read for the CLB (the gateway lists its listeners to map targets): no writes at all.
+    assert set(spent) <= {"DescribeTargets", "DescribeListeners"} and sum(spent.values()) <= 2
