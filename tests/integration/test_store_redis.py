@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from shared.adapters.store_factory import open_store
-from shared.domain.errors import RetryableError
+from shared.domain.errors import PermanentError, RetryableError
 from shared.domain.models import StoredEvent
 
 pytestmark = pytest.mark.integration
@@ -63,5 +63,17 @@ def test_unreachable_server_is_retryable():
     try:
         with pytest.raises(RetryableError, match="redis store unreachable"):
             store.kv_get("k", now=NOW)
+    finally:
+        store.close()
+
+
+def test_a_refused_command_is_a_permanent_error(redis_url):
+    admin = redis.Redis.from_url(redis_url)
+    admin.set("clb-direct:{kv:clobbered}", "written by something else")
+    admin.close()
+    store = open_store(redis_url)
+    try:
+        with pytest.raises(PermanentError, match="redis store refused kv_get"):
+            store.kv_get("clobbered", now=NOW)
     finally:
         store.close()

@@ -31,6 +31,10 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class ServerExited(Exception):
+    """redis-server stopped during start-up (typically: another process took the free port first)."""
+
+
 class RedisServer:
     """One redis-server child process and an admin client for it."""
 
@@ -50,9 +54,14 @@ class RedisServer:
             "--logfile", str(workdir / "redis.log"),
         ]  # fmt: skip
         if cluster:
-            args += ["--cluster-enabled", "yes", "--cluster-config-file", str(workdir / "nodes.conf")]
+            # The cluster bus defaults to port+10000, which may be taken or above 65535: pick one too.
+            args += [
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", str(workdir / "nodes.conf"),
+                "--cluster-port", str(_free_port()),
+            ]  # fmt: skip
         self.log = workdir / "redis.log"
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.admin = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=10, decode_responses=True)
         try:
             self._wait_until(self._answers_ping, "answer PING")
@@ -77,7 +86,7 @@ class RedisServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 log = self.log.read_text() if self.log.exists() else ""
-                pytest.fail(f"redis-server on port {self.port} exited early:\n{log[-2000:]}", pytrace=False)
+                raise ServerExited(f"redis-server on port {self.port} exited early:\n{log[-2000:]}")
             if condition():
                 return
             time.sleep(0.05)
@@ -95,15 +104,21 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=15)
-        if self.process.stderr is not None:
-            self.process.stderr.close()
 
 
 _running: dict[str, RedisServer] = {}
 
 
 def _serve(name: str, tmp_path_factory: pytest.TempPathFactory, *, cluster: bool) -> Iterator[str]:
-    server = RedisServer(tmp_path_factory.mktemp(name), cluster=cluster)
+    failures: list[str] = []
+    for _attempt in range(3):
+        try:
+            server = RedisServer(tmp_path_factory.mktemp(name), cluster=cluster)
+            break
+        except ServerExited as exc:
+            failures.append(str(exc))
+    else:
+        pytest.fail("\n".join(failures), pytrace=False)
     _running[name] = server
     try:
         yield server.url

@@ -154,3 +154,34 @@ def test_a_writer_that_lost_its_lease_stops_and_leaves_the_rest(store, clock):
 
 def test_nothing_to_do_still_reports_the_writer_role(store, clock):
     assert writer(store, clock, "a").run("lb-1", [], pytest.fail)
+
+
+class AfterReleaseHook(SqliteStore):
+    """Lets another writer take the lease right after the first release (before the re-check)."""
+
+    def __init__(self) -> None:
+        super().__init__(MEMORY)
+        self.after_release = None
+
+    def release_lease(self, name, holder, token):
+        super().release_lease(name, holder, token)
+        hook, self.after_release = self.after_release, None
+        if hook is not None:
+            hook()
+
+
+def test_items_found_by_the_recheck_stay_queued_when_another_writer_took_over(clock):
+    store = AfterReleaseHook()
+    a = writer(store, clock, "a")
+
+    def take_over():
+        store.pending_add(pending_queue("lb-1"), ["web/late"])
+        store.acquire_lease(lease_name("lb-1"), "b", ttl_s=TTL, now=clock.now())
+
+    store.after_release = take_over
+    batches = []
+    assert a.run("lb-1", ["web/early"], lambda batch, token: batches.append(batch))
+    assert batches == [["web/early"]]
+    assert store.current_lease(lease_name("lb-1"), now=clock.now()).holder == "b"
+    assert store.pending_take(pending_queue("lb-1")) == ["web/late"]
+    store.close()
