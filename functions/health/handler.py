@@ -12,27 +12,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.config import Settings
-from shared.deps import Deps, build_deps
+from shared.deps import Deps
 from shared.domain.errors import InvalidInput, PermanentError, RetryableError
 from shared.events.apigw import ApiGatewayEvent, ApiGatewayResponse
 from shared.events.health import AlarmCallback, TargetHealthChanged
 from shared.events.timer import TimerEvent
 from shared.health import on_alarm, on_target_health_changed, poll_pending, verify_notification
-from shared.logging import bind_invocation, configure_logging
 from shared.signing import SignatureRejected
+from shared.steps.handler_support import FunctionShell
 
-_deps: Deps | None = None
-
-
-def get_deps() -> tuple[Deps, bool]:
-    global _deps
-    cold = _deps is None
-    if _deps is None:
-        settings = Settings.load()
-        configure_logging(settings.log_level)
-        _deps = build_deps(settings, with_cluster=False)
-    return _deps, cold
+shell = FunctionShell("health", with_cluster=False)
 
 
 def _callback(deps: Deps, event: ApiGatewayEvent) -> ApiGatewayResponse:
@@ -55,8 +44,8 @@ def _callback(deps: Deps, event: ApiGatewayEvent) -> ApiGatewayResponse:
 
 
 def main_handler(event: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
-    deps, cold = get_deps()
-    bind_invocation(function="health", request_id=str(context.get("request_id") or "local"), cold_start=cold)
+    deps = shell.deps()
+    shell.begin(context)
     if ApiGatewayEvent.looks_like(event):
         try:
             return _callback(deps, ApiGatewayEvent.model_validate(event)).to_wire()

@@ -12,15 +12,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from shared.config import Settings
-from shared.deps import Deps, build_deps
+from shared.deps import Deps
 from shared.domain.errors import InvalidInput, PermanentError
 from shared.domain.models import ObjectKey, StepRequest
 from shared.events.timer import TimerEvent
-from shared.logging import bind_invocation, configure_logging
 from shared.reconcile import handle_step_request, reconcile_all, reconcile_service, replay_event, replay_pod
+from shared.steps.handler_support import FunctionShell
 
-_deps: Deps | None = None
+shell = FunctionShell("reconcile")
 
 
 class ReplayTarget(BaseModel):
@@ -39,16 +38,6 @@ class ReplayTarget(BaseModel):
         return self
 
 
-def get_deps() -> tuple[Deps, bool]:
-    global _deps
-    cold = _deps is None
-    if _deps is None:
-        settings = Settings.load()
-        configure_logging(settings.log_level)
-        _deps = build_deps(settings)
-    return _deps, cold
-
-
 def replay(deps: Deps, raw: object) -> dict[str, Any]:
     try:
         target = ReplayTarget.model_validate(raw)
@@ -62,9 +51,9 @@ def replay(deps: Deps, raw: object) -> dict[str, Any]:
 
 
 def main_handler(event: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
-    deps, cold = get_deps()
+    deps = shell.deps()
+    shell.begin(context)
     request_id = str(context.get("request_id") or "local")
-    bind_invocation(function="reconcile", request_id=request_id, cold_start=cold)
     try:
         if TimerEvent.looks_like(event):
             return reconcile_all(deps, correlation_id=request_id)

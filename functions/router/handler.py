@@ -10,33 +10,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.config import Settings
-from shared.deps import Deps, build_deps
 from shared.domain.errors import InvalidInput, PermanentError, RetryableError
 from shared.events.apigw import ApiGatewayEvent, ApiGatewayResponse
 from shared.events.audit import AuditEventList
 from shared.events.cls import ClsEvent
-from shared.logging import bind_invocation, configure_logging
 from shared.router import route_cls, route_event_list, route_signed
+from shared.steps.handler_support import FunctionShell
 
-_deps: Deps | None = None
-
-
-def get_deps() -> tuple[Deps, bool]:
-    """The cold-start dependencies (tests may assign `handler._deps` first)."""
-    global _deps
-    cold = _deps is None
-    if _deps is None:
-        settings = Settings.load()
-        configure_logging(settings.log_level)
-        _deps = build_deps(settings, with_clb=False, with_cluster=False)
-    return _deps, cold
+shell = FunctionShell("router", with_clb=False, with_cluster=False)
 
 
 def main_handler(event: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
-    deps, cold = get_deps()
+    deps = shell.deps()
+    shell.begin(context)
     request_id = str(context.get("request_id") or "local")
-    bind_invocation(function="router", request_id=request_id, cold_start=cold)
     if ApiGatewayEvent.looks_like(event):
         try:
             return route_signed(deps, ApiGatewayEvent.model_validate(event)).to_wire()

@@ -118,9 +118,9 @@ def _api(body: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
 
 @pytest.fixture
 def handler_deps(deps: Deps) -> Any:
-    health_handler._deps = deps
+    health_handler.shell.use(deps)
     yield deps
-    health_handler._deps = None
+    health_handler.shell.use(None)
 
 
 def test_handler_rejects_bad_notifications(handler_deps: Deps, invoker: RecordingInvoker) -> None:

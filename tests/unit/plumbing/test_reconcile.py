@@ -188,7 +188,7 @@ def test_replay_pod_and_event(deps: Deps, world: Any) -> None:
 def test_console_events_through_the_handler(deps: Deps, world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     runner = Runner()
     monkeypatch.setattr("shared.reconcile._runner", lambda _r: runner)
-    reconcile_handler._deps = deps
+    reconcile_handler.shell.use(deps)
     try:
         assert reconcile_handler.main_handler(load_event("replay_service"), {})["service"] == "shop/web"
         pod = {"replay": {"pod": "shop/p1"}}
@@ -203,4 +203,4 @@ def test_console_events_through_the_handler(deps: Deps, world: Any, monkeypatch:
         forced = reconcile_handler.main_handler(StepRequest(step="reconcile").model_dump(mode="json"), {})
         assert forced["walked"] == 1
     finally:
-        reconcile_handler._deps = None
+        reconcile_handler.shell.use(None)

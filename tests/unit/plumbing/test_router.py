@@ -124,7 +124,7 @@ def test_duplicates_and_stale_versions_are_dropped(deps: Deps, invoker: Recordin
 
 
 def test_raw_event_list_and_cls_through_the_handler(deps: Deps, invoker: RecordingInvoker) -> None:
-    router_handler._deps = deps
+    router_handler.shell.use(deps)
     try:
         result = router_handler.main_handler(load_event("audit_eventlist"), {"request_id": "req-1"})
         assert (result["received"], result["accepted"], result["ignored"]) == (6, 3, 3)
@@ -139,7 +139,7 @@ def test_raw_event_list_and_cls_through_the_handler(deps: Deps, invoker: Recordi
         unknown = router_handler.main_handler({"what": 1}, {"request_id": "req-5"})
         assert unknown["error"] == "InvalidInput"
     finally:
-        router_handler._deps = None
+        router_handler.shell.use(None)
 
 
 def test_cls_record_that_is_not_json_is_reported(deps: Deps, invoker: RecordingInvoker) -> None:
