@@ -9,13 +9,15 @@ servers the kubelet starts are reachable from tests and from the CLB emulator's 
 - hostNetwork Pods use their node's IP, `127.0.20.<node>`.
 
 Released addresses go to the back of the pool (like a real IPAM's cool-down) so a new Pod rarely gets
-the IP of a Pod that just went away, which keeps stale CLB backends distinguishable in tests.
+the IP of a Pod that just went away, which keeps stale CLB backends distinguishable in tests. Pools
+start at a random address unless told otherwise, so concurrent simulators rarely collide.
 """
 
 from __future__ import annotations
 
 import enum
 import ipaddress
+import random
 import threading
 from collections import deque
 from collections.abc import Mapping
@@ -64,10 +66,11 @@ def network_mode_for_pod(pod: Mapping[str, Any], default: NetworkMode) -> Networ
 
 
 class _Pool:
-    def __init__(self, network: str) -> None:
+    def __init__(self, network: str, first_offset: int) -> None:
         net = ipaddress.IPv4Network(network)
         # Skip the network address, the gateway-like .1 and the broadcast address, as a real subnet does.
         self._free: deque[str] = deque(str(ip) for ip in list(net.hosts())[1:])
+        self._free.rotate(-(first_offset % len(self._free)))
         self._network = network
 
     def take(self) -> str:
@@ -84,12 +87,15 @@ class _Pool:
 class PodIpam:
     """Thread-safe allocator of Pod IPs, one pool for VPC-CNI and one per node for GlobalRouter."""
 
-    def __init__(self, node_count: int) -> None:
+    def __init__(self, node_count: int, *, first_offset: int | None = None) -> None:
+        """`first_offset` None starts each pool at a random address, so simulators running at the same
+        time on one machine (parallel test runs) rarely hand out the same loopback IP."""
         if not 1 <= node_count <= 254:
             raise ValueError(f"node_count {node_count} out of range 1..254")
+        offset = random.randrange(1 << 16) if first_offset is None else first_offset
         self._lock = threading.Lock()
-        self._eni = _Pool("127.10.0.0/16")
-        self._pod_cidrs = {index: _Pool(f"127.20.{index}.0/24") for index in range(1, node_count + 1)}
+        self._eni = _Pool("127.10.0.0/16", offset)
+        self._pod_cidrs = {index: _Pool(f"127.20.{index}.0/24", offset) for index in range(1, node_count + 1)}
         self._owner: dict[str, tuple[NetworkMode, int]] = {}
 
     def allocate(self, mode: NetworkMode, node_index: int) -> str:

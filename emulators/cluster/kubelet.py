@@ -28,6 +28,7 @@ from emulators.cluster.pod_servers import (
     ContainerServer,
     container_ports,
     container_version,
+    ports_free,
     readiness_path,
 )
 from emulators.cluster.simclock import SimClock, WallClock, format_time
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_GRACE_S = 30
+START_RETRY_S = 1.0
 
 
 @dataclass
@@ -230,11 +232,11 @@ class Kubelet:
                     self._confirm_deletion(namespace, name, node)
                     return
                 self._queue.add_after(key, runtime.removal_due - now)
-            elif not runtime.started:
-                if now < runtime.start_due:
-                    self._queue.add_after(key, runtime.start_due - now)
-                else:
-                    self._start_containers(runtime)
+            elif not runtime.started and now < runtime.start_due:
+                self._queue.add_after(key, runtime.start_due - now)
+            elif self._start_waiting_containers(runtime):
+                # A port was busy (another simulator on this machine?): retry like a container restart.
+                self._queue.add_after(key, START_RETRY_S)
             self._write_status(namespace, name, runtime, deleting)
 
     def _confirm_deletion(self, namespace: str, name: str, node: str) -> None:
@@ -255,8 +257,9 @@ class Kubelet:
 
     def _create_sandbox(self, key: str, pod: dict[str, Any], node: str) -> _PodRuntime | None:
         mode = network_mode_for_pod(pod, self._default_mode)
+        ports = [port for spec in (pod.get("spec") or {}).get("containers") or [] for port in container_ports(spec)]
         try:
-            ip = self._ipam.allocate(mode, self._node_index[node])
+            ip = self._allocate_free_ip(mode, self._node_index[node], ports)
         except IpamExhaustedError:
             log.exception("sim kubelet: no IP for pod %s; retrying in 1 s", key)
             self._queue.add_after(key, 1.0)
@@ -287,10 +290,28 @@ class Kubelet:
         log.info("sim kubelet: pod %s on %s got %s (%s)", key, node, ip, mode.value)
         return runtime
 
-    def _start_containers(self, runtime: _PodRuntime) -> None:
+    def _allocate_free_ip(self, mode: NetworkMode, node_index: int, ports: list[int]) -> str:
+        """An IP whose container ports nobody on this machine listens on (e.g. a concurrent test run)."""
+        ip = self._ipam.allocate(mode, node_index)
+        if mode is NetworkMode.HOST:
+            return ip
+        for _ in range(16):
+            if ports_free(ip, ports):
+                return ip
+            busy, ip = ip, self._ipam.allocate(mode, node_index)
+            self._ipam.release(busy)
+        return ip
+
+    def _start_waiting_containers(self, runtime: _PodRuntime) -> bool:
+        """Start containers not running yet (first start or a failed bind); True if one still waits.
+
+        Crashed containers stay down: only `restore` restarts them.
+        """
         runtime.started = True
         for container in runtime.containers:
-            self._run_container(container)
+            if container.state == "waiting":
+                self._run_container(container)
+        return any(container.state == "waiting" for container in runtime.containers)
 
     def _run_container(self, container: _Container) -> None:
         try:

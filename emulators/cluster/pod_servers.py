@@ -11,6 +11,7 @@ and the CLB emulator's forwarding proxy can tell old Pods from new ones. Its rea
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -141,3 +142,15 @@ def container_ports(container: Mapping[str, Any]) -> list[int]:
         if isinstance(number, int) and port.get("protocol", "TCP") == "TCP" and number not in ports:
             ports.append(number)
     return ports
+
+
+def ports_free(ip: str, ports: list[int]) -> bool:
+    """True when every port can be bound on `ip` now (nothing else on the machine listens there)."""
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((ip, port))
+            except OSError:
+                return False
+    return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import urllib.error
@@ -62,14 +63,15 @@ class Behaviours:
         return self.store.get("pods", namespace, name)
 
 
-@pytest.fixture
-def behaviours() -> Iterator[Behaviours]:
+@contextlib.contextmanager
+def running_behaviours(ipam: PodIpam | None = None) -> Iterator[Behaviours]:
+    """Scheduler, kubelet (start delay 0.05 s, grace capped at 1 s) and controllers over a fresh store."""
     store = ObjectStore()
     nodes = default_node_names(3)
     kubelet = Kubelet(
         store,
         nodes=nodes,
-        ipam=PodIpam(len(nodes)),
+        ipam=ipam or PodIpam(len(nodes)),
         default_mode=NetworkMode.VPC_CNI,
         start_delay_s=0.05,
         max_grace_s=1.0,
@@ -80,10 +82,18 @@ def behaviours() -> Iterator[Behaviours]:
         ReplicaSetController(store, resync_period_s=1.0),
         DeploymentController(store, resync_period_s=1.0),
     ]
-    for part in parts:
-        part.start()
+    started = []
     try:
+        for part in parts:
+            part.start()
+            started.append(part)
         yield Behaviours(store, kubelet)
     finally:
-        for part in reversed(parts):
+        for part in reversed(started):
             part.stop()
+
+
+@pytest.fixture
+def behaviours() -> Iterator[Behaviours]:
+    with running_behaviours() as running:
+        yield running

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
+from emulators.cluster.ipam import PodIpam
 from emulators.cluster.patching import STRATEGIC_MERGE_PATCH
-from tests.integration.cluster_sim.conftest import Behaviours, condition, eventually, http_get
+from tests.integration.cluster_sim.conftest import Behaviours, condition, eventually, http_get, running_behaviours
 
 GATE = "cloud.tencent.com/load-balancer-backendgroup-ready"
 
@@ -161,3 +163,26 @@ def test_host_network_and_global_router_addresses(behaviours: Behaviours) -> Non
     node_index = routed["spec"]["nodeName"].split("-")[1]
     assert routed["status"]["podIP"].startswith(f"127.20.{node_index}.")
     assert (http_get(routed["status"]["podIP"], 8081) or (0, {}))[1]["pod"] == "gr"
+
+
+def test_busy_ports_are_avoided_or_retried() -> None:
+    """Another process listening on a Pod's IP:port (e.g. a parallel test run) must not wedge the Pod."""
+    with socket.socket() as squatter, socket.socket() as host_squatter:
+        squatter.bind(("127.10.0.2", 8080))
+        squatter.listen()
+        host_squatter.bind(("127.0.20.1", 8080))
+        host_squatter.listen()
+        with running_behaviours(PodIpam(3, first_offset=0)) as behaviours:
+            behaviours.store.create("pods", "default", _pod("moved"))
+            assert _ready_pod(behaviours, "moved")["status"]["podIP"] == "127.10.0.3"  # .2 is taken
+            behaviours.store.create("pods", "default", _pod("host", hostNetwork=True, nodeName="node-1"))
+
+            def waiting() -> dict[str, Any] | None:
+                pod = behaviours.pod("host")
+                statuses = ((pod or {}).get("status") or {}).get("containerStatuses") or [{}]
+                state = statuses[0].get("state", {}).get("waiting") or {}
+                return state if state.get("reason") == "RunContainerError" else None
+
+            assert "Address already in use" in eventually(waiting, "host Pod waiting on its busy port")["message"]
+            host_squatter.close()  # the port frees up: the kubelet's retry starts the container
+            assert _ready_pod(behaviours, "host")["status"]["podIP"] == "127.0.20.1"

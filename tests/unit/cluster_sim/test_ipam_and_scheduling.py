@@ -45,7 +45,7 @@ def test_network_mode(pod: Any, default: NetworkMode, expected: NetworkMode) -> 
 
 
 def test_ranges_per_mode_and_host_network() -> None:
-    ipam = PodIpam(node_count=3)
+    ipam = PodIpam(node_count=3, first_offset=0)
     assert ipam.allocate(NetworkMode.VPC_CNI, 2) == "127.10.0.2"
     assert ipam.allocate(NetworkMode.VPC_CNI, 3) == "127.10.0.3"  # one subnet shared by all nodes
     assert ipam.allocate(NetworkMode.GLOBAL_ROUTER, 2) == "127.20.2.2"  # the node's Pod CIDR
@@ -55,12 +55,19 @@ def test_ranges_per_mode_and_host_network() -> None:
 
 
 def test_released_addresses_are_reused_last() -> None:
-    ipam = PodIpam(node_count=1)
+    ipam = PodIpam(node_count=1, first_offset=0)
     first = ipam.allocate(NetworkMode.VPC_CNI, 1)
     ipam.release(first)
     ipam.release(node_ip(1))  # host network addresses are not the pool's: ignored
     assert ipam.allocate(NetworkMode.VPC_CNI, 1) != first
     assert first not in ipam.in_use()
+
+
+def test_random_start_offsets_spread_simulators_apart() -> None:
+    assert PodIpam(1, first_offset=3).allocate(NetworkMode.VPC_CNI, 1) == "127.10.0.5"
+    assert PodIpam(1, first_offset=253).allocate(NetworkMode.GLOBAL_ROUTER, 1) == "127.20.1.2"  # wraps
+    firsts = {PodIpam(1).allocate(NetworkMode.VPC_CNI, 1) for _ in range(20)}
+    assert len(firsts) > 1
 
 
 def test_exhausted_pool_says_what_to_do() -> None:
