@@ -143,11 +143,6 @@ class Kubelet:
             for key in list(self._pods):
                 self._teardown(key)
 
-    def pod_ip(self, namespace: str, name: str) -> str | None:
-        with self._lock:
-            runtime = self._pods.get(f"{namespace}/{name}")
-            return runtime.ip if runtime else None
-
     # Fault injection -------------------------------------------------------------------------------
 
     def crash_container(self, namespace: str, name: str, container: str | None = None) -> None:

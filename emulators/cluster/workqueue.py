@@ -40,7 +40,6 @@ class WorkQueue:
         self._sequence = 0
         self._failures: dict[str, int] = {}
         self._stopping = False
-        self._busy = False
         self._thread: threading.Thread | None = None
         self._next_resync = 0.0
 
@@ -73,11 +72,6 @@ class WorkQueue:
             heapq.heappush(self._delayed, (time.monotonic() + delay_s, self._sequence, key))
             self._cond.notify_all()
 
-    def idle(self) -> bool:
-        """True when nothing is pending or running now (delayed work may still be scheduled)."""
-        with self._cond:
-            return not self._pending and not self._busy
-
     def _next_key(self) -> str | None:
         """Block until a key is due; "" means "time to resync", None means "stopping"."""
         with self._cond:
@@ -92,7 +86,6 @@ class WorkQueue:
                 if self._pending:
                     key = next(iter(self._pending))
                     del self._pending[key]
-                    self._busy = True
                     return key
                 wake = self._next_resync if self._resync is not None else now + 3600.0
                 if self._delayed:
@@ -117,9 +110,6 @@ class WorkQueue:
                 self.add_after(key, min(_MAX_BACKOFF_S, 0.05 * 2**failures))
             else:
                 self._failures.pop(key, None)
-            finally:
-                with self._cond:
-                    self._busy = False
 
     def _enqueue_resync(self) -> None:
         assert self._resync is not None
