@@ -42,7 +42,9 @@ class Requirement:
 
 def _split_top_level(selector: str) -> list[str]:
     """Split on commas that are not inside a ``( … )`` value set."""
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in selector:
         if char == "(":
             depth += 1

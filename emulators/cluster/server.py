@@ -159,7 +159,7 @@ class _HTTPServer(ThreadingHTTPServer):
                 connection = self.ssl_context.wrap_socket(request, server_side=True)
             with self._conn_lock:
                 self._connections.add(connection)
-            self.RequestHandlerClass(connection, client_address, self)
+            self.RequestHandlerClass(connection, client_address, self)  # type: ignore[arg-type]
         except (OSError, ssl.SSLError) as exc:
             log.debug("cluster API connection from %s ended: %s", client_address, exc)
         finally:

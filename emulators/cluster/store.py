@@ -15,13 +15,13 @@ import logging
 import random
 import threading
 import uuid
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from emulators.cluster import objects, updates
+from emulators.cluster.changefeed import ChangeFeed, Subscriber
 from emulators.cluster.context import RequestInfo, WriteRecord, current_request
 from emulators.cluster.errors import ApiError, already_exists, bad_request, conflict, invalid, not_found
 from emulators.cluster.patching import JSON_PATCH, apply_patch
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 AdmissionHook = Callable[[ResourceType, "str | None", Obj, str], Obj]
 AuditSink = Callable[[WriteRecord], None]
-Subscriber = Callable[[str, str, Obj], None]
+Objs = list[Obj]
 
 GC_ACTOR = "system:serviceaccount:kube-system:generic-garbage-collector"
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # upstream's generateName alphabet (no vowels)
@@ -72,13 +72,7 @@ class ObjectStore:
         self._lock = threading.RLock()
         self._objects: dict[str, dict[tuple[str, str], Obj]] = {plural: {} for plural in RESOURCES}
         self._rv = 1  # a bootstrapped cluster never lists at "0", which watch treats as "any version"
-        self._history: deque[ChangeEvent] = deque(maxlen=history_size)
-        self._compacted_rv = 0
-        self._watchers: set[WatchStream] = set()
-        self._subscribers: list[Subscriber] = []
-        self._pending: deque[ChangeEvent] = deque()
-        self._dispatch_lock = threading.Lock()
-        self._dispatching = threading.local()
+        self._feed = ChangeFeed(self._lock, history_size)
         self._now = now or (lambda: datetime.now(timezone.utc))
         self._rng = rng or random.Random()
         self.admission = admission
@@ -283,14 +277,14 @@ class ObjectStore:
         """Delete, gracefully for scheduled Pods; returns the object in its final or terminating state."""
         rtype = resource_type(resource)
         ns = self._ns(rtype, namespace)
-        removed: list[Obj] = []
+        removed: Objs = []
         result = self._audited(
             _Call("delete", rtype, ns, name, None, actor, None),
             lambda: self._delete(
                 rtype, ns, name, grace_period_seconds, preconditions=preconditions or {}, removed=removed
             ),
         )
-        self._dispatch()
+        self._feed.dispatch()
         self._collect_garbage(removed)
         return result
 
@@ -298,15 +292,7 @@ class ObjectStore:
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Call ``callback(event_type, resource, obj)`` after every change, in resourceVersion order."""
-        with self._lock:
-            self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
-
-        return unsubscribe
+        return self._feed.subscribe(callback)
 
     def watch(
         self,
@@ -323,37 +309,17 @@ class ObjectStore:
             namespace,
             parse_label_selector(label_selector),
             parse_field_selector(resource, field_selector),
-            on_close=self._forget_watcher,
+            on_close=self._feed.forget,
         )
+        start: int | None = None
+        if resource_version not in (None, "", "0"):
+            try:
+                start = int(str(resource_version))
+            except ValueError:
+                raise bad_request(f"invalid resource version: {resource_version!r}") from None
         with self._lock:
-            if resource_version in (None, "", "0"):
-                for _, obj in sorted(self._objects[resource].items()):
-                    if stream.matches(obj):
-                        stream.push("ADDED", obj)
-            else:
-                try:
-                    start = int(resource_version)
-                except ValueError:
-                    raise bad_request(f"invalid resource version: {resource_version!r}") from None
-                if start < self._compacted_rv:
-                    error = ApiError(
-                        {
-                            "kind": "Status",
-                            "apiVersion": "v1",
-                            "metadata": {},
-                            "status": "Failure",
-                            "message": f"too old resource version: {start} ({self._compacted_rv + 1})",
-                            "reason": "Expired",
-                            "code": 410,
-                        }
-                    )
-                    stream.push("ERROR", error.status)
-                    stream.close()
-                    return stream
-                for change in self._history:
-                    if change.resource_version > start:
-                        stream.offer(change)
-            self._watchers.add(stream)
+            snapshot = [obj for _, obj in sorted(self._objects[resource].items())]
+            self._feed.open_watch(stream, start, snapshot)
         return stream
 
     def bookmark_version(self, stream: WatchStream) -> str | None:
@@ -362,14 +328,7 @@ class ObjectStore:
             return str(self._rv) if stream.idle() and not stream.closed else None
 
     def close_watches(self) -> None:
-        with self._lock:
-            watchers = list(self._watchers)
-        for stream in watchers:
-            stream.close()
-
-    def _forget_watcher(self, stream: WatchStream) -> None:
-        with self._lock:
-            self._watchers.discard(stream)
+        self._feed.close_all()
 
     # ------------------------------------------------------------------ internals
 
@@ -408,7 +367,7 @@ class ObjectStore:
             self._record(call, error.status, error.status, received)
             raise
         finally:
-            self._dispatch()
+            self._feed.dispatch()
         if not skip_if():
             self._record(call, result, {"metadata": {}, "code": 201 if call.verb == "create" else 200}, received)
         return result
@@ -449,35 +408,8 @@ class ObjectStore:
             self._objects[rtype.plural].pop(key, None)
         else:
             self._objects[rtype.plural][key] = obj
-        if len(self._history) == self._history.maxlen:
-            self._compacted_rv = self._history[0].resource_version
-        change = ChangeEvent(self._rv, event_type, rtype.plural, copy.deepcopy(obj), old)
-        self._history.append(change)
-        for stream in list(self._watchers):
-            stream.offer(change)
-        self._pending.append(change)
+        self._feed.publish(ChangeEvent(self._rv, event_type, rtype.plural, copy.deepcopy(obj), old))
         return copy.deepcopy(obj)
-
-    def _dispatch(self) -> None:
-        """Deliver pending changes to subscribers outside the store lock, one dispatcher at a time."""
-        if getattr(self._dispatching, "active", False):
-            return  # a subscriber wrote to the store; the outer loop delivers that change in order
-        with self._dispatch_lock:
-            self._dispatching.active = True
-            try:
-                while True:
-                    with self._lock:
-                        if not self._pending:
-                            return
-                        change = self._pending.popleft()
-                        subscribers = list(self._subscribers)
-                    for callback in subscribers:
-                        try:
-                            callback(change.event_type, change.resource, copy.deepcopy(change.obj))
-                        except Exception:
-                            log.exception("store subscriber %r failed on %s", callback, change.event_type)
-            finally:
-                self._dispatching.active = False
 
     def _ensure_namespace(self, ns: str) -> None:
         if ns and ("", ns) not in self._objects["namespaces"]:
@@ -592,7 +524,7 @@ class ObjectStore:
         grace: int | None,
         *,
         preconditions: dict[str, str],
-        removed: list[Obj],
+        removed: Objs,
     ) -> Obj:
         with self._lock:
             current = self._objects[rtype.plural].get((ns, name))
@@ -616,9 +548,9 @@ class ObjectStore:
             updated["metadata"]["deletionGracePeriodSeconds"] = grace
             return self._commit("MODIFIED", rtype, updated, current)
 
-    def _collect_garbage(self, removed: list[Obj]) -> None:
+    def _collect_garbage(self, removed: Objs) -> None:
         """Background-propagation cascade: delete dependents whose every owner is gone."""
-        queue = list(removed)
+        queue: Objs = list(removed)
         while queue:
             owner = queue.pop()
             owner_uid = owner["metadata"].get("uid")
