@@ -8,9 +8,10 @@ servers the kubelet starts are reachable from tests and from the CLB emulator's 
 - GlobalRouter Pods draw from their node's Pod CIDR, `127.20.<node>.0/24`;
 - hostNetwork Pods use their node's IP, `127.0.20.<node>`.
 
-Released addresses go to the back of the pool (like a real IPAM's cool-down) so a new Pod rarely gets
-the IP of a Pod that just went away, which keeps stale CLB backends distinguishable in tests. Pools
-start at a random address unless told otherwise, so concurrent simulators rarely collide.
+Addresses are handed out round robin, so a released one is reused only after a full lap (like a real
+IPAM's cool-down): a new Pod rarely gets the IP of a Pod that just went away, which keeps stale CLB
+backends distinguishable in tests. Pools start at a random address unless told otherwise, so
+simulators running at the same time on one machine rarely collide.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import enum
 import ipaddress
 import random
 import threading
-from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -66,22 +66,29 @@ def network_mode_for_pod(pod: Mapping[str, Any], default: NetworkMode) -> Networ
 
 
 class _Pool:
+    """Addresses handed out round robin from a cursor; a released one comes back only after a full lap."""
+
     def __init__(self, network: str, first_offset: int) -> None:
         net = ipaddress.IPv4Network(network)
-        # Skip the network address, the gateway-like .1 and the broadcast address, as a real subnet does.
-        self._free: deque[str] = deque(str(ip) for ip in list(net.hosts())[1:])
-        self._free.rotate(-(first_offset % len(self._free)))
+        self._base = int(net.network_address)
+        # Usable: skip the network address, the gateway-like .1 and the broadcast address, as a subnet does.
+        self._size = net.num_addresses - 3
+        self._cursor = first_offset % self._size
+        self._taken: set[int] = set()
         self._network = network
 
     def take(self) -> str:
-        if not self._free:
-            raise IpamExhaustedError(
-                f"no free Pod IP left in {self._network}; delete some Pods or lower the replica counts"
-            )
-        return self._free.popleft()
+        for _ in range(self._size):
+            index, self._cursor = self._cursor, (self._cursor + 1) % self._size
+            if index not in self._taken:
+                self._taken.add(index)
+                return str(ipaddress.IPv4Address(self._base + 2 + index))
+        raise IpamExhaustedError(
+            f"no free Pod IP left in {self._network}; delete some Pods or lower the replica counts"
+        )
 
     def give_back(self, ip: str) -> None:
-        self._free.append(ip)
+        self._taken.discard(int(ipaddress.IPv4Address(ip)) - self._base - 2)
 
 
 class PodIpam:
