@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
+import urllib3
 from kubernetes.client import ApiException, V1Pod, V1PodCondition, V1Service
 
 from shared.domain.errors import ClbDirectError, Conflict, NotFound, PermanentError, RetryableError
 from shared.domain.models import ContainerPort, PodCondition, PodInfo, ServiceInfo, ServicePort
+
+T = TypeVar("T")
 
 _LEADING_DIGITS = re.compile(r"^\s*(\d+)")
 _CONDITION_STATUSES = ("True", "False", "Unknown")
@@ -122,8 +125,11 @@ def condition_patch(
         return None
     if live is not None and live.status == desired.status:
         transition = live.last_transition_time
+    elif desired.last_transition_time and (live is None or desired.last_transition_time != live.last_transition_time):
+        transition = desired.last_transition_time  # the caller knows when the change happened
     else:
-        transition = desired.last_transition_time or epoch_rfc3339(now_epoch)
+        # A desired condition copied from the live one carries the old time; a flip is "now".
+        transition = epoch_rfc3339(now_epoch)
     entry: dict[str, Any] = {"type": desired.type, "status": desired.status}
     if transition is not None:
         entry["lastTransitionTime"] = transition
@@ -189,6 +195,16 @@ def _retry_after(exc: ApiException) -> float:
         return max(float(value), 1.0) if value is not None else 2.0
     except (TypeError, ValueError):
         return 2.0
+
+
+def call_api(what: str, send: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run one client call; API errors become typed errors, transport failures retryable ones."""
+    try:
+        return send(*args, **kwargs)
+    except ApiException as exc:
+        raise api_error(exc, what) from exc
+    except urllib3.exceptions.HTTPError as exc:
+        raise RetryableError(f"Kubernetes API {what}: connection failed: {exc}", delay_s=2.0) from exc
 
 
 def api_error(exc: ApiException, what: str) -> ClbDirectError:

@@ -12,21 +12,17 @@ configuration. API errors become typed errors by HTTP status.
 from __future__ import annotations
 
 import base64
-import secrets
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import urllib3
 from kubernetes import client, config
-from kubernetes.client import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from shared.adapters import k8s_mapping as km
+from shared.adapters.k8s_events import COMPONENT, MERGE_PATCH, EventRecorder
 from shared.clock import SystemClock
 from shared.config import Settings
-from shared.domain.errors import ConfigError, Conflict, NotFound, RetryableError
+from shared.domain.errors import ConfigError, Conflict, NotFound
 from shared.domain.models import (
     CLUSTER_CONFIG_NAME,
     CLUSTER_CONFIG_NAMESPACE,
@@ -43,19 +39,8 @@ T = TypeVar("T")
 log = get_logger("shared.adapters.kubernetes")
 
 TKE_SERVICE_CONFIG = ("cloud.tencent.com", "v1alpha1", "tkeserviceconfigs")
-COMPONENT = "clb-direct"
-MERGE_PATCH = "application/merge-patch+json"
 CONFLICT_RETRIES = 5
 LIST_PAGE = 500
-EVENT_NOTE_LIMIT = 1024
-
-
-@dataclass
-class _SeenEvent:
-    namespace: str
-    name: str
-    count: int
-    last_seen: float
 
 
 class KubernetesCluster:
@@ -76,10 +61,13 @@ class KubernetesCluster:
         self._admission = client.AdmissionregistrationV1Api(api_client)
         self._version = client.VersionApi(api_client)
         self._clock: Clock = clock or SystemClock()
-        self._event_window_s = event_window_s
-        self._event_cache_size = event_cache_size
-        self._events: OrderedDict[tuple[str, ...], _SeenEvent] = OrderedDict()
-        self._instance = reporting_instance
+        self._recorder = EventRecorder(
+            self._core,
+            self._clock,
+            window_s=event_window_s,
+            cache_size=event_cache_size,
+            reporting_instance=reporting_instance,
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings, *, clock: Clock | None = None) -> KubernetesCluster:
@@ -112,12 +100,7 @@ class KubernetesCluster:
 
     @staticmethod
     def _call(what: str, send: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        try:
-            return send(*args, **kwargs)
-        except ApiException as exc:
-            raise km.api_error(exc, what) from exc
-        except urllib3.exceptions.HTTPError as exc:
-            raise RetryableError(f"Kubernetes API {what}: connection failed: {exc}", delay_s=2.0) from exc
+        return km.call_api(what, send, *args, **kwargs)
 
     def _optional(self, what: str, send: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
         try:
@@ -304,79 +287,8 @@ class KubernetesCluster:
     # ------------------------------------------------------------------------------------ Events
 
     def emit_event(self, regarding: ObjectRef, *, type: str, reason: str, message: str) -> None:
-        """Record a core/v1 Event; a repeat (same object, type, reason, message) within the window bumps
-        the earlier Event's count instead of creating another. Best effort, like client-go's recorder:
-        a failure is logged, never raised, so reporting cannot fail the step it reports on."""
-        message = message[:EVENT_NOTE_LIMIT]
-        key = (regarding.kind, regarding.namespace, regarding.name, regarding.uid or "", type, reason, message)
-        now = self._clock.now()
-        stamp = km.epoch_rfc3339(now)
-        try:
-            seen = self._events.get(key)
-            if seen is not None and now - seen.last_seen <= self._event_window_s and self._bump_event(seen, stamp):
-                seen.count += 1
-                seen.last_seen = now
-                self._events.move_to_end(key)
-                return
-            self._events[key] = self._create_event(regarding, type, reason, message, stamp=stamp, now=now)
-            self._events.move_to_end(key)
-            while len(self._events) > self._event_cache_size:
-                self._events.popitem(last=False)
-        except Exception as exc:  # an Event must never fail the step that reports it
-            log.warning(
-                "event.emit_failed", reason=reason, object=f"{regarding.namespace}/{regarding.name}", error=str(exc)
-            )
-
-    def _bump_event(self, seen: _SeenEvent, stamp: str) -> bool:
-        body = {"count": seen.count + 1, "lastTimestamp": stamp}
-        try:
-            self._call(
-                f"update Event {seen.namespace}/{seen.name}",
-                self._core.patch_namespaced_event,
-                seen.name,
-                seen.namespace,
-                body,
-                _content_type=MERGE_PATCH,
-            )
-        except NotFound:
-            return False  # expired (events have a TTL): start a new one
-        return True
-
-    def _create_event(
-        self, regarding: ObjectRef, type: str, reason: str, message: str, *, stamp: str, now: float
-    ) -> _SeenEvent:
-        name = f"{regarding.name}.{int(now * 1e9):x}{secrets.token_hex(2)}"
-        involved: dict[str, Any] = {
-            "kind": regarding.kind,
-            "namespace": regarding.namespace,
-            "name": regarding.name,
-            "apiVersion": regarding.api_version,
-        }
-        if regarding.uid:
-            involved["uid"] = regarding.uid
-        body = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": name, "namespace": regarding.namespace},
-            "involvedObject": involved,
-            "type": type,
-            "reason": reason,
-            "message": message,
-            "count": 1,
-            "firstTimestamp": stamp,
-            "lastTimestamp": stamp,
-            "source": {"component": COMPONENT},
-            "reportingComponent": COMPONENT,
-            "reportingInstance": self._instance,
-            "action": reason,
-        }
-        self._call(
-            f"create Event for {regarding.kind} {regarding.namespace}/{regarding.name}",
-            self._core.create_namespaced_event,
-            regarding.namespace,
-            client.CoreV1Event.model_validate(body),
-        )
-        return _SeenEvent(namespace=regarding.namespace, name=name, count=1, last_seen=now)
+        """Best effort and aggregated: see `k8s_events.EventRecorder`."""
+        self._recorder.emit(regarding, type=type, reason=reason, message=message)
 
     # ------------------------------------------------------------------------------------ webhook, Secrets
 
