@@ -1,6 +1,7 @@
-"""Classification of CLB API failures and the retry loop around one CLB call.
+"""Classification of Tencent Cloud API failures and the retry loop around one call.
 
-Used by `shared.adapters.tencent_clb.TencentClbGateway` for every request it sends. Failures are
+Used by `shared.adapters.tencent_clb.TencentClbGateway` for every request it sends (and by the SCF
+invoker, which shares the SDK's error shape). Failures are
 classified by the CLB error **code** (never the message text): the instance lock, rate limiting,
 internal errors and the SDK's synthetic network codes are transient and retried with full-jitter
 exponential backoff under an overall deadline; anything else becomes a `PermanentError` whose message
@@ -50,24 +51,26 @@ def is_retryable_code(code: str) -> bool:
     return code in _RETRYABLE_CODES or code.startswith(_RETRYABLE_PREFIXES) or code.startswith("InternalError.")
 
 
-def describe_failure(action: str, exc: TencentCloudSDKException, lb_id: str | None) -> str:
+def describe_failure(action: str, exc: TencentCloudSDKException, lb_id: str | None, *, service: str = "CLB") -> str:
     """One line naming the call, the object and the CLB's own words; never the request body."""
     target = f" on {lb_id}" if lb_id else ""
     message = exc.get_message()
     if isinstance(message, bytes):
         message = message.decode("utf-8", "replace")
-    return f"CLB {action}{target} failed: {exc.get_code()}: {message} (RequestId {exc.get_request_id() or '-'})"
+    return f"{service} {action}{target} failed: {exc.get_code()}: {message} (RequestId {exc.get_request_id() or '-'})"
 
 
-def permanent_error(action: str, exc: TencentCloudSDKException, lb_id: str | None) -> PermanentError:
+def permanent_error(
+    action: str, exc: TencentCloudSDKException, lb_id: str | None, *, service: str = "CLB"
+) -> PermanentError:
     """Map a non-retryable SDK exception to the most specific typed error."""
     code = str(exc.get_code() or "UnknownError")
-    text = describe_failure(action, exc, lb_id)
+    text = describe_failure(action, exc, lb_id, service=service)
     if code in NOT_FOUND_CODES:
-        return NotFound(f"{text}; the CLB object no longer exists, re-read the Service and retry", code=code)
+        return NotFound(f"{text}; the object no longer exists, re-read the current state", code=code)
     if code.startswith(_QUOTA_PREFIXES):
-        return LimitExceeded(f"{text}; raise the CLB quota or reduce the number of backends", code=code)
-    return PermanentError(f"{text}; fix the request or the CLB configuration, retrying will not help", code=code)
+        return LimitExceeded(f"{text}; raise the quota or reduce the number of resources", code=code)
+    return PermanentError(f"{text}; fix the request or the configuration, retrying will not help", code=code)
 
 
 @dataclass
@@ -91,6 +94,7 @@ def call_with_retry(
     policy: RetryPolicy,
     lb_id: str | None = None,
     before_attempt: Callable[[float], None] | None = None,
+    service: str = "CLB",
 ) -> T:
     """Run `send` until it succeeds, fails permanently, or the overall deadline passes.
 
@@ -107,13 +111,13 @@ def call_with_retry(
         except TencentCloudSDKException as exc:
             code = str(exc.get_code() or "UnknownError")
             if not is_retryable_code(code):
-                raise permanent_error(action, exc, lb_id) from exc
+                raise permanent_error(action, exc, lb_id, service=service) from exc
             delay = policy.backoff(attempt)
             remaining = deadline - clock.monotonic()
             if remaining <= delay:
                 raise RetryableError(
-                    f"{describe_failure(action, exc, lb_id)}; still failing after {attempt + 1} attempts "
-                    f"within {policy.deadline_s:.0f}s, retry the step later",
+                    f"{describe_failure(action, exc, lb_id, service=service)}; still failing after "
+                    f"{attempt + 1} attempts within {policy.deadline_s:.0f}s, retry the step later",
                     delay_s=max(policy.backoff(attempt + 1), 1.0),
                     code=code,
                 ) from exc

@@ -1,0 +1,271 @@
+"""The `Invoker` port three ways: SCF async Invoke, the local runtime over HTTP, and in-process inline.
+
+`build_invoker(settings)` (called by `shared.deps.build_deps` and handlers) picks one by
+`Settings.invoker`: "scf" in production (tencentcloud `scf` SDK, `InvocationType=Event`), "local" for
+`clb-direct serve` (POST to the runtime's `/_invoke`), "inline" for tests and the demo (handlers run
+synchronously in this process through a FIFO queue with SCF's retry-then-dead-letter semantics).
+Async payloads are capped at 128 KB by SCF (reference/tencent-clb-scf.md §4.4); `split_step_request`
+cuts an oversized StepRequest into requests that fit.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import json
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from tencentcloud.common import credential
+from tencentcloud.common.profile.client_profile import ClientProfile
+from tencentcloud.common.profile.http_profile import HttpProfile
+from tencentcloud.scf.v20180416 import models as scf_models
+from tencentcloud.scf.v20180416 import scf_client
+
+from shared.adapters.clb_errors import RetryPolicy, call_with_retry
+from shared.clock import SystemClock
+from shared.config import Settings
+from shared.domain.errors import ConfigError, PermanentError, RetryableError
+from shared.domain.models import StepRequest
+from shared.logging import get_logger
+from shared.ports import Clock, Invoker
+
+log = get_logger("shared.adapters.invokers")
+
+MAX_ASYNC_PAYLOAD_BYTES = 128 * 1024
+SCF_ASYNC_RETRIES = 2  # run errors are retried twice by default (reference §4.5)
+_SPLIT_FIELDS = ("services", "pods", "pod_uids")
+
+Handler = Callable[[dict[str, Any], dict[str, Any]], Any]
+
+
+def encode_payload(function: str, payload: Mapping[str, Any]) -> str:
+    """The JSON an async invocation carries; refuses what SCF would refuse (over 128 KB)."""
+    text = json.dumps(payload, separators=(",", ":"), sort_keys=True, default=str)
+    size = len(text.encode("utf-8"))
+    if size > MAX_ASYNC_PAYLOAD_BYTES:
+        raise PermanentError(
+            f"async payload for {function} is {size} bytes, over SCF's {MAX_ASYNC_PAYLOAD_BYTES}-byte limit; "
+            "split it with split_step_request() before invoking",
+            code="PayloadTooLarge",
+        )
+    return text
+
+
+def split_step_request(request: StepRequest, limit: int = MAX_ASYNC_PAYLOAD_BYTES) -> list[StepRequest]:
+    """Split `request` into requests whose JSON fits `limit` bytes.
+
+    The longest of services / pods / pod_uids is halved until every part fits; the other lists ride
+    along whole, which is safe because steps are level-triggered and idempotent (a Service looked at
+    twice converges to the same state). A request that cannot fit even with one item is refused.
+    """
+
+    def size(req: StepRequest) -> int:
+        return len(req.model_dump_json().encode("utf-8"))
+
+    if size(request) <= limit:
+        return [request]
+    longest = max(_SPLIT_FIELDS, key=lambda name: len(getattr(request, name)))
+    items = getattr(request, longest)
+    if len(items) <= 1:
+        raise PermanentError(
+            f"a {request.step} request cannot be split under {limit} bytes (its {longest} item alone is too big)",
+            code="PayloadTooLarge",
+        )
+    middle = len(items) // 2
+    halves = (
+        request.model_copy(update={longest: items[:middle]}),
+        request.model_copy(update={longest: items[middle:]}),
+    )
+    return [part for half in halves for part in split_step_request(half, limit)]
+
+
+# ---------------------------------------------------------------------------------------------- SCF
+
+
+class ScfInvoker:
+    """SCF `Invoke` with `InvocationType=Event`; the payload travels as the `ClientContext` JSON string."""
+
+    def __init__(
+        self,
+        client: scf_client.ScfClient,
+        *,
+        namespace: str = "default",
+        clock: Clock | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._client = client
+        self._namespace = namespace
+        self._clock: Clock = clock or SystemClock()
+        self._retry = retry or RetryPolicy(deadline_s=30.0)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, clock: Clock | None = None) -> ScfInvoker:
+        secret_id, secret_key, token = settings.require_credentials()
+        profile = ClientProfile(httpProfile=HttpProfile(endpoint=settings.scf_endpoint))
+        client = scf_client.ScfClient(credential.Credential(secret_id, secret_key, token), settings.region, profile)
+        return cls(
+            client,
+            namespace=settings.scf_namespace,
+            clock=clock,
+            retry=RetryPolicy(deadline_s=settings.clb_call_deadline_s),
+        )
+
+    def invoke_async(self, function: str, payload: Mapping[str, Any]) -> str:
+        request = scf_models.InvokeRequest()
+        request.FunctionName = function
+        request.InvocationType = "Event"
+        request.Namespace = self._namespace
+        request.ClientContext = encode_payload(function, payload)
+        response = call_with_retry(
+            f"Invoke({function})",
+            lambda: self._client.Invoke(request),
+            clock=self._clock,
+            policy=self._retry,
+            service="SCF",
+        )
+        result = response.Result
+        request_id = str((result.FunctionRequestId if result is not None else None) or response.RequestId)
+        log.info("function.invoked", target=function, invoke_request_id=request_id)
+        return request_id
+
+
+# ---------------------------------------------------------------------------------------------- local runtime
+
+
+class HttpInvoker:
+    """POSTs `{"function", "payload"}` to the local runtime's invoke URL; it answers 202 {"RequestId"}."""
+
+    def __init__(self, url: str, *, timeout_s: float = 10.0, session: requests.Session | None = None) -> None:
+        self._url = url
+        self._timeout_s = timeout_s
+        self._session = session or requests.Session()
+
+    def invoke_async(self, function: str, payload: Mapping[str, Any]) -> str:
+        body = json.dumps({"function": function, "payload": json.loads(encode_payload(function, payload))})
+        try:
+            response = self._session.post(
+                self._url, data=body, headers={"Content-Type": "application/json"}, timeout=self._timeout_s
+            )
+        except requests.RequestException as exc:
+            raise RetryableError(
+                f"local runtime at {self._url} unreachable for {function}: {exc}", delay_s=1.0
+            ) from exc
+        if response.status_code >= 500:
+            raise RetryableError(
+                f"local runtime refused {function} with HTTP {response.status_code}: {response.text[:200]}", delay_s=1.0
+            )
+        if response.status_code >= 400:
+            raise PermanentError(
+                f"local runtime rejected the invocation of {function} (HTTP {response.status_code}): "
+                f"{response.text[:200]}",
+                code=str(response.status_code),
+            )
+        try:
+            return str(response.json()["RequestId"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise PermanentError(
+                f"local runtime at {self._url} answered {function} without a RequestId: {response.text[:200]}"
+            ) from exc
+
+
+# ---------------------------------------------------------------------------------------------- inline
+
+
+@dataclass
+class Invocation:
+    function: str
+    payload: dict[str, Any]
+    request_id: str
+    attempt: int = 0
+    error: str | None = None
+
+
+class InlineInvoker:
+    """Runs handlers in this process, one at a time, in FIFO order.
+
+    An invoke made while a handler runs is queued and runs after it, so recursion depth stays flat no
+    matter how long the chain of steps is. A handler that raises is retried (at the back of the queue)
+    up to `max_retries` times, like SCF's async retry; then the invocation goes to `dead_letters`.
+    """
+
+    def __init__(self, handlers: Mapping[str, Handler] | None = None, *, max_retries: int = SCF_ASYNC_RETRIES) -> None:
+        self._handlers = dict(handlers or {})
+        self._max_retries = max_retries
+        self._queue: deque[Invocation] = deque()
+        self._lock = threading.Lock()
+        self._running = False
+        self._ids = itertools.count(1)
+        self.completed: list[Invocation] = []
+        self.failures: list[Invocation] = []
+        self.dead_letters: list[Invocation] = []
+
+    def invoke_async(self, function: str, payload: Mapping[str, Any]) -> str:
+        self._handler(function)
+        # A JSON round trip gives the callee its own copy, exactly as SCF delivers the event.
+        event = json.loads(encode_payload(function, payload))
+        request_id = f"inline-{next(self._ids)}-{uuid.uuid4().hex[:8]}"
+        with self._lock:
+            self._queue.append(Invocation(function, event, request_id))
+            if self._running:
+                return request_id
+            self._running = True
+        self._drain()
+        return request_id
+
+    def _handler(self, function: str) -> Handler:
+        handler = self._handlers.get(function)
+        if handler is None:
+            try:
+                module = importlib.import_module(f"functions.{function}.handler")
+            except ImportError as exc:
+                raise PermanentError(
+                    f"no function {function!r}: functions.{function}.handler cannot be imported"
+                ) from exc
+            handler = module.main_handler
+            self._handlers[function] = handler
+        return handler
+
+    def _drain(self) -> None:
+        try:
+            self._run_queue()
+        finally:
+            with self._lock:
+                self._running = False
+
+    def _run_queue(self) -> None:
+        while True:
+            with self._lock:
+                if not self._queue:
+                    return
+                item = self._queue.popleft()
+            context = {"request_id": item.request_id, "function_name": item.function, "invocation_type": "Event"}
+            try:
+                self._handler(item.function)(item.payload, context)
+            except Exception as exc:  # any failure of the callee is its own; record and retry like SCF
+                item.error = f"{type(exc).__name__}: {exc}"
+                self.failures.append(Invocation(item.function, item.payload, item.request_id, item.attempt, item.error))
+                if item.attempt < self._max_retries:
+                    item.attempt += 1
+                    with self._lock:
+                        self._queue.append(item)
+                else:
+                    log.warning("function.dead_lettered", target=item.function, error=item.error)
+                    self.dead_letters.append(item)
+                continue
+            self.completed.append(item)
+
+
+def build_invoker(settings: Settings, *, clock: Clock | None = None) -> Invoker:
+    if settings.invoker == "scf":
+        return ScfInvoker.from_settings(settings, clock=clock)
+    if settings.invoker == "local":
+        if not settings.local_invoke_url:
+            raise ConfigError("CLB_DIRECT_INVOKER=local needs CLB_DIRECT_LOCAL_INVOKE_URL (the runtime's /_invoke URL)")
+        return HttpInvoker(settings.local_invoke_url)
+    return InlineInvoker()

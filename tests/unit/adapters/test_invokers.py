@@ -1,0 +1,180 @@
+"""Invokers: SCF Invoke through the real SDK (intercepted by `responses`), the local runtime's HTTP
+invoke, the in-process FIFO invoker with SCF retry/dead-letter semantics, and request splitting."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import pytest
+import requests
+import responses
+
+from shared.adapters.clb_errors import RetryPolicy
+from shared.adapters.invokers import (
+    MAX_ASYNC_PAYLOAD_BYTES,
+    HttpInvoker,
+    InlineInvoker,
+    ScfInvoker,
+    build_invoker,
+    split_step_request,
+)
+from shared.clock import FakeClock
+from shared.domain.errors import ConfigError, PermanentError, RetryableError
+from shared.domain.models import ObjectKey, StepRequest
+from tests.unit.adapters.clb_stub import settings
+
+SCF_URL = "https://scf.tencentcloudapi.com/"
+RUNTIME_URL = "http://127.0.0.1:9000/_invoke"
+
+
+def scf_reply(request: requests.PreparedRequest, seen: list[Any]) -> tuple[int, dict[str, str], str]:
+    seen.append((dict(request.headers), json.loads(request.body or b"{}")))
+    body = {"Response": {"Result": {"FunctionRequestId": "fn-req-1"}, "RequestId": "api-req-1"}}
+    return 200, {"Content-Type": "application/json"}, json.dumps(body)
+
+
+def test_scf_invoke_sends_event_invocation_with_json_client_context() -> None:
+    seen: list[Any] = []
+    invoker = ScfInvoker.from_settings(settings(scf_namespace="clb-direct", region="ap-shanghai"), clock=FakeClock())
+    with responses.RequestsMock() as rsps:
+        rsps.add_callback(responses.POST, SCF_URL, callback=lambda r: scf_reply(r, seen))
+        assert invoker.invoke_async("bind", {"step": "bind", "lb_id": "lb-1"}) == "fn-req-1"
+    headers, body = seen[0]
+    assert headers["X-TC-Action"] == "Invoke" and headers["X-TC-Version"] == "2018-04-16"
+    assert headers["X-TC-Region"] == "ap-shanghai"
+    assert body["FunctionName"] == "bind" and body["InvocationType"] == "Event" and body["Namespace"] == "clb-direct"
+    assert json.loads(body["ClientContext"]) == {"step": "bind", "lb_id": "lb-1"}
+
+
+def test_scf_invoke_retries_throttling_and_names_permanent_failures() -> None:
+    clock = FakeClock()
+    invoker = ScfInvoker.from_settings(settings(), clock=clock)
+    invoker._retry = RetryPolicy(deadline_s=30, rng=random.Random(1))
+    answers = iter(["RequestLimitExceeded", None, "ResourceNotFound.Function"])
+    seen: list[Any] = []
+
+    def reply(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        code = next(answers)
+        if code is None:
+            return scf_reply(request, seen)
+        return (
+            200,
+            {"Content-Type": "application/json"},
+            json.dumps({"Response": {"Error": {"Code": code, "Message": "nope"}, "RequestId": "r-9"}}),
+        )
+
+    with responses.RequestsMock() as rsps:
+        rsps.add_callback(responses.POST, SCF_URL, callback=reply)
+        assert invoker.invoke_async("flip", {"step": "flip"}) == "fn-req-1"
+        assert len(clock.sleeps) == 1
+        with pytest.raises(
+            PermanentError, match=r"SCF Invoke\(flip\) failed: ResourceNotFound.Function: nope \(RequestId r-9\)"
+        ):
+            invoker.invoke_async("flip", {"step": "flip"})
+
+
+def test_oversized_payload_is_refused_before_sending() -> None:
+    invoker = ScfInvoker.from_settings(settings(), clock=FakeClock())
+    with responses.RequestsMock():  # any request would fail: none may be sent
+        with pytest.raises(PermanentError, match="split_step_request"):
+            invoker.invoke_async("bind", {"blob": "x" * MAX_ASYNC_PAYLOAD_BYTES})
+
+
+def test_split_step_request_fits_every_part_and_keeps_every_item() -> None:
+    pods = [ObjectKey(namespace="default", name=f"web-{i:05d}-{'x' * 40}") for i in range(3000)]
+    request = StepRequest(step="bind", pods=pods, services=[ObjectKey(namespace="default", name="web")], lb_id="lb-1")
+    parts = split_step_request(request)
+    assert len(parts) > 1
+    assert all(len(p.model_dump_json()) <= MAX_ASYNC_PAYLOAD_BYTES for p in parts)
+    assert [k for p in parts for k in p.pods] == pods
+    assert all(p.services == request.services and p.lb_id == "lb-1" for p in parts)
+    assert split_step_request(StepRequest(step="flip")) == [StepRequest(step="flip")]
+    with pytest.raises(PermanentError):
+        split_step_request(StepRequest(step="flip", reason="r" * 500), limit=100)
+
+
+@responses.activate
+def test_http_invoker_posts_function_and_payload() -> None:
+    responses.add(responses.POST, RUNTIME_URL, json={"RequestId": "local-1"}, status=202)
+    assert HttpInvoker(RUNTIME_URL).invoke_async("unbind", {"step": "unbind"}) == "local-1"
+    assert json.loads(responses.calls[0].request.body) == {"function": "unbind", "payload": {"step": "unbind"}}
+
+
+@responses.activate
+def test_http_invoker_classifies_failures() -> None:
+    invoker = HttpInvoker(RUNTIME_URL)
+    responses.add(responses.POST, RUNTIME_URL, body=requests.ConnectionError("refused"))
+    with pytest.raises(RetryableError, match="unreachable"):
+        invoker.invoke_async("bind", {})
+    responses.replace(responses.POST, RUNTIME_URL, json={"error": "busy"}, status=503)
+    with pytest.raises(RetryableError, match="503"):
+        invoker.invoke_async("bind", {})
+    responses.replace(responses.POST, RUNTIME_URL, json={"error": "bad invoke request"}, status=400)
+    with pytest.raises(PermanentError, match="400"):
+        invoker.invoke_async("bind", {})
+
+
+def test_inline_invoker_runs_fifo_with_flat_recursion() -> None:
+    order: list[str] = []
+    depth = {"now": 0, "max": 0}
+    invoker: InlineInvoker
+
+    def chain(event: dict[str, Any], context: dict[str, Any]) -> None:
+        depth["now"] += 1
+        depth["max"] = max(depth["max"], depth["now"])
+        order.append(f"{context['function_name']}:{event['n']}")
+        if event["n"] < 200:
+            invoker.invoke_async("chain", {"n": event["n"] + 1})
+            invoker.invoke_async("side", {"n": event["n"]})
+        depth["now"] -= 1
+
+    invoker = InlineInvoker({"chain": chain, "side": lambda e, c: order.append(f"side:{e['n']}")})
+    request_id = invoker.invoke_async("chain", {"n": 0})
+    assert request_id.startswith("inline-1-")
+    assert depth["max"] == 1
+    assert order[:5] == ["chain:0", "chain:1", "side:0", "chain:2", "side:1"]
+    assert len(invoker.completed) == 401
+
+
+def test_inline_invoker_retries_twice_then_dead_letters() -> None:
+    attempts: list[int] = []
+
+    def flaky(event: dict[str, Any], context: dict[str, Any]) -> None:
+        attempts.append(event["k"])
+        if event["k"] == "bad" or len(attempts) == 1:
+            raise RuntimeError("boom")
+
+    invoker = InlineInvoker({"f": flaky})
+    invoker.invoke_async("f", {"k": "ok"})  # fails once, succeeds on retry
+    invoker.invoke_async("f", {"k": "bad"})
+    assert attempts == ["ok", "ok", "bad", "bad", "bad"]
+    assert [d.payload for d in invoker.dead_letters] == [{"k": "bad"}]
+    assert invoker.dead_letters[0].error == "RuntimeError: boom" and invoker.dead_letters[0].attempt == 2
+    assert len(invoker.failures) == 4
+
+
+def test_inline_invoker_gives_the_callee_its_own_copy_and_resolves_functions() -> None:
+    received: list[dict[str, Any]] = []
+    invoker = InlineInvoker({"f": lambda e, c: received.append(e)})
+    payload = {"nested": {"a": 1}}
+    invoker.invoke_async("f", payload)
+    received[0]["nested"]["a"] = 2
+    assert payload == {"nested": {"a": 1}}
+    with pytest.raises(PermanentError, match="no function 'nope'"):
+        invoker.invoke_async("nope", {})
+
+
+def test_build_invoker_by_setting() -> None:
+    assert isinstance(build_invoker(settings()), InlineInvoker)
+    assert isinstance(build_invoker(settings(invoker="scf")), ScfInvoker)
+    assert isinstance(build_invoker(settings(invoker="local", local_invoke_url=RUNTIME_URL)), HttpInvoker)
+    with pytest.raises(ConfigError, match="LOCAL_INVOKE_URL"):
+        build_invoker(settings(invoker="local"))
+
+
+def test_inline_invoker_resolves_handlers_from_functions_package() -> None:
+    import functions.flip.handler as flip
+
+    assert InlineInvoker()._handler("flip") is flip.main_handler
