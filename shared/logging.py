@@ -33,6 +33,7 @@ _SECRET_VALUE_PATTERNS = (
 )
 
 _configured = False
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
 def _redact_value(value: Any, depth: int = 0) -> Any:
@@ -79,7 +80,7 @@ def configure_logging(level: str = "info", stream: TextIO | None = None, *, forc
             structlog.processors.JSONRenderer(sort_keys=False, default=str),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+            _LEVELS.get(level.lower(), logging.INFO)
         ),
         logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stdout),
         cache_logger_on_first_use=False,
