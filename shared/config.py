@@ -89,9 +89,7 @@ class Settings(BaseSettings):
     @classmethod
     def _known_store_scheme(cls, value: str) -> str:
         if not value.startswith(("sqlite://", "redis://", "rediss://", "memory://")):
-            raise ValueError(
-                f"store_url {value!r} has an unknown scheme; use sqlite:///path, redis://host:port/db"
-            )
+            raise ValueError(f"store_url {value!r} has an unknown scheme; use sqlite:///path, redis://host:port/db")
         return value
 
     @model_validator(mode="after")

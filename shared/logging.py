@@ -53,9 +53,7 @@ def _redact_value(value: Any, depth: int = 0) -> Any:
     return value
 
 
-def redact_secrets(
-    _logger: object, _method: str, event_dict: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
+def redact_secrets(_logger: object, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: mask values under secret-looking keys and secret-looking values anywhere."""
     for key in list(event_dict.keys()):
         if _SECRET_KEY_PATTERN.search(key):
@@ -79,9 +77,7 @@ def configure_logging(level: str = "info", stream: TextIO | None = None, *, forc
             redact_secrets,
             structlog.processors.JSONRenderer(sort_keys=False, default=str),
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            _LEVELS.get(level.lower(), logging.INFO)
-        ),
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level.lower(), logging.INFO)),
         logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stdout),
         cache_logger_on_first_use=False,
     )

@@ -53,9 +53,7 @@ class Store(Protocol):
         while another claim is live, `IdempotencyKeyMismatch` when the payload hash differs."""
         ...
 
-    def idem_complete(
-        self, key: str, payload_hash: str, result: Any, *, now: float, record_ttl_s: float
-    ) -> None: ...
+    def idem_complete(self, key: str, payload_hash: str, result: Any, *, now: float, record_ttl_s: float) -> None: ...
 
     def idem_release(self, key: str) -> None:
         """Delete an IN_PROGRESS claim after the step failed, so a retry can run."""
