@@ -38,7 +38,7 @@ from emulators.cluster.rolling import (
     template_without_hash,
 )
 from emulators.cluster.simclock import SimClock, WallClock, parse_time
-from emulators.cluster.workqueue import WorkQueue
+from emulators.cluster.workqueue import StoreController
 
 if TYPE_CHECKING:
     from emulators.cluster.store import ObjectStore
@@ -59,24 +59,10 @@ def _counts(rs: Mapping[str, Any]) -> RsCounts:
     )
 
 
-class DeploymentController:
+class DeploymentController(StoreController):
     def __init__(self, store: ObjectStore, *, clock: SimClock | None = None, resync_period_s: float = 5.0) -> None:
-        self._store = store
+        super().__init__(store, "deployment", resync_period_s=resync_period_s)
         self._clock = clock or WallClock()
-        self._queue = WorkQueue("deployment", self._sync, resync=self._all_keys, resync_period_s=resync_period_s)
-        self._unsubscribe: Any = None
-
-    def start(self) -> None:
-        self._unsubscribe = self._store.subscribe(self._on_event)
-        self._queue.start()
-        for key in self._all_keys():
-            self._queue.add(key)
-
-    def stop(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
-        self._queue.stop()
 
     def _on_event(self, kind: str, resource: str, obj: dict[str, Any]) -> None:
         meta = obj.get("metadata") or {}

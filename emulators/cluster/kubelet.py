@@ -32,7 +32,7 @@ from emulators.cluster.pod_servers import (
     readiness_path,
 )
 from emulators.cluster.simclock import SimClock, WallClock, format_time
-from emulators.cluster.workqueue import WorkQueue
+from emulators.cluster.workqueue import StoreController
 
 if TYPE_CHECKING:
     from emulators.cluster.store import ObjectStore
@@ -102,7 +102,7 @@ class _PodRuntime:
     removal_due: float | None = None
 
 
-class Kubelet:
+class Kubelet(StoreController):
     def __init__(
         self,
         store: ObjectStore,
@@ -115,7 +115,7 @@ class Kubelet:
         max_grace_s: float | None = None,
         clock: SimClock | None = None,
     ) -> None:
-        self._store = store
+        super().__init__(store, "kubelet", resync_period_s=10.0)
         self._node_index = {node: index for index, node in enumerate(nodes, start=1)}
         self._ipam = ipam
         self._default_mode = default_mode
@@ -125,20 +125,9 @@ class Kubelet:
         self._clock = clock or WallClock()
         self._lock = threading.RLock()
         self._pods: dict[str, _PodRuntime] = {}
-        self._queue = WorkQueue("kubelet", self._sync, resync=self._all_keys, resync_period_s=10.0)
-        self._unsubscribe: Any = None
-
-    def start(self) -> None:
-        self._unsubscribe = self._store.subscribe(self._on_event)
-        self._queue.start()
-        for key in self._all_keys():
-            self._queue.add(key)
 
     def stop(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
-        self._queue.stop()
+        super().stop()
         with self._lock:
             for key in list(self._pods):
                 self._teardown(key)

@@ -22,7 +22,7 @@ from emulators.cluster.errors import ApiError
 from emulators.cluster.pod_conditions import pod_is_available, pod_is_ready, ready_since, seconds_until_available
 from emulators.cluster.selectors import match_label_selector_object
 from emulators.cluster.simclock import SimClock, WallClock, parse_time
-from emulators.cluster.workqueue import WorkQueue
+from emulators.cluster.workqueue import StoreController
 
 if TYPE_CHECKING:
     from emulators.cluster.store import ObjectStore
@@ -118,24 +118,10 @@ def pod_from_template(rs: Mapping[str, Any]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": template.get("spec") or {}}
 
 
-class ReplicaSetController:
+class ReplicaSetController(StoreController):
     def __init__(self, store: ObjectStore, *, clock: SimClock | None = None, resync_period_s: float = 5.0) -> None:
-        self._store = store
+        super().__init__(store, "replicaset", resync_period_s=resync_period_s)
         self._clock = clock or WallClock()
-        self._queue = WorkQueue("replicaset", self._sync, resync=self._all_keys, resync_period_s=resync_period_s)
-        self._unsubscribe: Any = None
-
-    def start(self) -> None:
-        self._unsubscribe = self._store.subscribe(self._on_event)
-        self._queue.start()
-        for key in self._all_keys():
-            self._queue.add(key)
-
-    def stop(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
-        self._queue.stop()
 
     def _on_event(self, kind: str, resource: str, obj: dict[str, Any]) -> None:
         meta = obj.get("metadata") or {}

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from emulators.cluster.errors import ApiError
-from emulators.cluster.workqueue import WorkQueue
+from emulators.cluster.workqueue import StoreController
 
 if TYPE_CHECKING:
     from emulators.cluster.store import ObjectStore
@@ -52,32 +52,18 @@ def needs_scheduling(pod: Mapping[str, Any]) -> bool:
     )
 
 
-class Scheduler:
+class Scheduler(StoreController):
     def __init__(self, store: ObjectStore, nodes: Sequence[str]) -> None:
         if not nodes:
             raise ValueError("the scheduler needs at least one node")
-        self._store = store
+        super().__init__(store, "scheduler", resync_period_s=5.0)
         self._nodes = list(nodes)
-        self._queue = WorkQueue("scheduler", self._sync, resync=self._unscheduled_keys, resync_period_s=5.0)
-        self._unsubscribe: Any = None
-
-    def start(self) -> None:
-        self._unsubscribe = self._store.subscribe(self._on_event)
-        self._queue.start()
-        for key in self._unscheduled_keys():
-            self._queue.add(key)
-
-    def stop(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
-        self._queue.stop()
 
     def _on_event(self, kind: str, resource: str, obj: dict[str, Any]) -> None:
         if resource == "pods" and kind != "DELETED" and needs_scheduling(obj):
             self._queue.add(f"{obj['metadata']['namespace']}/{obj['metadata']['name']}")
 
-    def _unscheduled_keys(self) -> list[str]:
+    def _all_keys(self) -> list[str]:
         pods, _ = self._store.list("pods")
         return [f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in pods if needs_scheduling(p)]
 

@@ -10,11 +10,16 @@ they schedule real work, while the *rules* read time from an injectable `SimCloc
 
 from __future__ import annotations
 
+import abc
 import heapq
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from emulators.cluster.store import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -122,3 +127,40 @@ class WorkQueue:
             for key in keys:
                 self._pending[key] = None
             self._cond.notify_all()
+
+
+class StoreController(abc.ABC):
+    """Base of the scheduler, kubelet and controllers: store change feed → keyed `WorkQueue` → `_sync(key)`.
+
+    Subclasses implement `_on_event` (runs in the store's notification path: only enqueue keys),
+    `_all_keys` (the keys to sync at start and on every resync) and `_sync`.
+    """
+
+    def __init__(self, store: ObjectStore, name: str, *, resync_period_s: float) -> None:
+        self._store = store
+        self._queue = WorkQueue(name, self._sync, resync=self._all_keys, resync_period_s=resync_period_s)
+        self._unsubscribe: Callable[[], None] | None = None
+
+    def start(self) -> None:
+        self._unsubscribe = self._store.subscribe(self._on_event)
+        self._queue.start()
+        for key in self._all_keys():
+            self._queue.add(key)
+
+    def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        self._queue.stop()
+
+    @abc.abstractmethod
+    def _on_event(self, kind: str, resource: str, obj: dict[str, Any]) -> None:
+        """Implemented by each controller."""
+
+    @abc.abstractmethod
+    def _all_keys(self) -> list[str]:
+        """Implemented by each controller."""
+
+    @abc.abstractmethod
+    def _sync(self, key: str) -> None:
+        """Implemented by each controller."""
