@@ -10,47 +10,13 @@ until SIGINT or SIGTERM and shuts the API server, health checker, proxy and noti
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from typing import Any
 
+from cli._common import ForegroundUntilSignalled, emulator_group, host_port
 from emulators.clb.app import ClbEmulator, ClbEmulatorOptions
 
 _DEFAULTS = ClbEmulatorOptions(secret_id="", secret_key="")
-
-
-def emulator_group(subparsers: Any) -> Any:
-    """The `emulate` group's own subparsers, creating the group on first use.
-
-    Every `cmd_emulate_*` module calls this, so discovery order does not matter and the group is
-    created exactly once.
-    """
-    emulate = subparsers.choices.get("emulate")
-    if emulate is None:
-        emulate = subparsers.add_parser(
-            "emulate",
-            help="run a local stand-in for a cloud service or the cluster",
-            description="Run a local emulator in the foreground.",
-        )
-        emulate.set_defaults(func=lambda _args: _print_help(emulate))
-        emulate.add_subparsers(dest="emulator", metavar="EMULATOR")
-    for action in emulate._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action
-    raise RuntimeError("the `emulate` parser exists but has no subcommands; create it with emulator_group()")
-
-
-def _print_help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
-
-
-def _address(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT (e.g. 127.0.0.1:9000), got {value!r}")
-    return host, int(port)
 
 
 def register(subparsers: Any) -> None:
@@ -65,7 +31,7 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
-        "--listen", type=_address, default=f"{_DEFAULTS.host}:9000", help="HOST:PORT of the API server (port 0 = any)"
+        "--listen", type=host_port, default=f"{_DEFAULTS.host}:9000", help="HOST:PORT of the API server (port 0 = any)"
     )
     parser.add_argument(
         "--admin-port",
@@ -116,23 +82,19 @@ def run(args: argparse.Namespace) -> int:
         rate_limit=args.rate_limit,
         signature_check=not args.no_signature_check,
     )
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     emulator = ClbEmulator(options)
-    try:
-        emulator.start()
-        print(f"CLB emulator listening: endpoint {emulator.endpoint} (url {emulator.url})", flush=True)
-        print(f"dataplane admin: {emulator.admin_url}/_emulator/notifications, /_emulator/dataplane", flush=True)
-        notify = options.notify_url or "off"
-        print(f"region {options.region}; health notifications: {notify}; stop with Ctrl-C", flush=True)
-        while not stop.wait(0.5):
-            pass
-    except OSError as exc:
-        print(f"clb-direct emulate clb: cannot serve on {host}:{port}: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        emulator.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with ForegroundUntilSignalled() as foreground:
+        try:
+            emulator.start()
+            print(f"CLB emulator listening: endpoint {emulator.endpoint} (url {emulator.url})", flush=True)
+            print(f"dataplane admin: {emulator.admin_url}/_emulator/notifications, /_emulator/dataplane", flush=True)
+            notify = options.notify_url or "off"
+            print(f"region {options.region}; health notifications: {notify}; stop with Ctrl-C", flush=True)
+            foreground.wait()
+        except OSError as exc:
+            print(f"clb-direct emulate clb: cannot serve on {host}:{port}: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            emulator.stop()
     print("CLB emulator stopped", flush=True)
     return 0

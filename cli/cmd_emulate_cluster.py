@@ -2,7 +2,7 @@
 
 Discovered by `cli/main.py`. `emulate` is a command group shared with `cli/cmd_emulate_clb.py`:
 whichever module registers first creates it and the other finds it in `subparsers.choices`
-(`emulator_group`, kept here too so that neither module depends on the other). The command starts
+(`cli._common.emulator_group`). The command starts
 a `ClusterSimulator` (HTTPS API, admission webhooks, audit webhook, scheduler, kubelet with real Pod
 servers on loopback IPs, ReplicaSet and Deployment controllers), prints the API URL and the
 kubeconfig path, and serves until SIGINT or SIGTERM.
@@ -11,42 +11,12 @@ kubeconfig path, and serves until SIGINT or SIGTERM.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
+from cli._common import ForegroundUntilSignalled, emulator_group, host_port
 from emulators.cluster.simulator import ClusterSimulator, version_info
-
-
-def emulator_group(subparsers: Any) -> Any:
-    """The `emulate` group's own subparsers, creating the group on first use (any registration order)."""
-    emulate = subparsers.choices.get("emulate")
-    if emulate is None:
-        emulate = subparsers.add_parser(
-            "emulate",
-            help="run a local stand-in for a cloud service or the cluster",
-            description="Run a local emulator in the foreground.",
-        )
-        emulate.set_defaults(func=lambda _args: _print_help(emulate))
-        emulate.add_subparsers(dest="emulator", metavar="EMULATOR")
-    for action in emulate._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action
-    raise RuntimeError("the `emulate` parser exists but has no subcommands; create it with emulator_group()")
-
-
-def _print_help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
-
-
-def _address(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT (e.g. 127.0.0.1:6443), got {value!r}")
-    return host, int(port)
 
 
 def _version(value: str) -> str:
@@ -68,7 +38,7 @@ def register(subparsers: Any) -> None:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--listen", type=_address, default="127.0.0.1:6443", help="HOST:PORT (port 0 = any)")
+    parser.add_argument("--listen", type=host_port, default="127.0.0.1:6443", help="HOST:PORT (port 0 = any)")
     parser.add_argument("--kubeconfig", type=Path, required=True, help="where to write the kubeconfig")
     parser.add_argument("--audit-url", default=None, help="audit webhook URL for EventList POSTs (none: no audit)")
     parser.add_argument("--audit-ca-file", default=None, help="CA bundle to verify an https --audit-url")
@@ -98,25 +68,17 @@ def run(args: argparse.Namespace) -> int:
         audit_ca_file=args.audit_ca_file,
         max_grace_s=args.max_grace,
     )
-    stop = threading.Event()
-
-    def on_signal(_signum: int, _frame: Any) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with ForegroundUntilSignalled() as foreground:
         try:
-            simulator.start()
-        except OSError as exc:
-            print(f"clb-direct emulate cluster: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
-            return 1
-        print(f"cluster API: {simulator.api_url}", flush=True)
-        print(f"kubeconfig: {simulator.kubeconfig_path}", flush=True)
-        print(f"nodes: {', '.join(simulator.nodes)}; Ctrl-C to stop", flush=True)
-        while not stop.wait(0.5):
-            pass
-        return 0
-    finally:
-        simulator.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            try:
+                simulator.start()
+            except OSError as exc:
+                print(f"clb-direct emulate cluster: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
+                return 1
+            print(f"cluster API: {simulator.api_url}", flush=True)
+            print(f"kubeconfig: {simulator.kubeconfig_path}", flush=True)
+            print(f"nodes: {', '.join(simulator.nodes)}; Ctrl-C to stop", flush=True)
+            foreground.wait()
+            return 0
+        finally:
+            simulator.stop()
