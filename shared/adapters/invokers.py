@@ -4,8 +4,8 @@
 `Settings.invoker`: "scf" in production (tencentcloud `scf` SDK, `InvocationType=Event`), "local" for
 `clb-direct serve` (POST to the runtime's `/_invoke`), "inline" for tests and the demo (handlers run
 synchronously in this process through a FIFO queue with SCF's retry-then-dead-letter semantics).
-Async payloads are capped at 128 KB by SCF (reference/tencent-clb-scf.md §4.4); `split_step_request`
-cuts an oversized StepRequest into requests that fit.
+Async payloads are capped at 128 KB by SCF (reference/tencent-clb-scf.md §4.4); every invoker refuses a
+larger one, and the router cuts oversized StepRequests with `shared.domain.routing.split_request` first.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from shared.adapters.clb_errors import RetryPolicy, call_with_retry
 from shared.clock import SystemClock
 from shared.config import Settings
 from shared.domain.errors import ConfigError, PermanentError, RetryableError
-from shared.domain.models import StepRequest
 from shared.logging import get_logger
 from shared.ports import Clock, Invoker
 
@@ -39,7 +38,6 @@ log = get_logger("shared.adapters.invokers")
 
 MAX_ASYNC_PAYLOAD_BYTES = 128 * 1024
 SCF_ASYNC_RETRIES = 2  # run errors are retried twice by default (reference §4.5)
-_SPLIT_FIELDS = ("services", "pods", "pod_uids")
 
 Handler = Callable[[dict[str, Any], dict[str, Any]], Any]
 
@@ -51,38 +49,10 @@ def encode_payload(function: str, payload: Mapping[str, Any]) -> str:
     if size > MAX_ASYNC_PAYLOAD_BYTES:
         raise PermanentError(
             f"async payload for {function} is {size} bytes, over SCF's {MAX_ASYNC_PAYLOAD_BYTES}-byte limit; "
-            "split it with split_step_request() before invoking",
+            "split it with shared.domain.routing.split_request() before invoking",
             code="PayloadTooLarge",
         )
     return text
-
-
-def split_step_request(request: StepRequest, limit: int = MAX_ASYNC_PAYLOAD_BYTES) -> list[StepRequest]:
-    """Split `request` into requests whose JSON fits `limit` bytes.
-
-    The longest of services / pods / pod_uids is halved until every part fits; the other lists ride
-    along whole, which is safe because steps are level-triggered and idempotent (a Service looked at
-    twice converges to the same state). A request that cannot fit even with one item is refused.
-    """
-
-    def size(req: StepRequest) -> int:
-        return len(req.model_dump_json().encode("utf-8"))
-
-    if size(request) <= limit:
-        return [request]
-    longest = max(_SPLIT_FIELDS, key=lambda name: len(getattr(request, name)))
-    items = getattr(request, longest)
-    if len(items) <= 1:
-        raise PermanentError(
-            f"a {request.step} request cannot be split under {limit} bytes (its {longest} item alone is too big)",
-            code="PayloadTooLarge",
-        )
-    middle = len(items) // 2
-    halves = (
-        request.model_copy(update={longest: items[:middle]}),
-        request.model_copy(update={longest: items[middle:]}),
-    )
-    return [part for half in halves for part in split_step_request(half, limit)]
 
 
 # ---------------------------------------------------------------------------------------------- SCF

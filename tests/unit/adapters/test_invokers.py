@@ -18,11 +18,9 @@ from shared.adapters.invokers import (
     InlineInvoker,
     ScfInvoker,
     build_invoker,
-    split_step_request,
 )
 from shared.clock import FakeClock
 from shared.domain.errors import ConfigError, PermanentError, RetryableError
-from shared.domain.models import ObjectKey, StepRequest
 from tests.unit.adapters.clb_stub import settings
 
 SCF_URL = "https://scf.tencentcloudapi.com/"
@@ -78,21 +76,8 @@ def test_scf_invoke_retries_throttling_and_names_permanent_failures() -> None:
 def test_oversized_payload_is_refused_before_sending() -> None:
     invoker = ScfInvoker.from_settings(settings(), clock=FakeClock())
     with responses.RequestsMock():  # any request would fail: none may be sent
-        with pytest.raises(PermanentError, match="split_step_request"):
+        with pytest.raises(PermanentError, match="split_request"):
             invoker.invoke_async("bind", {"blob": "x" * MAX_ASYNC_PAYLOAD_BYTES})
-
-
-def test_split_step_request_fits_every_part_and_keeps_every_item() -> None:
-    pods = [ObjectKey(namespace="default", name=f"web-{i:05d}-{'x' * 40}") for i in range(3000)]
-    request = StepRequest(step="bind", pods=pods, services=[ObjectKey(namespace="default", name="web")], lb_id="lb-1")
-    parts = split_step_request(request)
-    assert len(parts) > 1
-    assert all(len(p.model_dump_json()) <= MAX_ASYNC_PAYLOAD_BYTES for p in parts)
-    assert [k for p in parts for k in p.pods] == pods
-    assert all(p.services == request.services and p.lb_id == "lb-1" for p in parts)
-    assert split_step_request(StepRequest(step="flip")) == [StepRequest(step="flip")]
-    with pytest.raises(PermanentError):
-        split_step_request(StepRequest(step="flip", reason="r" * 500), limit=100)
 
 
 @responses.activate
