@@ -150,7 +150,9 @@ class AsyncInvokeQueue:
                 "error": f"{type(exc).__name__}: {exc}",
                 "payload": item.payload,
             }
-            self.dead_letters.append(letter)
+        # Durable before visible: whoever sees the letter in memory may read the file at once.
         if self._dead_letter_path is not None:
             with self._dead_letter_path.open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps(letter, default=str) + "\n")
+        with self._cond:
+            self.dead_letters.append(letter)
