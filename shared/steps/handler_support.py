@@ -34,6 +34,21 @@ class FunctionShell:
         """Inject dependencies (tests, the CLI); None makes the next invocation build them again."""
         self._deps = deps
 
+    def release(self) -> None:
+        """Close the adapters this container built and forget them, like a recycled SCF container.
+
+        The local runtime calls it on stop so that a second runtime in the same process (the demo's
+        `--compare` run, tests) builds fresh adapters from its own settings and no connection leaks.
+        """
+        deps, self._deps = self._deps, None
+        self._invocations = 0
+        if deps is None:
+            return
+        deps.store.close()
+        close_cluster = getattr(deps.cluster, "close", None)
+        if callable(close_cluster):
+            close_cluster()
+
     def deps(self) -> Deps:
         if self._deps is None:
             settings = Settings.load()

@@ -73,3 +73,21 @@ def test_shell_maps_errors(deps: Deps) -> None:
         run_step_event(shell, {"step": "flip", "not_before": deps.clock.now() + 3600}, {})
     ok = run_step_event(shell, {"step": "flip"}, {"request_id": "r1"})
     assert ok["ok"] and ok["result"] == {"pods": [], "changed": 0}
+
+
+def test_shell_release_closes_what_it_holds_and_starts_cold_again() -> None:
+    class ClosingCluster(FakeCluster):
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    store = open_store("memory://")
+    cluster = ClosingCluster()
+    shell = FunctionShell("flip")
+    shell.use(Deps(settings=Settings.load({}), store=store, clock=FakeClock(), cluster=cluster))
+    shell.begin({"request_id": "r1"})
+    shell.release()
+    assert cluster.closed
+    assert shell.begin({"request_id": "r2"}) is True  # the next container starts cold
+    shell.release()  # nothing held: a no-op
