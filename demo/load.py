@@ -2,7 +2,8 @@
 
 Each request opens a new TCP connection (so the emulated L4 CLB picks a backend per request, as a real one does
 per connection) and reads the Pod's answer, which names the Pod and its version. Failures (refused, reset,
-timeout, non-2xx) are counted with their kind, per second, so the report can place them on the timeline.
+timeout, non-2xx) are counted with their kind, per second, so the report can place them on the timeline; each
+outcome is also kept with its completion time so a scenario phase counts exactly the requests it saw.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class LoadGenerator:
         self._threads: list[threading.Thread] = []
         self._next_slot = 0.0
         self.started_at = 0.0
+        self._outcomes: list[tuple[float, bool]] = []
 
     def start(self) -> None:
         self.started_at = time.time()
@@ -59,6 +61,21 @@ class LoadGenerator:
                 if (since is None or t >= int(since)) and (until is None or t <= int(until))
             ]
         return sum(s.ok for s in picked), sum(s.failed for s in picked)
+
+    def between(self, start: float, end: float) -> tuple[int, int]:
+        """(ok, failed) requests that completed in [start, end) (wall-clock seconds)."""
+        with self._lock:
+            picked = [ok for t, ok in self._outcomes if start <= t < end]
+        return sum(picked), len(picked) - sum(picked)
+
+    def versions(self, since: float) -> Counter[str]:
+        """Versions that answered from `since` on, per whole second."""
+        total: Counter[str] = Counter()
+        with self._lock:
+            for second, bucket in self.seconds.items():
+                if second >= int(since):
+                    total.update(bucket.versions)
+        return total
 
     def errors(self) -> Counter[str]:
         total: Counter[str] = Counter()
@@ -98,6 +115,7 @@ class LoadGenerator:
         finally:
             connection.close()
         with self._lock:
+            self._outcomes.append((time.time(), error is None))
             bucket = self.seconds[second]
             if error is None:
                 bucket.ok += 1

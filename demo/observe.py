@@ -1,0 +1,175 @@
+"""What the demo watches: Pods (phase, Ready, gate, version) and CLB backends (health, weight), sampled live.
+
+`Observer` runs on its own thread while the scenario (`demo/scenario.py`) drives the stack; every tick it
+lists the Service's Pods through the Kubernetes API, reads the CLB's listeners and targets from the emulator
+model, keeps the latest `Snapshot` for the terminal view (`demo/view.py`) and appends a `Sample` to the run's
+report. The scenario's expectations are checked against fresh snapshots taken with `snapshot()`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client
+
+from demo.report import RunReport, Sample
+from emulators.clb.model import ClbModel
+from shared.config import GATE_CONDITION_TYPE
+from shared.domain.models import LB_ID_ANNOTATION
+
+
+@dataclass(frozen=True)
+class PodView:
+    name: str
+    phase: str
+    ready: bool
+    gate: bool | None  # None: the Pod has no readiness gate
+    version: str
+    ip: str
+    terminating: bool
+
+
+@dataclass(frozen=True)
+class BackendView:
+    ip: str
+    port: int
+    weight: int
+    health: str
+
+    @property
+    def serving(self) -> bool:
+        return self.weight > 0 and self.health == "Alive"
+
+
+@dataclass
+class Snapshot:
+    t: float
+    pods: list[PodView] = field(default_factory=list)
+    backends: list[BackendView] = field(default_factory=list)
+    lb_id: str | None = None
+    vip: str | None = None
+
+    def live_pods(self, version: str | None = None) -> list[PodView]:
+        return [p for p in self.pods if not p.terminating and (version is None or p.version == version)]
+
+    def serving_ips(self) -> set[str]:
+        return {b.ip for b in self.backends if b.serving}
+
+    def registered_ips(self) -> set[str]:
+        return {b.ip for b in self.backends}
+
+
+def _condition(pod: Any, kind: str) -> bool | None:
+    for condition in pod.status.conditions or []:
+        if condition.type == kind:
+            return bool(condition.status == "True")
+    return None
+
+
+def _version(pod: Any) -> str:
+    for env in pod.spec.containers[0].env or []:
+        if env.name == "VERSION":
+            return str(env.value)
+    return "?"
+
+
+def pod_view(pod: Any) -> PodView:
+    gated = any(g.condition_type == GATE_CONDITION_TYPE for g in pod.spec.readiness_gates or [])
+    return PodView(
+        name=pod.metadata.name,
+        phase=pod.status.phase or "Pending",
+        ready=bool(_condition(pod, "Ready")),
+        gate=bool(_condition(pod, GATE_CONDITION_TYPE)) if gated else None,
+        version=_version(pod),
+        ip=pod.status.pod_ip or "",
+        terminating=pod.metadata.deletion_timestamp is not None,
+    )
+
+
+class Observer:
+    """Samples the cluster and the CLB every `interval_s` on a background thread."""
+
+    def __init__(
+        self,
+        api: client.ApiClient,
+        model: ClbModel,
+        *,
+        namespace: str,
+        service: str,
+        selector: str,
+        report: RunReport,
+        interval_s: float = 0.5,
+    ) -> None:
+        self._core = client.CoreV1Api(api)
+        self._model = model
+        self._namespace, self._service, self._selector = namespace, service, selector
+        self._report = report
+        self._interval_s = interval_s
+        self._lock = threading.Lock()
+        self._latest = Snapshot(t=time.time())
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.phase = ""
+
+    @property
+    def latest(self) -> Snapshot:
+        with self._lock:
+            return self._latest
+
+    def snapshot(self) -> Snapshot:
+        pods = self._core.list_namespaced_pod(self._namespace, label_selector=self._selector).items
+        lb_id, vip = self._service_lb()
+        backends: list[BackendView] = []
+        for listener in self._model.dataplane_snapshot():
+            if listener.lb_id == lb_id:
+                backends.extend(BackendView(t.ip, t.port, t.weight, t.health) for t in listener.targets)
+        snap = Snapshot(
+            t=time.time(),
+            pods=sorted((pod_view(p) for p in pods), key=lambda p: (p.version, p.name)),
+            backends=sorted(backends, key=lambda b: (b.ip, b.port)),
+            lb_id=lb_id,
+            vip=vip,
+        )
+        with self._lock:
+            self._latest = snap
+        return snap
+
+    def _service_lb(self) -> tuple[str | None, str | None]:
+        try:
+            service = self._core.read_namespaced_service(self._service, self._namespace)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return None, None
+            raise
+        lb_id = (service.metadata.annotations or {}).get(LB_ID_ANNOTATION)
+        ingress = (service.status.load_balancer.ingress or []) if service.status.load_balancer else []
+        return lb_id, (ingress[0].ip if ingress else None)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="demo-observer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                snap = self.snapshot()
+            except Exception:  # the API may be briefly busy; the next tick tries again
+                continue
+            live = snap.live_pods()
+            self._report.samples.append(
+                Sample(
+                    t=snap.t,
+                    pods_ready=sum(p.ready for p in live),
+                    pods_total=len(live),
+                    backends_healthy=sum(b.serving for b in snap.backends),
+                    backends_total=len(snap.backends),
+                )
+            )

@@ -1,0 +1,344 @@
+"""`LocalStack`: the whole system in one process — CLB emulator, local runtime, relay, cluster simulator.
+
+Used by `clb-direct demo` (`demo/scenario.py` drives it), by `clb-direct serve` (only the runtime half:
+`serve_runtime`) and by the demo's integration tests. Start order follows the data flow backwards so every
+URL exists before someone needs it: the CLB emulator (its health notifications go to the runtime's `/health`
+function), the runtime (functions behind HTTP, an async `/_invoke` queue, timers; configured only through
+`CLB_DIRECT_*` variables, as on SCF), the relay in audit mode (signed batches to the runtime's `/router`), the
+cluster simulator (audit webhook → the relay); then the guardian runs once so the webhook Secret exists and
+the runtime's HTTPS endpoint serves `/admission` with that certificate, which the API server verifies against
+the caBundle the guardian registered. `stop()` tears it all down in reverse and restores the environment.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+from emulators.clb.app import ClbEmulator, ClbEmulatorOptions
+from emulators.cluster.simulator import ClusterSimulator
+from emulators.runtime.runtime import DEFAULT_FUNCTIONS, LocalRuntime, TimerSpec
+from relay.app import Relay
+from relay.batcher import Batcher, BatcherConfig
+from shared.certs import TLS_CERT, TLS_KEY
+from shared.config import Settings
+from shared.logging import configure_logging
+
+_PORT_ATTEMPTS = 5
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that was free a moment ago (for URLs that must be known before their server starts)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def runtime_timers(*, health_poll_s: float, reconcile_s: float, guardian_s: float | None) -> list[TimerSpec]:
+    """The SCF timer triggers: health poll, anti-entropy reconcile and (with a webhook) the guardian."""
+    timers = [TimerSpec("health-poll", "health", health_poll_s), TimerSpec("reconcile", "reconcile", reconcile_s)]
+    if guardian_s is not None:
+        timers.append(TimerSpec("guardian", "guardian", guardian_s))
+    return timers
+
+
+class SecretTlsProvider:
+    """Serving certificate for the HTTPS endpoint, read from the guardian's Secret through the Kubernetes API."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._cluster: Any = None
+
+    def __call__(self) -> tuple[bytes, bytes] | None:
+        from shared.adapters.kubernetes_api import KubernetesCluster
+
+        if self._cluster is None:
+            self._cluster = KubernetesCluster.from_settings(self._settings)
+        data = self._cluster.get_secret(self._settings.webhook_secret_namespace, self._settings.webhook_secret_name)
+        if not data or TLS_CERT not in data or TLS_KEY not in data:
+            return None
+        return data[TLS_CERT].encode(), data[TLS_KEY].encode()
+
+    def close(self) -> None:
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
+
+
+def start_admission_endpoint(runtime: LocalRuntime, settings: Settings) -> str:
+    """Run the guardian once (certificates, Secret, webhook configuration), then serve HTTPS on the webhook port."""
+    if not settings.webhook_url:
+        raise RuntimeError("no CLB_DIRECT_WEBHOOK_URL: nothing to serve over HTTPS")
+    result = runtime.invoke("guardian", {"step": "guardian", "reason": "runtime start"})
+    if not (isinstance(result, dict) and result.get("ok")):
+        raise RuntimeError(f"the guardian could not set up the admission webhook: {result}")
+    port = urlsplit(settings.webhook_url).port or 443
+    return runtime.start_https(port)
+
+
+def release_function_containers(runtime: LocalRuntime) -> None:
+    """Close the adapters each loaded function built (a later runtime in this process builds its own)."""
+    for spec in runtime.functions.values():
+        module_name, _ = spec.entry_point
+        module = importlib.import_module(module_name)
+        shell = getattr(module, "shell", None)
+        if shell is not None and hasattr(shell, "release"):
+            shell.release()
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    """Sizes and timings of the local stack; defaults suit the demo on a small machine."""
+
+    run_dir: Path
+    gate: bool = True  # register the admission webhook (False: Pods get no readiness gate)
+    health_poll_s: float = 2.0
+    reconcile_s: float = 30.0
+    guardian_s: float = 60.0
+    drain_timeout_s: float = 10.0
+    max_grace_s: float = 20.0
+    pod_start_delay_s: float = 0.3
+    relay_window_s: float = 0.2
+    audit_batch_wait_s: float = 0.2
+    runtime_workers: int = 6
+    log_level: str = "info"
+
+
+class LocalStack:
+    """Everything `make demo` needs, started in one process; `env` is what CLI commands need to join in."""
+
+    def __init__(self, options: StackOptions) -> None:
+        self.options = options
+        self.run_dir = options.run_dir
+        self.clb: ClbEmulator | None = None
+        self.runtime: LocalRuntime | None = None
+        self.relay: Relay | None = None
+        self.sim: ClusterSimulator | None = None
+        self.env: dict[str, str] = {}
+        self.settings: Settings | None = None
+        self._tls: SecretTlsProvider | None = None
+        self._saved_env: dict[str, str | None] = {}
+        self._log_file: IO[str] | None = None
+        self._log_handler: logging.Handler | None = None
+        self._stoppers: list[Callable[[], None]] = []
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.run_dir / "kubeconfig"
+
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / "functions.log"
+
+    def start(self) -> LocalStack:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        opts = self.options
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._route_logs_to_file()
+        secret_id, secret_key = "AKIDlocaldemo" + secrets.token_hex(8), secrets.token_hex(16)
+        notify_secret, hmac_key = secrets.token_hex(16), secrets.token_hex(16)
+        self.clb = ClbEmulator(
+            ClbEmulatorOptions(secret_id=secret_id, secret_key=secret_key, notify_secret=notify_secret)
+        )
+        self.clb.start()
+        self._stoppers.append(self.clb.stop)
+        for attempt in range(_PORT_ATTEMPTS):
+            http_port, webhook_port = free_port(), free_port()
+            self.env = self._environment(
+                secret_id=secret_id,
+                secret_key=secret_key,
+                notify_secret=notify_secret,
+                hmac_key=hmac_key,
+                http_port=http_port,
+                webhook_port=webhook_port,
+            )
+            self._apply_environment()
+            self.settings = Settings.load()
+            if opts.gate and self._tls is None:
+                self._tls = SecretTlsProvider(self.settings)
+            runtime = LocalRuntime(
+                functions=DEFAULT_FUNCTIONS,
+                timers=runtime_timers(
+                    health_poll_s=opts.health_poll_s,
+                    reconcile_s=opts.reconcile_s,
+                    guardian_s=opts.guardian_s if opts.gate else None,
+                ),
+                http_port=http_port,
+                tls_provider=self._tls,
+                environ=self.env,
+                workers=opts.runtime_workers,
+                dead_letter_path=self.run_dir / "dead-letters.jsonl",
+            )
+            try:
+                runtime.start()
+            except OSError:
+                runtime.stop()
+                if attempt == _PORT_ATTEMPTS - 1:
+                    raise
+                continue
+            break
+        self.runtime = runtime
+        self._stoppers.append(self._stop_runtime)
+        self.clb.notifier.configure(url=f"{runtime.url}/health")
+        batcher = Batcher(
+            BatcherConfig(router_url=f"{runtime.url}/router", hmac_key=hmac_key.encode(), window_s=opts.relay_window_s)
+        )
+        self.relay = Relay(batcher=batcher, sources=["audit"])
+        self.relay.start()
+        self._stoppers.append(self.relay.stop)
+        self.sim = ClusterSimulator(
+            kubeconfig_path=self.kubeconfig,
+            start_delay_s=opts.pod_start_delay_s,
+            max_grace_s=opts.max_grace_s,
+            audit_url=f"{self.relay.url}/audit",
+            audit_batch_wait_s=opts.audit_batch_wait_s,
+        )
+        self.sim.start()
+        self._stoppers.append(self.sim.stop)
+        if self._tls is not None:
+            start_admission_endpoint(runtime, self.settings)
+
+    def _environment(
+        self, *, secret_id: str, secret_key: str, notify_secret: str, hmac_key: str, http_port: int, webhook_port: int
+    ) -> dict[str, str]:
+        assert self.clb is not None
+        runtime_url = f"http://127.0.0.1:{http_port}"
+        env = {
+            "CLB_DIRECT_STORE_URL": f"sqlite:///{self.run_dir / 'state.db'}",
+            "CLB_DIRECT_CLB_ENDPOINT": self.clb.endpoint,
+            "CLB_DIRECT_CLB_PROTOCOL": "http",
+            "CLB_DIRECT_SECRET_ID": secret_id,
+            "CLB_DIRECT_SECRET_KEY": secret_key,
+            "CLB_DIRECT_VPC_ID": "vpc-local",
+            "CLB_DIRECT_CLUSTER_ID": "cls-local",
+            "CLB_DIRECT_KUBECONFIG": str(self.kubeconfig),
+            "CLB_DIRECT_INVOKER": "local",
+            "CLB_DIRECT_LOCAL_INVOKE_URL": f"{runtime_url}/_invoke",
+            "CLB_DIRECT_RELAY_HMAC_KEY": hmac_key,
+            "CLB_DIRECT_ROUTER_URL": f"{runtime_url}/router",
+            "CLB_DIRECT_HEALTH_NOTIFY_SECRET": notify_secret,
+            "CLB_DIRECT_DRAIN_TIMEOUT_S": str(self.options.drain_timeout_s),
+            "CLB_DIRECT_LOG_LEVEL": self.options.log_level,
+        }
+        if self.options.gate:
+            env["CLB_DIRECT_WEBHOOK_URL"] = f"https://127.0.0.1:{webhook_port}/admission"
+        return env
+
+    def _apply_environment(self) -> None:
+        for key in self.env:
+            self._saved_env.setdefault(key, os.environ.get(key))
+        os.environ.update(self.env)
+
+    def _route_logs_to_file(self) -> None:
+        """Function logs (structlog JSON) and library logs go to the run directory, never to the terminal."""
+        self._log_file = self.log_path.open("a", encoding="utf-8")
+        configure_logging(self.options.log_level, stream=self._log_file, force=True)
+        self._log_handler = logging.StreamHandler(self._log_file)
+        self._log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        logging.getLogger().addHandler(self._log_handler)
+
+    def _stop_runtime(self) -> None:
+        assert self.runtime is not None
+        self.runtime.stop()
+        release_function_containers(self.runtime)
+
+    def stop(self) -> None:
+        """Stop in reverse start order; safe after a failed start and when called twice."""
+        while self._stoppers:
+            self._stoppers.pop()()
+        if self._tls is not None:
+            self._tls.close()
+            self._tls = None
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()
+        if self._log_handler is not None:
+            logging.getLogger().removeHandler(self._log_handler)
+            self._log_handler = None
+        if self._log_file is not None:
+            configure_logging(self.options.log_level, force=True)
+            self._log_file.close()
+            self._log_file = None
+
+    def wait_idle(self, timeout_s: float = 10.0) -> bool:
+        """True once the runtime's async queue has nothing queued or running."""
+        return self.runtime is not None and self.runtime.queue.wait_idle(timeout_s)
+
+    def describe(self) -> dict[str, str]:
+        """URLs and paths to print for the user (`--keep`, `serve`)."""
+        assert self.clb is not None and self.runtime is not None and self.relay is not None and self.sim is not None
+        return {
+            "runtime": self.runtime.url,
+            "admission": self.env.get("CLB_DIRECT_WEBHOOK_URL", "(no webhook: gate disabled)"),
+            "relay audit endpoint": f"{self.relay.url}/audit",
+            "CLB API": self.clb.url,
+            "CLB dataplane admin": self.clb.admin_url,
+            "cluster API": self.sim.api_url,
+            "kubeconfig": str(self.kubeconfig),
+            "function logs": str(self.log_path),
+        }
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def serve_runtime(
+    environ: Mapping[str, str], *, health_poll_s: float, reconcile_s: float, guardian_s: float, port: int
+) -> tuple[LocalRuntime, SecretTlsProvider | None]:
+    """`clb-direct serve`: the runtime alone, configured from `CLB_DIRECT_*`; HTTPS admission with a webhook URL."""
+    settings = Settings.load(environ)
+    provider = SecretTlsProvider(settings) if settings.webhook_url else None
+    runtime = LocalRuntime(
+        functions=DEFAULT_FUNCTIONS,
+        timers=runtime_timers(
+            health_poll_s=health_poll_s,
+            reconcile_s=reconcile_s,
+            guardian_s=guardian_s if settings.webhook_url else None,
+        ),
+        http_port=port,
+        tls_provider=provider,
+        environ={k: v for k, v in environ.items() if k.startswith(("CLB_DIRECT_", "TENCENTCLOUD_"))},
+    )
+    runtime.start()
+    if provider is not None:
+        try:
+            start_admission_endpoint(runtime, settings)
+        except BaseException:
+            runtime.stop()
+            provider.close()
+            raise
+    return runtime, provider
+
+
+def wait_until(probe: Callable[[], Any], timeout_s: float, interval_s: float = 0.25) -> Any:
+    """Poll `probe` until it returns something truthy (returned) or the deadline passes (None)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(interval_s)
