@@ -242,18 +242,16 @@ def stack(tmp_path: Path) -> Iterator[WebhookStack]:
             workers=1,
         )
         stack = WebhookStack(sim, api, cluster, store, store_url, runtime, free_port())
-        # Admission builds its Kubernetes client lazily (cold selector index), as on SCF.
-        admission_deps = Deps(settings=stack.settings(), store=store, clock=SystemClock())
-        admission_handler.shell.use(admission_deps)
+        # Admission has its own store connection and builds its Kubernetes client lazily (cold selector
+        # index), as its SCF container would; `release()` closes both.
+        admission_handler.shell.use(Deps(settings=stack.settings(), store=open_store(store_url), clock=SystemClock()))
         runtime.start()
         try:
             yield stack
         finally:
             if stack.runtime_running:
                 runtime.stop()
-            admission_handler.shell.use(None)
-            if isinstance(admission_deps.cluster, KubernetesCluster):
-                admission_deps.cluster.close()
+            admission_handler.shell.release()
             guardian_handler.shell.use(None)
             reader.close()
             cluster.close()
