@@ -249,7 +249,14 @@ def _unbind(
     correlation_id: str | None,
 ) -> set[tuple[str, str, int]]:
     cluster, clb, store, now = deps.require_cluster(), deps.require_clb(), deps.store, deps.clock.now()
-    on_clb = {(t.listener_id, t.ip, t.port) for t in actual}
+    # A target another Pod's active binding claims now belongs to that Pod (its IP was reused, e.g. a
+    # StatefulSet Pod re-created with a fixed IP): forget the old record, never touch the target.
+    claimed = {
+        (b.listener_id, b.ip, b.port)
+        for b in store.list_bindings(lb_id=lb_id)
+        if b.pod_uid not in pod_uids and b.state in ("registering", "registered")
+    }
+    on_clb = {(t.listener_id, t.ip, t.port) for t in actual} - claimed
     drain: list[BindingRecord] = []
     deregister: list[BindingRecord] = []
     forget: list[BindingRecord] = []
