@@ -115,10 +115,7 @@ def _plot_run(axis: Any, run: RunReport) -> None:
             transform=axis.get_xaxis_transform(),
         )
     failed = run.rollout_failures()
-    axis.set_title(
-        f"{run.label}: readiness gate {'on' if run.gate_enabled else 'off'}, "
-        f"{failed} failed requests during the rollout"
-    )
+    axis.set_title(f"{run.label}: {failed} failed requests during the rolling update")
     lines, labels = axis.get_legend_handles_labels()
     lines2, labels2 = right.get_legend_handles_labels()
     axis.legend(lines + lines2, labels + labels2, loc="lower left", fontsize=8)

@@ -41,6 +41,7 @@ class ScenarioOptions:
     rps: float = 40.0
     seed: int = 7
     gate: bool = True
+    cleanup: bool = True  # delete the Service at the end (`--keep` leaves it for the user)
     namespace: str = "default"
     steady_s: float = 4.0
     phase_timeout_s: float = 120.0
@@ -305,7 +306,8 @@ class Scenario:
             pods = snap.live_pods()
             if self.options.gate and not all(p.gate and p.ready for p in pods):
                 return None
-            return f"CLB {lb_id} deleted; {len(pods)} Pods keep running with their gate released"
+            released = " with their gate released" if self.options.gate else ""
+            return f"CLB {lb_id} deleted; {len(pods)} Pods keep running{released}"
 
         return self._until("the CLB deleted and the gates released", cleaned)
 
@@ -340,6 +342,8 @@ class Scenario:
                     f"scale to {n}", f"{n} Pods serving, the rest drained and deregistered", lambda: self.scale(n)
                 )
                 self._phase("delete a Pod", "replaced, the old one deregistered, zero failed requests", self.delete_pod)
+            if not self.options.cleanup:
+                return self.report
             self._phase(
                 "delete Service",
                 "the CLB is deleted and every gate released",

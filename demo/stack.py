@@ -332,6 +332,14 @@ def serve_runtime(
     return runtime, provider
 
 
+def stop_served_runtime(runtime: LocalRuntime, provider: SecretTlsProvider | None) -> None:
+    """Undo `serve_runtime`: stop the servers, queue and timers, close what the functions and the provider hold."""
+    runtime.stop()
+    release_function_containers(runtime)
+    if provider is not None:
+        provider.close()
+
+
 def wait_until(probe: Callable[[], Any], timeout_s: float, interval_s: float = 0.25) -> Any:
     """Poll `probe` until it returns something truthy (returned) or the deadline passes (None)."""
     deadline = time.monotonic() + timeout_s
