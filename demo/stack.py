@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
+import structlog
+
 from emulators.clb.app import ClbEmulator, ClbEmulatorOptions
 from emulators.cluster.simulator import ClusterSimulator
 from emulators.runtime.runtime import DEFAULT_FUNCTIONS, LocalRuntime, TimerSpec
@@ -129,6 +131,7 @@ class LocalStack:
         self._saved_env: dict[str, str | None] = {}
         self._log_file: IO[str] | None = None
         self._log_handler: logging.Handler | None = None
+        self._saved_logging: dict[str, Any] | None = None
         self._stoppers: list[Callable[[], None]] = []
 
     @property
@@ -248,6 +251,7 @@ class LocalStack:
     def _route_logs_to_file(self) -> None:
         """Function logs (structlog JSON) and library logs go to the run directory, never to the terminal."""
         self._log_file = self.log_path.open("a", encoding="utf-8")
+        self._saved_logging = structlog.get_config()
         configure_logging(self.options.log_level, stream=self._log_file, force=True)
         self._log_handler = logging.StreamHandler(self._log_file)
         self._log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
@@ -274,8 +278,10 @@ class LocalStack:
         if self._log_handler is not None:
             logging.getLogger().removeHandler(self._log_handler)
             self._log_handler = None
+        if self._saved_logging is not None:
+            structlog.configure(**self._saved_logging)
+            self._saved_logging = None
         if self._log_file is not None:
-            configure_logging(self.options.log_level, force=True)
             self._log_file.close()
             self._log_file = None
 
