@@ -90,18 +90,16 @@ def _plot_run(axis: Any, run: RunReport) -> None:
     axis.set_ylabel("Pods / backends")
     axis.set_xlabel("seconds")
     traffic = sorted(run.traffic.items())
+    # Each traffic bucket covers one wall-clock second: centre it on that second.
+    seconds = [t - start + 0.5 for t, _ in traffic]
     right = axis.twinx()
-    right.plot(
-        [t - start for t, _ in traffic], [v["ok"] for _, v in traffic], color="tab:gray", alpha=0.6, label="requests/s"
-    )
-    right.bar(
-        [t - start for t, _ in traffic],
-        [v["failed"] for _, v in traffic],
-        color="tab:red",
-        width=1.0,
-        label="failed requests/s",
-    )
+    right.plot(seconds, [v["ok"] for _, v in traffic], color="tab:gray", alpha=0.6, label="successful requests/s")
+    failed_per_s = [v["failed"] for _, v in traffic]
+    right.bar(seconds, failed_per_s, color="tab:red", alpha=0.55, width=1.0, label="failed requests/s")
     right.set_ylabel("requests per second")
+    # Pods and backends stay readable on top of the traffic bars.
+    axis.set_zorder(right.get_zorder() + 1)
+    axis.patch.set_visible(False)
     for index, phase in enumerate(run.phases):
         end = (phase.ended or phase.started) - start
         axis.axvspan(phase.started - start, end, color=f"C{index % 10}", alpha=0.08)
