@@ -1,6 +1,6 @@
 """`make bench`: run the benchmarks, print one row per case (both sides measured in this run), write JSON.
 
-Usage: `python -m tests.bench [--quick] [--out bench-results.json] [--only NAME ...]`. Names: coalescing,
+Usage: `python -m tests.bench [--quick] [--out PATH] [--only NAME ...]`. Names: coalescing,
 reconcile, store, admission, relay. The ratio column is B/A: how many times the baseline (B) costs what
 clb-direct's way (A) does. Nothing here passes or fails on a number; the exit code is non-zero only
 when a benchmark could not run or its side effects were wrong (e.g. a wave not fully bound).
@@ -25,7 +25,12 @@ BENCHES = ("coalescing", "reconcile", "store", "admission", "relay")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes only (about 30 s)")
-    parser.add_argument("--out", type=Path, default=Path("bench-results.json"), help="where to write the JSON")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(".clb-direct/bench-results.json"),
+        help="where to write the JSON (default: %(default)s)",
+    )
     parser.add_argument("--only", nargs="+", choices=BENCHES, help="run only these benchmarks")
     args = parser.parse_args(argv)
     quiet_logs()
