@@ -99,6 +99,8 @@ class DemoView:
         for done in report.phases:
             mark = {True: ("✓", "green"), False: ("✗", "red"), None: ("…", "yellow")}[done.met]
             phases.append(f" {mark[0]} {done.name}", style=mark[1])
+        if self.console.width < 140:  # side by side needs a wide terminal; stack the tables otherwise
+            return Group(title, phases, pods, backends, load)
         grid = Table.grid(padding=(0, 2))
         grid.add_row(pods, backends)
         return Group(title, phases, grid, load)
