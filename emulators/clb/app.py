@@ -41,6 +41,7 @@ class ClbEmulatorOptions:
     rate_limit: int = _MODEL_DEFAULTS.rate_limit_per_s
     signature_check: bool = True
     tick_s: float = 1.0
+    vip_block: int = _MODEL_DEFAULTS.vip_block
 
     def model_config(self) -> ClbEmulatorConfig:
         return ClbEmulatorConfig(
@@ -48,6 +49,7 @@ class ClbEmulatorOptions:
             rate_limit_per_s=self.rate_limit,
             backend_quota=self.quota,
             region=self.region,
+            vip_block=self.vip_block,
         )
 
 

@@ -19,6 +19,8 @@ class ClbEmulatorConfig:
     `rate_limit_per_s`: default requests per second per action; `rate_limits` overrides it per action.
     `backend_quota`: targets per CLB over all listeners. `id_seed`: seeds generated ids and RequestIds.
     `signature_leeway_s`: allowed |now - X-TC-Timestamp| (the real API allows 300 s).
+    `vip_block`: third octet of the first VIP (127.1.<vip_block>.1); emulators sharing a machine pick different
+    blocks, or their listeners would fight over the same VIP:port.
     """
 
     task_duration_s: float = 0.05
@@ -28,6 +30,7 @@ class ClbEmulatorConfig:
     id_seed: int = 0
     signature_leeway_s: float = 300.0
     region: str = "ap-guangzhou"
+    vip_block: int = 0
 
     def rate_limit_for(self, action: str) -> int:
         return self.rate_limits.get(action, self.rate_limit_per_s)

@@ -136,6 +136,7 @@ class ClbState:
         self.fail_next_task: str | None = None
         self._rng = random.Random(config.id_seed)
         self._vip_seq = 0
+        self._vip_block = config.vip_block
 
     # -- ids -------------------------------------------------------------------------------------------
     def new_id(self, prefix: str) -> str:
@@ -149,16 +150,18 @@ class ClbState:
         return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
 
     def next_vip(self) -> str:
-        """127.1.0.N for the N-th CLB (N from 1), rolling into 127.1.1.x after 254 so no VIP ends in .0/.255."""
+        """127.1.B.N for the N-th CLB (N from 1, B = `vip_block`), rolling into 127.1.B+1.x after 254 so no VIP
+        ends in .0/.255."""
         self._vip_seq += 1
         index = self._vip_seq - 1
-        return f"127.1.{index // 254}.{index % 254 + 1}"
+        return f"127.1.{(self._vip_block + index // 254) % 255}.{index % 254 + 1}"
 
     def note_vip(self, vip: str) -> None:
         """Keep the VIP counter past a seeded VIP so later CLBs never reuse it."""
         parts = vip.split(".")
         if len(parts) == 4 and parts[:2] == ["127", "1"] and parts[2].isdigit() and parts[3].isdigit():
-            self._vip_seq = max(self._vip_seq, int(parts[2]) * 254 + int(parts[3]))
+            block = (int(parts[2]) - self._vip_block) % 255
+            self._vip_seq = max(self._vip_seq, block * 254 + int(parts[3]))
 
     # -- lookups ---------------------------------------------------------------------------------------
     def get_lb(self, lb_id: str) -> LoadBalancerState:

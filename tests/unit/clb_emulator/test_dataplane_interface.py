@@ -94,3 +94,13 @@ def test_health_report_notifies_only_on_change(h: ModelHarness) -> None:
     h.model.set_target_health(lb_id, listener_id, "127.2.0.1", 8080, "Alive")
     h.model.set_target_health(lb_id, listener_id, "127.2.0.1", 8080, "Alive")
     assert events == [1]
+
+
+def test_vip_block_keeps_two_emulators_on_one_machine_apart() -> None:
+    from emulators.clb.config import ClbEmulatorConfig
+    from emulators.clb.model import ClbModel
+
+    model = ClbModel(ClbEmulatorConfig(task_duration_s=0, vip_block=42))
+    model.call("CreateLoadBalancer", {"LoadBalancerType": "OPEN", "Number": 2})
+    vips = sorted(lb["LoadBalancerVips"][0] for lb in model.call("DescribeLoadBalancers", {})["LoadBalancerSet"])
+    assert vips == ["127.1.42.1", "127.1.42.2"]  # the default block 0 (127.1.0.N) stays free for another emulator
