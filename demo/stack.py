@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import random
 import secrets
 import socket
 import time
@@ -157,7 +158,13 @@ class LocalStack:
         secret_id, secret_key = "AKIDlocaldemo" + secrets.token_hex(8), secrets.token_hex(16)
         notify_secret, hmac_key = secrets.token_hex(16), secrets.token_hex(16)
         self.clb = ClbEmulator(
-            ClbEmulatorOptions(secret_id=secret_id, secret_key=secret_key, notify_secret=notify_secret)
+            ClbEmulatorOptions(
+                secret_id=secret_id,
+                secret_key=secret_key,
+                notify_secret=notify_secret,
+                # Not the default block: an emulator in another process (a test run) may hold 127.1.0.N:80.
+                vip_block=random.SystemRandom().randrange(1, 255),
+            )
         )
         self.clb.start()
         self._stoppers.append(self.clb.stop)
