@@ -13,11 +13,17 @@ from typing import Any
 from shared.config import Settings
 from shared.deps import Deps, build_deps
 from shared.domain.errors import ClbDirectError
+from shared.logging import configure_logging
 
 
 def stack_deps(*, with_clb: bool = True, with_cluster: bool = True, with_invoker: bool = True) -> Deps:
-    """Adapters for the configured stack (CLB_DIRECT_* environment: store, CLB endpoint, kubeconfig)."""
-    return build_deps(Settings.load(), with_clb=with_clb, with_cluster=with_cluster, with_invoker=with_invoker)
+    """Adapters for the configured stack (CLB_DIRECT_* environment: store, CLB endpoint, kubeconfig).
+
+    Step logs go to stderr: stdout carries only the command's JSON, so it can be piped into `jq`.
+    """
+    settings = Settings.load()
+    configure_logging(settings.log_level, stream=sys.stderr)
+    return build_deps(settings, with_clb=with_clb, with_cluster=with_cluster, with_invoker=with_invoker)
 
 
 def emit(payload: Any) -> None:

@@ -8,6 +8,9 @@ while it runs, so `cli.main.main([...])` sees the same store, CLB endpoint and k
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -52,6 +55,17 @@ def test_plan_replay_and_events_through_the_cli(tmp_path: Path, capsys: pytest.C
         event_id = lines[-1].split()[0]
         assert main(["replay", event_id]) == 0
         assert json.loads(capsys.readouterr().out)["event"] == event_id
+
+        # Another process, as the user runs it from `--keep`'s printed environment: stdout is pure JSON.
+        separate = subprocess.run(
+            [sys.executable, "-m", "cli.main", "plan", "--service", "default/web"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+            env=dict(os.environ),
+        )
+        assert json.loads(separate.stdout)["service"] == "default/web"
 
         assert main(["plan", "--service", "default/nosuch"]) == 1
         assert "nosuch" in capsys.readouterr().err
