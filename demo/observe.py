@@ -144,8 +144,9 @@ class Observer:
             if exc.status == 404:
                 return None, None
             raise
-        lb_id = (service.metadata.annotations or {}).get(LB_ID_ANNOTATION)
-        ingress = (service.status.load_balancer.ingress or []) if service.status.load_balancer else []
+        lb_id = ((service.metadata and service.metadata.annotations) or {}).get(LB_ID_ANNOTATION)
+        balancer = service.status.load_balancer if service.status else None
+        ingress = (balancer.ingress or []) if balancer else []
         return lb_id, (ingress[0].ip if ingress else None)
 
     def start(self) -> None:

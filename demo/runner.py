@@ -54,7 +54,7 @@ def run_one(
     *,
     gate: bool,
     console: Console,
-    while_kept: Callable[[LocalStack], None] | None = None,
+    while_kept: Callable[[LocalStack, RunReport], None] | None = None,
 ) -> RunReport:
     label = "with readiness gate" if gate else "without readiness gate"
     scenario_options = replace(options.scenario, gate=gate, cleanup=while_kept is None)
@@ -67,14 +67,15 @@ def run_one(
         with DemoView(scenario, console):
             scenario.run()
         if while_kept is not None and report.ok:
-            while_kept(stack)
+            while_kept(stack, report)
     return report
 
 
-def keep_running(console: Console) -> Callable[[LocalStack], None]:
-    def wait(stack: LocalStack) -> None:
+def keep_running(console: Console) -> Callable[[LocalStack, RunReport], None]:
+    def wait(stack: LocalStack, report: RunReport) -> None:
         from cli._common import ForegroundUntilSignalled
 
+        console.print(summary_table([report]))
         console.print("\n[bold]The stack is still running.[/] Service default/web is bound; try:")
         exports = " ".join(f"{k}={shlex.quote(stack.env[k])}" for k in USER_ENV if k in stack.env)
         console.print(f"  export {exports}", highlight=False, soft_wrap=True)

@@ -221,7 +221,7 @@ class LocalStack:
         )
         self.sim.start()
         self._stoppers.append(self.sim.stop)
-        if self._tls is not None:
+        if self._tls is not None and self.settings is not None:
             start_admission_endpoint(runtime, self.settings)
 
     def _environment(
