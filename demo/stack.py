@@ -143,6 +143,13 @@ class LocalStack:
     def log_path(self) -> Path:
         return self.run_dir / "functions.log"
 
+    def _fresh_run_dir(self) -> None:
+        """A new stack is a new cluster and a new CLB: state left by an earlier run would only mislead it
+        (stored resourceVersions, bindings to CLBs that no longer exist)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        for name in ("state.db", "state.db-wal", "state.db-shm", "functions.log", "dead-letters.jsonl", "kubeconfig"):
+            (self.run_dir / name).unlink(missing_ok=True)
+
     def start(self) -> LocalStack:
         try:
             self._start()
@@ -153,7 +160,7 @@ class LocalStack:
 
     def _start(self) -> None:
         opts = self.options
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._fresh_run_dir()
         self._route_logs_to_file()
         secret_id, secret_key = "AKIDlocaldemo" + secrets.token_hex(8), secrets.token_hex(16)
         notify_secret, hmac_key = secrets.token_hex(16), secrets.token_hex(16)

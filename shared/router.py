@@ -72,7 +72,9 @@ class RouteResult:
 
 
 def _rv_key(change: ObjectChange) -> str:
-    return f"rv:{change.object_key}"
+    # Keyed by UID as well: a deleted and recreated object (or one from a rebuilt cluster) starts a new
+    # version history, and must never be judged stale against its predecessor's versions.
+    return f"rv:{change.object_key}#{change.uid}" if change.uid else f"rv:{change.object_key}"
 
 
 def _select_fresh(deps: Deps, changes: list[ObjectChange], result: RouteResult) -> list[ObjectChange]:

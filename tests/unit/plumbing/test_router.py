@@ -123,6 +123,22 @@ def test_duplicates_and_stale_versions_are_dropped(deps: Deps, invoker: Recordin
     assert invoker.calls == []
 
 
+def test_a_recreated_object_is_not_stale_against_its_predecessor(
+    deps: Deps, invoker: RecordingInvoker, batch: dict
+) -> None:
+    route_signed(deps, signed(deps, batch))
+    invoker.calls.clear()
+    recreated = copy.deepcopy(batch)
+    recreated["batchId"] = "2" * 32
+    service = copy.deepcopy(batch["items"][1])
+    service["object"]["metadata"]["uid"] = "a-new-uid-after-delete-and-create"
+    service["object"]["metadata"]["resourceVersion"] = "5"  # lower: e.g. a rebuilt cluster's counter
+    recreated["items"] = [service]
+    result = json.loads(route_signed(deps, signed(deps, recreated)).body)
+    assert (result["stale"], result["accepted"]) == (0, 1)
+    assert invoker.steps() == ["service"]
+
+
 def test_raw_event_list_and_cls_through_the_handler(deps: Deps, invoker: RecordingInvoker) -> None:
     router_handler.shell.use(deps)
     try:
