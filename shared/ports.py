@@ -169,6 +169,10 @@ class Cluster(Protocol):
 
     def list_pods(self, namespace: str, selector: Mapping[str, str]) -> list[PodInfo]: ...
 
+    def list_pods_with_ip(self, ip: str) -> list[PodInfo]:
+        """Pods in every namespace whose `status.podIP` is `ip` (field selector; usually 0 or 1)."""
+        ...
+
     def get_tke_service_config(self, namespace: str, name: str) -> dict[str, Any] | None: ...
 
     def get_cluster_config(self) -> dict[str, str]:

@@ -168,6 +168,16 @@ class KubernetesCluster:
             if not token:
                 return found
 
+    def list_pods_with_ip(self, ip: str) -> list[PodInfo]:
+        """Pods in all namespaces with this Pod IP: one call, the server filters (`status.podIP` is a
+        supported Pod field selector), so nothing else is listed."""
+        result = self._call(
+            f"list Pods with IP {ip}",
+            self._core.list_pod_for_all_namespaces,
+            field_selector=f"status.podIP={ip}",
+        )
+        return [km.pod_info(item) for item in result.items]
+
     def get_tke_service_config(self, namespace: str, name: str) -> dict[str, Any] | None:
         group, version, plural = TKE_SERVICE_CONFIG
         found = self._optional(

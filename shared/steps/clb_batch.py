@@ -26,7 +26,7 @@ from shared.domain.backends import (
 )
 from shared.domain.limits import pod_limit_problems
 from shared.domain.listeners import listeners_for_service
-from shared.domain.models import BindingRecord, ObjectKey, ObjectRef, PodInfo, StepRequest, Target
+from shared.domain.models import BindingRecord, ObjectKey, ObjectRef, PodInfo, ServiceInfo, StepRequest, Target
 from shared.ports import Store
 from shared.steps.common import (
     Recorder,
@@ -37,6 +37,7 @@ from shared.steps.common import (
     service_lb_id,
     service_ref,
 )
+from shared.steps.extra_targets import remove_extra_targets
 
 BIND_PREFIX = "bind:"
 UNBIND_PREFIX = "unbind:"
@@ -50,6 +51,8 @@ class BatchOutcome:
     deregistered: list[str] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
     kept: list[str] = field(default_factory=list)
+    extra_deregistered: list[str] = field(default_factory=list)
+    extra_draining: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v}
@@ -74,7 +77,16 @@ def process_batch(
         )
         actual = [t for t in actual if (t.listener_id, t.ip, t.port) not in removed]
     if services:
-        _bind(deps, lb_id, service_keys=services, actual=actual, rec=rec, outcome=outcome, flip=flip)
+        _bind(
+            deps,
+            lb_id,
+            service_keys=services,
+            actual=actual,
+            rec=rec,
+            outcome=outcome,
+            flip=flip,
+            correlation_id=correlation_id,
+        )
     if flip:
         follow_up(
             deps,
@@ -99,6 +111,7 @@ def _bind(
     rec: Recorder,
     outcome: BatchOutcome,
     flip: dict[str, ObjectKey],
+    correlation_id: str | None,
 ) -> None:
     cluster, clb, store, now = deps.require_cluster(), deps.require_clb(), deps.store, deps.clock.now()
     cluster_config = cluster.get_cluster_config()
@@ -106,11 +119,13 @@ def _bind(
     desired: list[DesiredTarget] = []
     problems: dict[str, tuple[PodInfo, str]] = {}
     stale: list[BindingRecord] = []
+    batch_services: list[ServiceInfo] = []
     for text in service_keys:
         key = ObjectKey.parse(text)
         service = cluster.get_service(key.namespace, key.name)
         if service is None or not service.is_direct_access or service_lb_id(service) != lb_id:
             continue  # stale request: the service step owns teardown
+        batch_services.append(service)
         pods = cluster.list_pods(service.namespace, service.selector) if service.selector else []
         bindings = store.list_bindings(lb_id=lb_id, service=text)
         bound = frozenset(b.pod_uid for b in bindings if b.state in ("registering", "registered"))
@@ -133,6 +148,20 @@ def _bind(
         wanted_uids = {t.pod_uid for t in wanted.targets}
         # Draining bindings already have a re-check scheduled; only newly unwanted ones need unbind.
         stale.extend(b for b in bindings if b.pod_uid not in wanted_uids and b.state in ("registering", "registered"))
+    # Extra targets go first: a dead one frees its quota for the registrations planned next.
+    extra = remove_extra_targets(
+        deps,
+        lb_id,
+        services=batch_services,
+        listeners=listeners,
+        desired=desired,
+        actual=actual,
+        rec=rec,
+        correlation_id=correlation_id,
+    )
+    outcome.extra_deregistered.extend(extra.deregistered)
+    outcome.extra_draining.extend(extra.draining)
+    actual = [t for t in actual if (t.listener_id, t.ip, t.port) not in extra.removed]
     plan = plan_registration(desired, actual, quota=deps.settings.backend_quota)
     for target in plan.over_quota:
         pod = cluster.get_pod(target.namespace, target.pod_name)

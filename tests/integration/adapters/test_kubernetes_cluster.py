@@ -80,6 +80,13 @@ def test_reads_map_pods_services_configs(sim: Sim) -> None:
     assert sim.cluster.get_tke_service_config("default", "absent") is None
 
 
+def test_list_pods_with_ip_filters_by_pod_ip(sim: Sim) -> None:
+    sim.pod("web-1", ip="10.0.0.5")
+    sim.pod("web-2", ip="10.0.0.6", labels={})
+    assert [p.name for p in sim.cluster.list_pods_with_ip("10.0.0.6")] == ["web-2"]
+    assert sim.cluster.list_pods_with_ip("10.9.9.9") == []
+
+
 def test_gate_condition_set_keeps_transition_time_until_status_flips(sim: Sim) -> None:
     sim.pod("web-1")
     pod = sim.cluster.get_pod("default", "web-1")

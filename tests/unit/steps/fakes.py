@@ -76,6 +76,9 @@ class FakeCluster:
     def list_pods(self, namespace: str, selector: Mapping[str, str]) -> list[PodInfo]:
         return [p for (ns, _), p in sorted(self.pods.items()) if ns == namespace and selects(selector, p.labels)]
 
+    def list_pods_with_ip(self, ip: str) -> list[PodInfo]:
+        return [p for _, p in sorted(self.pods.items()) if p.ip == ip]
+
     def get_tke_service_config(self, namespace: str, name: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.tke_configs.get((namespace, name)))
 
