@@ -37,7 +37,7 @@ from shared.steps.common import (
     service_lb_id,
     service_ref,
 )
-from shared.steps.extra_targets import remove_extra_targets
+from shared.steps.extra_targets import remove_extra_targets, reused_by_live_pods
 
 BIND_PREFIX = "bind:"
 UNBIND_PREFIX = "unbind:"
@@ -315,6 +315,11 @@ def _unbind(
                 drain.append(binding)
             if decision.recheck_at is not None and decision.kind in ("drain", "wait"):
                 recheck[uid] = max(recheck.get(uid, 0.0), decision.recheck_at)
+    reused = reused_by_live_pods(deps, lb_id, deregister, services) if deregister else set()
+    if reused:
+        # The IP now belongs to a live Pod that needs this very target (rule 1): keep it, drop the old record.
+        forget.extend(b for b in deregister if (b.listener_id, b.ip, b.port) in reused)
+        deregister = [b for b in deregister if (b.listener_id, b.ip, b.port) not in reused]
     if drain:
         targets = [Target(listener_id=b.listener_id, ip=b.ip, port=b.port, weight=0) for b in drain]
         rec.do(

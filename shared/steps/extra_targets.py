@@ -28,7 +28,16 @@ from shared.domain.extra_targets import (
     plan_extra_target,
     target_key,
 )
-from shared.domain.models import EXISTED_LB_ANNOTATION, Listener, PodInfo, ServiceInfo, StepRequest, Target
+from shared.domain.models import (
+    EXISTED_LB_ANNOTATION,
+    BindingRecord,
+    Listener,
+    ObjectKey,
+    PodInfo,
+    ServiceInfo,
+    StepRequest,
+    Target,
+)
 from shared.logging import get_logger
 from shared.steps.common import Recorder, emit, follow_up, selecting_services, service_lb_id, service_ref
 
@@ -38,6 +47,38 @@ log = get_logger("clb_direct.steps")
 def drain_marker_key(lb_id: str, target: Target) -> str:
     """KV key holding when we drained an extra target (it has no binding record to keep that in)."""
     return f"extra-drain:{lb_id}:{target.listener_id}:{target.ip}:{target.port}"
+
+
+def reused_by_live_pods(
+    deps: Deps, lb_id: str, bindings: Sequence[BindingRecord], services: dict[str, ServiceInfo | None]
+) -> set[TargetKey]:
+    """Targets of these bindings that a live, eligible Pod of the same Service needs because it now holds
+    the same IP (VPC-CNI reuses addresses; fixed-IP StatefulSets), before its own binding exists.
+
+    Called by the unbind batch before it deregisters a binding's target: one Pod list per Service, and a
+    listener read only when such a Pod turns up. `services` is the caller's Service cache.
+    """
+    cluster = deps.require_cluster()
+    found: set[TargetKey] = set()
+    listeners: list[Listener] | None = None
+    for text in sorted({b.service for b in bindings}):
+        if text not in services:
+            key = ObjectKey.parse(text)
+            services[text] = cluster.get_service(key.namespace, key.name)
+        service = services[text]
+        if service is None or not service.is_direct_access or service_lb_id(service) != lb_id:
+            continue
+        mine = [b for b in bindings if b.service == text]
+        ips = {b.ip for b in mine}
+        pods = [p for p in cluster.list_pods(service.namespace, service.selector) if p.ip in ips]
+        if not pods:
+            continue
+        listeners = listeners if listeners is not None else deps.require_clb().list_listeners(lb_id)
+        for b in mine:
+            target = Target(listener_id=b.listener_id, ip=b.ip, port=b.port)
+            if needed_by(target, pods, [service], listeners) is not None:
+                found.add(target_key(target))
+    return found
 
 
 @dataclass
