@@ -16,13 +16,25 @@ from shared.domain.errors import ClbDirectError
 from shared.logging import configure_logging
 
 
+class StderrAtWriteTime:
+    """A log stream that writes to whatever `sys.stderr` is at write time, never a stream bound once:
+    the logging configuration outlives the command (one process runs several, e.g. under test) and a
+    replaced, closed stderr must not break every later log line."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def stack_deps(*, with_clb: bool = True, with_cluster: bool = True, with_invoker: bool = True) -> Deps:
     """Adapters for the configured stack (CLB_DIRECT_* environment: store, CLB endpoint, kubeconfig).
 
     Step logs go to stderr: stdout carries only the command's JSON, so it can be piped into `jq`.
     """
     settings = Settings.load()
-    configure_logging(settings.log_level, stream=sys.stderr)
+    configure_logging(settings.log_level, stream=StderrAtWriteTime())  # type: ignore[arg-type]
     return build_deps(settings, with_clb=with_clb, with_cluster=with_cluster, with_invoker=with_invoker)
 
 

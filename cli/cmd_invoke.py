@@ -18,20 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import functions
+from cli._stack import StderrAtWriteTime
 from shared.domain.errors import ClbDirectError, RetryableError
 from shared.logging import configure_logging
 
 EX_TEMPFAIL = 75  # sysexits: a retryable failure (SCF would retry the invocation)
-
-
-class _Stderr:
-    """Logs go to whatever sys.stderr is at write time, so stdout carries only the JSON result."""
-
-    def write(self, text: str) -> int:
-        return sys.stderr.write(text)
-
-    def flush(self) -> None:
-        sys.stderr.flush()
 
 
 def available_functions() -> list[str]:
@@ -66,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, json.JSONDecodeError) as exc:
         print(f"cannot read event {args.event!r}: {exc}", file=sys.stderr)
         return 2
-    configure_logging(os.environ.get("CLB_DIRECT_LOG_LEVEL", "info"), stream=_Stderr(), force=True)  # type: ignore[arg-type]
+    configure_logging(os.environ.get("CLB_DIRECT_LOG_LEVEL", "info"), stream=StderrAtWriteTime(), force=True)  # type: ignore[arg-type]
     handler = importlib.import_module(f"functions.{args.function}.handler")
     context = {"request_id": f"cli-{uuid.uuid4().hex[:12]}", "function_name": args.function, "dry_run": args.dry_run}
     try:

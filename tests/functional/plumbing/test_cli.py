@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
 import re
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 import pytest
 
 from cli.main import main
+from shared.logging import get_logger
 from tests.functional.plumbing.test_converge import deliver, pod, pod_json, service, service_json
 from tests.functional.steps.conftest import Env
 
@@ -91,3 +94,16 @@ def test_plan_is_dry_and_replay_service_and_pod_converge(cli_env: Env, capsys: p
     assert gate is not None and gate[0] == "True"
     code, _, err = run(capsys, "plan", "--service", "default/nope")
     assert code == 1 and "NotFound" in err
+
+
+def test_logging_set_up_by_a_command_follows_stderr_after_it(
+    cli_env: Env, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression: the command bound the sys.stderr of its own run; once pytest closed that capture
+    # stream, every later log line in the process raised "I/O operation on closed file".
+    monkeypatch.setattr("shared.logging._configured", False)
+    assert run(capsys, "events")[0] == 0
+    later = io.StringIO()
+    with contextlib.redirect_stderr(later):
+        get_logger("test").warning("after.the.command")
+    assert "after.the.command" in later.getvalue()
