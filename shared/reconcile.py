@@ -3,7 +3,8 @@
 Called by `functions/reconcile/handler.py` (timer ticks, console test events `{"replay": {...}}`,
 `StepRequest(step="reconcile")` from the router) and by the CLI (`clb-direct replay`, `plan`). For each
 Service it runs the service, unbind, bind and flip steps (`shared.steps.run_step`, which re-read live
-state and do only what is missing), unless its checkpoint hash (Service spec + selected Pods' uid/rv +
+state and do only what is missing; bind also removes extra targets from the Service's listeners, see
+`shared/domain/extra_targets.py`), unless its checkpoint hash (Service spec + selected Pods' uid/rv +
 the CLB's target set) is unchanged since the last clean pass — so an idle cluster costs one target read
 per CLB (DESIGN rule 10). Webhook damage is the guardian's job: each timer pass invokes it.
 """

@@ -161,8 +161,9 @@ class RegistrationPlan:
 def plan_registration(desired: Sequence[DesiredTarget], actual: Sequence[Target], *, quota: int) -> RegistrationPlan:
     """Register what is missing, re-weight what differs, refuse (never silently) what exceeds the quota.
 
-    Targets already on the CLB always stay; new ones are admitted oldest Pod first until the CLB holds
-    `quota` backends, so a scale-up past the quota never evicts serving Pods.
+    Targets already on the CLB stay here (extra ones were removed beforehand: `extra_targets.py`); new ones
+    are admitted oldest Pod first until the CLB holds `quota` backends, so a scale-up past the quota never
+    evicts serving Pods.
     """
     plan = RegistrationPlan()
     on_clb = {(t.listener_id, t.ip, t.port): t for t in actual}
