@@ -120,6 +120,7 @@ def _bind(
     problems: dict[str, tuple[PodInfo, str]] = {}
     stale: list[BindingRecord] = []
     batch_services: list[ServiceInfo] = []
+    listed_pods: list[PodInfo] = []
     for text in service_keys:
         key = ObjectKey.parse(text)
         service = cluster.get_service(key.namespace, key.name)
@@ -127,6 +128,7 @@ def _bind(
             continue  # stale request: the service step owns teardown
         batch_services.append(service)
         pods = cluster.list_pods(service.namespace, service.selector) if service.selector else []
+        listed_pods.extend(pods)
         bindings = store.list_bindings(lb_id=lb_id, service=text)
         bound = frozenset(b.pod_uid for b in bindings if b.state in ("registering", "registered"))
         refused = pod_limit_problems(
@@ -156,6 +158,7 @@ def _bind(
         listeners=listeners,
         desired=desired,
         actual=actual,
+        listed_pods=listed_pods,
         rec=rec,
         correlation_id=correlation_id,
     )

@@ -96,9 +96,12 @@ def remove_extra_targets(
     listeners: Sequence[Listener],
     desired: Sequence[DesiredTarget],
     actual: Sequence[Target],
+    listed_pods: Sequence[PodInfo],
     rec: Recorder,
     correlation_id: str | None,
 ) -> ExtraOutcome:
+    """`listed_pods` are the live Pods the caller already listed: a record of one of them needs no lookup
+    (during a rollout every draining target is such a record, so this keeps a bind batch at one list)."""
     outcome = ExtraOutcome()
     managed = by_listener(((s, bool(s.annotations.get(EXISTED_LB_ANNOTATION))) for s in services), listeners)
     candidates = extra_candidates(actual, managed=managed, desired=((t.listener_id, t.ip, t.port) for t in desired))
@@ -107,7 +110,7 @@ def remove_extra_targets(
     cluster, store, now = deps.require_cluster(), deps.store, deps.clock.now()
     timeout = deps.settings.drain_timeout_s
     bindings = store.list_bindings(lb_id=lb_id)
-    live: dict[tuple[str, str], PodInfo | None] = {}
+    live: dict[tuple[str, str], PodInfo | None] = {(p.namespace, p.name): p for p in listed_pods}
     for b in bindings:
         if any(target_key(t) == (b.listener_id, b.ip, b.port) for t in candidates):
             where = (b.namespace, b.pod_name)
