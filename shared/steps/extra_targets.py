@@ -6,7 +6,8 @@ dead target is available at once. The rules are in `shared/domain/extra_targets.
 only what a candidate needs (nothing at all when every target on the managed listeners is desired),
 applies the decisions through the `Recorder`, keeps the drain start of a target that has no binding
 record under a KV key, schedules the re-check that deregisters it after the drain timeout (a bind step
-for its Service), and reports each removal as a Normal Event on the Service and a log line.
+for its Service), and reports each removal as a Normal Event on the Service and a log line. The unbind
+batch uses `reused_by_live_pods` so it never deregisters a target a live Pod reusing the IP needs.
 """
 
 from __future__ import annotations
