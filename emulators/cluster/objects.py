@@ -1,4 +1,4 @@
-"""Per-kind server-side rules: defaulting on create, status resets, validation and the Scale view.
+"""Per-kind server-side rules: defaulting and stamping on create, status resets, validation and the Scale view.
 
 Called by the object store before it persists an object. Only what the project's callers observe is
 modelled: the defaults the real apiserver fills in (so objects validate against the published schemas),
@@ -12,10 +12,13 @@ import base64
 import copy
 import ipaddress
 import itertools
+import uuid
+from datetime import datetime
 from typing import Any
 
-from emulators.cluster.errors import ApiError, invalid
+from emulators.cluster.errors import ApiError, bad_request, invalid
 from emulators.cluster.resources import ResourceType
+from emulators.cluster.simclock import format_datetime
 
 _cluster_ips = itertools.count(10)
 _node_ports = itertools.count(30000)
@@ -101,6 +104,25 @@ def _required(rtype: ResourceType, name: str, field: str) -> ApiError:
     return invalid(rtype.kind, rtype.group, name, field, cause_reason="FieldValueRequired", detail="Required value")
 
 
+def check_create_identity(rtype: ResourceType, ns: str, obj: dict[str, Any]) -> None:
+    """Refuse a resourceVersion, require a name or generateName; set namespace, kind and apiVersion."""
+    meta = obj["metadata"]
+    if meta.get("resourceVersion"):
+        raise bad_request("resourceVersion should not be set on objects to be created")
+    if ns:
+        meta["namespace"] = ns
+    obj["kind"], obj["apiVersion"] = rtype.kind, rtype.api_version
+    if not meta.get("name") and not meta.get("generateName"):
+        raise invalid(
+            rtype.kind,
+            rtype.group,
+            "",
+            "metadata.name",
+            cause_reason="FieldValueRequired",
+            detail="Required value: name or generateName is required",
+        )
+
+
 def prepare_for_create(rtype: ResourceType, obj: dict[str, Any]) -> None:
     """Fill server defaults and reset status in place; raise 422 for what the real server refuses."""
     name = obj["metadata"].get("name") or obj["metadata"].get("generateName", "")
@@ -130,6 +152,19 @@ def prepare_for_create(rtype: ResourceType, obj: dict[str, Any]) -> None:
             _default_webhook(webhook)
     elif rtype.status_subresource:
         obj.pop("status", None)
+
+
+def stamp_new(rtype: ResourceType, obj: dict[str, Any], now: datetime) -> None:
+    """Server-owned metadata of a new object: a fresh uid and creationTimestamp, generation 1 if tracked."""
+    meta = obj["metadata"]
+    meta["uid"] = str(uuid.uuid4())
+    meta["creationTimestamp"] = format_datetime(now)
+    for transient in ("deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink"):
+        meta.pop(transient, None)
+    if rtype.tracks_generation:
+        meta["generation"] = 1
+    else:
+        meta.pop("generation", None)
 
 
 def _default_webhook(webhook: dict[str, Any]) -> None:

@@ -47,6 +47,11 @@ def format_time(epoch: float) -> str:
     return datetime.fromtimestamp(int(epoch), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def format_datetime(moment: datetime) -> str:
+    """The same wire form for an aware ``datetime`` (the object store's clock)."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def parse_time(value: str | None) -> float | None:
     """Parse a `metav1.Time` (or an RFC 3339 string with fractional seconds/offset); None if absent."""
     if not value:

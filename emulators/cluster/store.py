@@ -6,6 +6,8 @@ Kubernetes reference notes: one global resourceVersion, optimistic concurrency, 
 subresource isolation, generation, graceful Pod deletion, finalizers, owner-reference garbage
 collection, a bounded change history for watches, and change callbacks. Every write is reported to an
 optional audit sink and, for Pod CREATE, passed through an optional admission hook (``admission.py``).
+The rules live beside it: ``objects.py`` (per-kind defaulting), ``updates.py`` (what an update may
+change), ``deletion.py`` (terminating, finalizers, cascades) and ``changefeed.py`` (watches, callbacks).
 """
 
 from __future__ import annotations
@@ -14,16 +16,14 @@ import copy
 import logging
 import random
 import threading
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
-from emulators.cluster import objects, updates
+from emulators.cluster import deletion, objects, updates
 from emulators.cluster.changefeed import ChangeFeed, Subscriber
-from emulators.cluster.context import RequestInfo, WriteRecord, current_request
-from emulators.cluster.errors import ApiError, already_exists, bad_request, conflict, invalid, not_found
+from emulators.cluster.context import AuditedCall, WriteRecord
+from emulators.cluster.errors import ApiError, already_exists, bad_request, not_found
 from emulators.cluster.patching import JSON_PATCH, apply_patch
 from emulators.cluster.resources import RESOURCES, ResourceType, resource_type
 from emulators.cluster.selectors import parse_field_selector, parse_label_selector
@@ -36,25 +36,7 @@ AdmissionHook = Callable[[ResourceType, "str | None", Obj, str], Obj]
 AuditSink = Callable[[WriteRecord], None]
 Objs = list[Obj]
 
-GC_ACTOR = "system:serviceaccount:kube-system:generic-garbage-collector"
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # upstream's generateName alphabet (no vowels)
-
-
-def format_time(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass(frozen=True)
-class _Call:
-    """What an audited write was asked to do (the audit event's verb, objectRef, user, requestObject)."""
-
-    verb: str
-    rtype: ResourceType
-    ns: str
-    name: str
-    subresource: str | None
-    actor: str
-    request_object: Any
 
 
 class ObjectStore:
@@ -119,7 +101,8 @@ class ObjectStore:
         ns = self._scope(rtype, namespace, body)
         request_name = body.get("metadata", {}).get("name", "")
         return self._audited(
-            _Call("create", rtype, ns, request_name, None, actor, obj), lambda: self._create(rtype, ns, body, actor)
+            AuditedCall("create", rtype, ns, request_name, None, actor, obj),
+            lambda: self._create(rtype, ns, body, actor),
         )
 
     def replace(
@@ -136,35 +119,10 @@ class ObjectStore:
         ns = self._ns(rtype, namespace)
 
         def compute(current: Obj) -> Obj:
-            if not isinstance(obj, dict):
-                raise bad_request("the body of an update must be a JSON object")
-            self._check_identity(rtype, ns, name, obj)
-            sent_rv = (obj.get("metadata") or {}).get("resourceVersion")
-            if sent_rv and sent_rv != current["metadata"]["resourceVersion"]:
-                raise conflict(rtype.plural, rtype.group, name)
-            if not sent_rv and rtype.custom:
-                raise invalid(
-                    rtype.kind,
-                    rtype.group,
-                    name,
-                    "metadata.resourceVersion",
-                    cause_reason="FieldValueInvalid",
-                    detail="Invalid value: 0x0: must be specified for an update",
-                )
-            sent_uid = (obj.get("metadata") or {}).get("uid")
-            if sent_uid and sent_uid != current["metadata"]["uid"]:
-                raise invalid(
-                    rtype.kind,
-                    rtype.group,
-                    name,
-                    "metadata.uid",
-                    cause_reason="FieldValueInvalid",
-                    detail=f'Invalid value: "{sent_uid}": field is immutable',
-                )
-            return copy.deepcopy(obj)
+            return updates.check_replace(rtype, ns, name, obj, current)
 
         return self._audited(
-            _Call("update", rtype, ns, name, subresource, actor, obj),
+            AuditedCall("update", rtype, ns, name, subresource, actor, obj),
             lambda: self._update(rtype, ns, name, subresource, compute, enforce_pod_spec=True),
         )
 
@@ -192,7 +150,7 @@ class ObjectStore:
             return result
 
         return self._audited(
-            _Call("patch", rtype, ns, name, subresource, actor, patch),
+            AuditedCall("patch", rtype, ns, name, subresource, actor, patch),
             lambda: self._update(rtype, ns, name, subresource, compute, enforce_pod_spec=True),
         )
 
@@ -225,7 +183,7 @@ class ObjectStore:
             return result
 
         result = self._audited(
-            _Call("update", rtype, ns, name, subresource, actor, None),
+            AuditedCall("update", rtype, ns, name, subresource, actor, None),
             lambda: self._update(rtype, ns, name, subresource, compute, enforce_pod_spec=False),
             skip_if=lambda: bool(unchanged),
         )
@@ -234,35 +192,16 @@ class ObjectStore:
     def bind(self, namespace: str, name: str, node_name: str, *, actor: str = "system:kube-scheduler") -> Obj:
         """``POST pods/{name}/binding``: assign a node once and mark the Pod scheduled."""
         rtype = RESOURCES["pods"]
-        binding = {
-            "kind": "Binding",
-            "apiVersion": "v1",
-            "metadata": {"name": name, "namespace": namespace},
-            "target": {"kind": "Node", "name": node_name},
-        }
+        binding = updates.binding(namespace, name, node_name)
 
         def compute(current: Obj) -> Obj:
-            assigned = current["spec"].get("nodeName")
-            if assigned:
-                raise conflict("pods", "", name, f'pod {name} is already assigned to node "{assigned}"')
-            current["spec"]["nodeName"] = node_name
-            conditions = current.setdefault("status", {}).setdefault("conditions", [])
-            conditions[:] = [c for c in conditions if c.get("type") != "PodScheduled"]
-            conditions.append(
-                {
-                    "type": "PodScheduled",
-                    "status": "True",
-                    "lastProbeTime": None,
-                    "lastTransitionTime": format_time(self._now()),
-                }
-            )
-            return current
+            return updates.assign_node(current, name, node_name, self._now)
 
         def action() -> Obj:
             self._update(rtype, namespace, name, "binding", compute, enforce_pod_spec=False)
             return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
 
-        return self._audited(_Call("create", rtype, namespace, name, "binding", actor, binding), action)
+        return self._audited(AuditedCall("create", rtype, namespace, name, "binding", actor, binding), action)
 
     def delete(
         self,
@@ -278,12 +217,22 @@ class ObjectStore:
         rtype = resource_type(resource)
         ns = self._ns(rtype, namespace)
         removed: Objs = []
-        result = self._audited(
-            _Call("delete", rtype, ns, name, None, actor, None),
-            lambda: self._delete(
-                rtype, ns, name, grace_period_seconds, preconditions=preconditions or {}, removed=removed
-            ),
-        )
+
+        def action() -> Obj:
+            with self._lock:
+                return deletion.delete_locked(
+                    self._objects,
+                    rtype,
+                    ns,
+                    name,
+                    grace=grace_period_seconds,
+                    preconditions=preconditions or {},
+                    commit=self._commit,
+                    now=self._now,
+                    removed=removed,
+                )
+
+        result = self._audited(AuditedCall("delete", rtype, ns, name, None, actor, None), action)
         self._feed.dispatch()
         self._collect_garbage(removed)
         return result
@@ -350,15 +299,9 @@ class ObjectStore:
             raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
         return self._ns(rtype, ns)
 
-    @staticmethod
-    def _check_identity(rtype: ResourceType, ns: str, name: str, obj: Obj) -> None:
-        meta = obj.get("metadata") or {}
-        if meta.get("name") and meta["name"] != name:
-            raise bad_request(f"the name of the object ({meta['name']}) does not match the name on the URL ({name})")
-        if rtype.namespaced and meta.get("namespace") and meta["namespace"] != ns:
-            raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
-
-    def _audited(self, call: _Call, action: Callable[[], Obj], skip_if: Callable[[], bool] = lambda: False) -> Obj:
+    def _audited(
+        self, call: AuditedCall, action: Callable[[], Obj], skip_if: Callable[[], bool] = lambda: False
+    ) -> Obj:
         """Run ``action`` and report it to the audit sink, success or failure, then notify subscribers."""
         received = self._now()
         try:
@@ -372,32 +315,10 @@ class ObjectStore:
             self._record(call, result, {"metadata": {}, "code": 201 if call.verb == "create" else 200}, received)
         return result
 
-    def _record(self, call: _Call, response_object: Any, status: Obj, received: datetime) -> None:
+    def _record(self, call: AuditedCall, response_object: Any, status: Obj, received: datetime) -> None:
         sink = self.audit_sink
-        if sink is None:
-            return
-        rtype = call.rtype
-        info = current_request.get() or RequestInfo(
-            request_uri=updates.request_uri(rtype, call.ns, call.name, call.subresource, call.verb)
-        )
-        sink(
-            WriteRecord(
-                verb=call.verb,
-                resource=rtype.plural,
-                subresource=call.subresource,
-                namespace=call.ns or None,
-                name=call.name,
-                api_group=rtype.group,
-                api_version=rtype.version,
-                actor=call.actor,
-                request_object=copy.deepcopy(call.request_object),
-                response_object=copy.deepcopy(response_object),
-                response_status=status,
-                received=received,
-                completed=self._now(),
-                request=info,
-            )
-        )
+        if sink is not None:
+            sink(call.record(response_object, status, received, self._now()))
 
     def _commit(self, event_type: str, rtype: ResourceType, obj: Obj, old: Obj | None) -> Obj:
         """Bump the global resourceVersion and publish the change; caller holds the lock."""
@@ -415,36 +336,12 @@ class ObjectStore:
         if ns and ("", ns) not in self._objects["namespaces"]:
             namespace: Obj = {"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": ns}}
             objects.prepare_for_create(RESOURCES["namespaces"], namespace)
-            self._stamp_new(RESOURCES["namespaces"], namespace)
+            objects.stamp_new(RESOURCES["namespaces"], namespace, self._now())
             self._commit("ADDED", RESOURCES["namespaces"], namespace, None)
-
-    def _stamp_new(self, rtype: ResourceType, obj: Obj) -> None:
-        meta = obj["metadata"]
-        meta["uid"] = str(uuid.uuid4())
-        meta["creationTimestamp"] = format_time(self._now())
-        for transient in ("deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink"):
-            meta.pop(transient, None)
-        if rtype.tracks_generation:
-            meta["generation"] = 1
-        else:
-            meta.pop("generation", None)
 
     def _create(self, rtype: ResourceType, ns: str, body: Obj, actor: str) -> Obj:
         meta = body["metadata"]
-        if meta.get("resourceVersion"):
-            raise bad_request("resourceVersion should not be set on objects to be created")
-        if ns:
-            meta["namespace"] = ns
-        body["kind"], body["apiVersion"] = rtype.kind, rtype.api_version
-        if not meta.get("name") and not meta.get("generateName"):
-            raise invalid(
-                rtype.kind,
-                rtype.group,
-                "",
-                "metadata.name",
-                cause_reason="FieldValueRequired",
-                detail="Required value: name or generateName is required",
-            )
+        objects.check_create_identity(rtype, ns, body)
         objects.prepare_for_create(rtype, body)
         if rtype.plural == "pods" and self.admission is not None:
             # Webhooks are called outside the lock: they are slow, remote and may call back into the API.
@@ -462,7 +359,7 @@ class ObjectStore:
             name = body["metadata"]["name"]
             if (ns, name) in table:
                 raise already_exists(rtype.plural, rtype.group, name)
-            self._stamp_new(rtype, body)
+            objects.stamp_new(rtype, body, self._now())
             return self._commit("ADDED", rtype, body, None)
 
     def _update(
@@ -485,30 +382,14 @@ class ObjectStore:
             merged = updates.merge_update(rtype, current, proposed, subresource, enforce_pod_spec)
             if merged == current:
                 return copy.deepcopy(current)  # a no-op write does not bump the resourceVersion
-            meta = merged["metadata"]
-            if (
-                meta.get("deletionTimestamp")
-                and not meta.get("finalizers")
-                and (rtype.plural != "pods" or meta.get("deletionGracePeriodSeconds") == 0)
-            ):
-                removed = self._commit("DELETED", rtype, merged, current)
-                return removed
+            if deletion.completes_deletion(rtype, merged["metadata"]):
+                return self._commit("DELETED", rtype, merged, current)
             return self._commit("MODIFIED", rtype, merged, current)
 
     def _update_scale(self, rtype: ResourceType, current: Obj, compute: Callable[[Obj], Obj]) -> Obj:
         if not rtype.scale_subresource:
             raise not_found(rtype.plural, rtype.group, current["metadata"]["name"])
-        scale = compute(objects.scale_view(current))
-        replicas = (scale.get("spec") or {}).get("replicas", 0)
-        if not isinstance(replicas, int) or replicas < 0:
-            raise invalid(
-                "Scale",
-                "autoscaling",
-                current["metadata"]["name"],
-                "spec.replicas",
-                cause_reason="FieldValueInvalid",
-                detail=f"Invalid value: {replicas}: must be greater than or equal to 0",
-            )
+        replicas = updates.scale_replicas(current["metadata"]["name"], compute(objects.scale_view(current)))
         if replicas == current["spec"].get("replicas"):
             return objects.scale_view(current)
         updated = copy.deepcopy(current)
@@ -516,66 +397,18 @@ class ObjectStore:
         updated["metadata"]["generation"] = current["metadata"].get("generation", 1) + 1
         return objects.scale_view(self._commit("MODIFIED", rtype, updated, current))
 
-    def _delete(
-        self,
-        rtype: ResourceType,
-        ns: str,
-        name: str,
-        grace: int | None,
-        *,
-        preconditions: dict[str, str],
-        removed: Objs,
-    ) -> Obj:
-        with self._lock:
-            current = self._objects[rtype.plural].get((ns, name))
-            if current is None:
-                raise not_found(rtype.plural, rtype.group, name)
-            updates.check_preconditions(rtype, name, current, preconditions)
-            if rtype.plural == "namespaces":
-                for plural, table in self._objects.items():
-                    for key in [k for k in table if k[0] == name]:
-                        self._commit("DELETED", RESOURCES[plural], copy.deepcopy(table[key]), table[key])
-            grace = updates.grace_period(rtype, current, grace)
-            meta = current["metadata"]
-            if grace == 0 and not meta.get("finalizers"):
-                result = self._commit("DELETED", rtype, copy.deepcopy(current), current)
-                removed.append(result)
-                return result
-            if meta.get("deletionTimestamp") and meta.get("deletionGracePeriodSeconds", 0) <= grace:
-                return copy.deepcopy(current)  # already terminating at least this fast
-            updated = copy.deepcopy(current)
-            updated["metadata"]["deletionTimestamp"] = format_time(self._now() + timedelta(seconds=grace))
-            updated["metadata"]["deletionGracePeriodSeconds"] = grace
-            return self._commit("MODIFIED", rtype, updated, current)
-
     def _collect_garbage(self, removed: Objs) -> None:
         """Background-propagation cascade: delete dependents whose every owner is gone."""
         queue: Objs = list(removed)
         while queue:
             owner = queue.pop()
-            owner_uid = owner["metadata"].get("uid")
-            owner_ns = owner["metadata"].get("namespace", "")
             with self._lock:
-                dependents = [
-                    (plural, copy.deepcopy(obj))
-                    for plural, table in self._objects.items()
-                    for (ns, _), obj in table.items()
-                    if ns == owner_ns
-                    and any(ref.get("uid") == owner_uid for ref in obj["metadata"].get("ownerReferences") or [])
-                    and not self._has_live_owner(ns, obj)
-                ]
+                dependents = deletion.orphaned_dependents(self._objects, owner)
             for plural, obj in dependents:
                 try:
-                    self.delete(plural, obj["metadata"].get("namespace"), obj["metadata"]["name"], actor=GC_ACTOR)
+                    self.delete(
+                        plural, obj["metadata"].get("namespace"), obj["metadata"]["name"], actor=deletion.GC_ACTOR
+                    )
                 except ApiError as error:
                     if error.code != 404:
                         raise
-
-    def _has_live_owner(self, ns: str, obj: Obj) -> bool:
-        live_uids = {
-            o["metadata"]["uid"]
-            for table in self._objects.values()
-            for (o_ns, _), o in table.items()
-            if o_ns in (ns, "")
-        }
-        return any(ref.get("uid") in live_uids for ref in obj["metadata"].get("ownerReferences") or [])
