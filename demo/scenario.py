@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client, config
 
@@ -30,6 +30,11 @@ CONFIG_NAME = "web-health"
 SERVICE_PORT = 80
 CONTAINER_PORT = 8080
 GRACE_S = 8  # old Pods keep serving this long after deletion: the drain (weight 0) lands well before
+
+# kubernetes ships these two unannotated; typed here as they behave: an ApiClient configured from a kubeconfig
+# path, and closing that client's connection pools.
+_new_client_from_config = cast("Callable[[str], client.ApiClient]", config.new_client_from_config)
+_close_client = cast("Callable[[client.ApiClient], None]", client.ApiClient.close)
 
 
 @dataclass(frozen=True)
@@ -142,7 +147,7 @@ class Scenario:
         assert stack.clb is not None
         self.stack, self.options, self.report = stack, options, report
         self.random = random.Random(options.seed)
-        self.api = config.new_client_from_config(config_file=str(stack.kubeconfig))
+        self.api = _new_client_from_config(str(stack.kubeconfig))
         self.core, self.apps = client.CoreV1Api(self.api), client.AppsV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
         self.observer = Observer(
@@ -225,7 +230,8 @@ class Scenario:
         self.custom.create_namespaced_custom_object(
             group, version, ns, plural, tke_service_config(self.options.health_interval)
         )
-        self.core.create_namespaced_service(ns, service())
+        # The client validates a create body into its model class anyway; doing it here keeps the call typed.
+        self.core.create_namespaced_service(ns, client.V1Service.model_validate(service()))
 
         def ready(snap: Snapshot) -> str | None:
             if not snap.lb_id or not snap.vip:
@@ -240,9 +246,8 @@ class Scenario:
         return self._until("the CLB with its listener and HTTP health check", ready)
 
     def create_deployment(self) -> str:
-        self.apps.create_namespaced_deployment(
-            self.options.namespace, deployment(self.options, self.version, self.replicas)
-        )
+        body = client.V1Deployment.model_validate(deployment(self.options, self.version, self.replicas))
+        self.apps.create_namespaced_deployment(self.options.namespace, body)
         detail = self._until(
             "every Pod bound, healthy and Ready", lambda s: self.converged(s, self.version, self.replicas)
         )
@@ -355,7 +360,7 @@ class Scenario:
         finally:
             self.stop_load()
             self.observer.stop()
-            self.api.close()
+            _close_client(self.api)
             self._finish()
         return self.report
 

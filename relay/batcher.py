@@ -123,10 +123,10 @@ class Batcher:
     def send(self, items: list[Item]) -> bool:
         """POST one batch; True once the router accepted it."""
         batch = RelayBatch(
-            batchId=uuid.uuid4().hex,
+            batch_id=uuid.uuid4().hex,
             relay=self.config.relay_name,
-            createdAt=time.time(),
-            droppedTotal=self.counters["dropped_overflow"] + self.counters["dropped_events"],
+            created_at=time.time(),
+            dropped_total=self.counters["dropped_overflow"] + self.counters["dropped_events"],
             items=items,
         )
         body = batch.to_body()

@@ -15,13 +15,16 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
 from shared.domain.models import CLUSTER_CONFIG_NAME, CLUSTER_CONFIG_NAMESPACE
+
+# kubernetes ships iter_resp_lines unannotated: it splits a streamed (urllib3) response into decoded lines.
+_iter_resp_lines = cast("Callable[[Any], Iterator[str]]", iter_resp_lines)
 
 Sink = Callable[[str, str, dict[str, Any]], None]
 HTTP_GONE = 410
@@ -105,7 +108,7 @@ class ResourceWatcher:
             timeout_seconds=self._timeout_s,
         )
         try:
-            for line in iter_resp_lines(self._response):
+            for line in _iter_resp_lines(self._response):
                 if line:
                     yield json.loads(line)
         finally:

@@ -16,6 +16,7 @@ killed them), which the async queue retries.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import os
@@ -149,7 +150,7 @@ class LocalRuntime:
         self._spawn(self._http.serve_forever, "runtime-http")
         self.queue.start()
         for timer in self.timers:
-            self._spawn(lambda t=timer: self._run_timer(t), f"timer-{timer.name}")
+            self._spawn(functools.partial(self._run_timer, timer), f"timer-{timer.name}")
 
     def start_https(self, port: int | None = None) -> str:
         """Serve the same routes over HTTPS with the provider's certificate (the guardian's)."""
