@@ -23,6 +23,7 @@ from kubernetes import client, config
 from emulators.cluster.simulator import ClusterSimulator
 from emulators.cluster.tls import CertificateAuthority
 from tests.integration.cluster_sim.conftest import eventually, http_get
+from tests.manifests import web_deployment
 
 GATE = "cloud.tencent.com/load-balancer-backendgroup-ready"
 NS = "default"
@@ -91,29 +92,7 @@ def api(cluster: ClusterSimulator) -> Iterator[client.ApiClient]:
 
 
 def _deployment(version: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "web"},
-        "spec": {
-            "replicas": REPLICAS,
-            "selector": {"matchLabels": {"app": "web"}},
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-            "template": {
-                "metadata": {"labels": {"app": "web"}},
-                "spec": {
-                    "containers": [
-                        {
-                            "name": "web",
-                            "image": "example/web:latest",
-                            "env": [{"name": "VERSION", "value": version}],
-                            "ports": [{"containerPort": 8080}],
-                        }
-                    ]
-                },
-            },
-        },
-    }
+    return web_deployment(version, replicas=REPLICAS)
 
 
 def _condition(pod: Any, kind: str) -> Any:

@@ -38,6 +38,7 @@ from shared.health import poll_pending
 from shared.reconcile import handle_step_request
 from shared.steps import run_step
 from tests.integration.plumbing.conftest import HMAC_KEY, RouterServer, eventually
+from tests.manifests import web_deployment
 
 NS = "default"
 
@@ -117,34 +118,13 @@ class Stack:
 
 
 def _deployment(version: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "web"},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": "web"}},
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-            "template": {
-                # VPC-CNI Pods (the ENI annotation): GlobalRouter ones would need the cluster switch.
-                "metadata": {
-                    "labels": {"app": "web"},
-                    "annotations": {"tke.cloud.tencent.com/networks": "tke-route-eni"},
-                },
-                "spec": {
-                    "readinessGates": [{"conditionType": GATE_CONDITION_TYPE}],
-                    "containers": [
-                        {
-                            "name": "web",
-                            "image": "example/web:latest",
-                            "env": [{"name": "VERSION", "value": version}],
-                            "ports": [{"name": "http", "containerPort": 8080}],
-                        }
-                    ],
-                },
-            },
-        },
-    }
+    # VPC-CNI Pods (the ENI annotation): GlobalRouter ones would need the cluster switch.
+    return web_deployment(
+        version,
+        pod_annotations={"tke.cloud.tencent.com/networks": "tke-route-eni"},
+        readiness_gates=[GATE_CONDITION_TYPE],
+        port_name="http",
+    )
 
 
 SERVICE = {

@@ -24,6 +24,7 @@ from relay.batcher import Batcher, BatcherConfig
 from shared.deps import Deps
 from shared.domain.models import SelectorEntry
 from tests.integration.plumbing.conftest import HMAC_KEY, RouterServer, ThreadSafeInvoker, eventually
+from tests.manifests import web_deployment
 
 NS = "default"
 LB_ID = "lb-web00001"
@@ -45,29 +46,7 @@ def _service() -> dict[str, Any]:
 
 
 def _deployment(version: str, replicas: int = 2) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "web"},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": "web"}},
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-            "template": {
-                "metadata": {"labels": {"app": "web"}},
-                "spec": {
-                    "containers": [
-                        {
-                            "name": "web",
-                            "image": "example/web:latest",
-                            "env": [{"name": "VERSION", "value": version}],
-                            "ports": [{"containerPort": 8080}],
-                        }
-                    ]
-                },
-            },
-        },
-    }
+    return web_deployment(version, replicas=replicas)
 
 
 def _batcher(router: RouterServer) -> Batcher:
