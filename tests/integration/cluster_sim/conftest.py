@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -19,21 +18,6 @@ from emulators.cluster.kubelet import Kubelet
 from emulators.cluster.replicaset import ReplicaSetController
 from emulators.cluster.scheduler import Scheduler, default_node_names
 from emulators.cluster.store import ObjectStore
-
-T = TypeVar("T")
-DEADLINE_S = 30.0
-
-
-def eventually(probe: Callable[[], T | None], what: str, timeout: float = DEADLINE_S) -> T:
-    """Poll until `probe` returns something truthy; fail with `what` after a generous deadline."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last value: {last!r}")
 
 
 def http_get(ip: str, port: int, path: str = "/") -> tuple[int, dict[str, Any]] | None:

@@ -22,8 +22,9 @@ from kubernetes import client, config
 
 from emulators.cluster.simulator import ClusterSimulator
 from emulators.cluster.tls import CertificateAuthority
-from tests.integration.cluster_sim.conftest import eventually, http_get
+from tests.integration.cluster_sim.conftest import http_get
 from tests.manifests import web_deployment
+from tests.polling import eventually
 
 GATE = "cloud.tencent.com/load-balancer-backendgroup-ready"
 NS = "default"

@@ -7,7 +7,8 @@ from typing import Any
 
 from emulators.cluster.ipam import PodIpam
 from emulators.cluster.patching import STRATEGIC_MERGE_PATCH
-from tests.integration.cluster_sim.conftest import Behaviours, condition, eventually, http_get, running_behaviours
+from tests.integration.cluster_sim.conftest import Behaviours, condition, http_get, running_behaviours
+from tests.polling import eventually
 
 GATE = "cloud.tencent.com/load-balancer-backendgroup-ready"
 

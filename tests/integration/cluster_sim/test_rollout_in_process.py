@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from emulators.cluster.patching import STRATEGIC_MERGE_PATCH
-from tests.integration.cluster_sim.conftest import Behaviours, condition, eventually, http_get
+from tests.integration.cluster_sim.conftest import Behaviours, condition, http_get
+from tests.polling import eventually
 
 GATE = "example.com/gate"
 

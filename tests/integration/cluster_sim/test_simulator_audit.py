@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from emulators.cluster.simulator import ClusterSimulator, version_info
-from tests.integration.cluster_sim.conftest import eventually
+from tests.polling import eventually
 
 
 class _Receiver(ThreadingHTTPServer):

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -25,20 +24,7 @@ from shared.deps import Deps
 from shared.events.apigw import ApiGatewayEvent
 from shared.router import route_signed
 
-T = TypeVar("T")
 HMAC_KEY = "integration-relay-key"
-DEADLINE_S = 45.0
-
-
-def eventually(probe: Callable[[], T | None], what: str, timeout: float = DEADLINE_S) -> T:
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last value: {last!r}")
 
 
 class ThreadSafeInvoker:

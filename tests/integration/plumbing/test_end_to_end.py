@@ -37,8 +37,9 @@ from shared.domain.models import StepRequest
 from shared.health import poll_pending
 from shared.reconcile import handle_step_request
 from shared.steps import run_step
-from tests.integration.plumbing.conftest import HMAC_KEY, RouterServer, eventually
+from tests.integration.plumbing.conftest import HMAC_KEY, RouterServer
 from tests.manifests import web_deployment
+from tests.polling import eventually
 
 NS = "default"
 

@@ -23,8 +23,9 @@ from relay.app import Relay
 from relay.batcher import Batcher, BatcherConfig
 from shared.deps import Deps
 from shared.domain.models import SelectorEntry
-from tests.integration.plumbing.conftest import HMAC_KEY, RouterServer, ThreadSafeInvoker, eventually
+from tests.integration.plumbing.conftest import HMAC_KEY, RouterServer, ThreadSafeInvoker
 from tests.manifests import web_deployment
+from tests.polling import eventually
 
 NS = "default"
 LB_ID = "lb-web00001"

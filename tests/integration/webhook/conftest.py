@@ -14,11 +14,10 @@ from __future__ import annotations
 import errno
 import socket
 import ssl
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from kubernetes import client, config
@@ -40,22 +39,8 @@ from shared.domain.models import ObjectKey, StepRequest
 from shared.ports import Clock, Store
 from shared.steps import run_step
 
-T = TypeVar("T")
 NS = "default"
-DEADLINE_S = 45.0
 DIRECT_ACCESS = "service.cloud.tencent.com/direct-access"
-
-
-def eventually(probe: Callable[[], T | None], what: str, timeout: float = DEADLINE_S) -> T:
-    """Poll until `probe` returns something truthy; real sockets and threads run, so no fixed sleeps."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last value: {last!r}")
 
 
 def free_port() -> int:

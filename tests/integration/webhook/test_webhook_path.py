@@ -24,7 +24,8 @@ from kubernetes import client
 from shared.certs import CA_BUNDLE, CA_CERT, TLS_CERT, generate_ca, split_bundle
 from shared.clock import FakeClock
 from shared.domain.webhook_config import WEBHOOK_NAME
-from tests.integration.webhook.conftest import NS, WebhookStack, condition, eventually, free_port, has_gate
+from tests.integration.webhook.conftest import NS, WebhookStack, condition, free_port, has_gate
+from tests.polling import eventually
 
 DAY_S = 86_400.0
 
