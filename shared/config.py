@@ -72,12 +72,22 @@ class Settings(BaseSettings):
     cert_rotate_before_days: int = Field(default=30, ge=0)
 
     # --- relay / router ------------------------------------------------------------------------------
-    relay_hmac_key: SecretStr | None = None
+    relay_hmac_key: SecretStr | None = Field(
+        default=None, description="HMAC key of relay batches; the relay signs with it, the router accepts it"
+    )
+    relay_hmac_key_previous: SecretStr | None = Field(
+        default=None,
+        description="the key being rotated out: the router accepts it too (set it to the old key, move the "
+        "router and then the relay to the new relay_hmac_key, then unset it)",
+    )
     relay_max_skew_s: float = Field(default=300.0, gt=0)
     router_url: str | None = None
     health_notify_secret: SecretStr | None = Field(
         default=None,
         description="HMAC key of CLB health notifications (X-Emulator-Signature); when set, unsigned ones get 401",
+    )
+    health_notify_secret_previous: SecretStr | None = Field(
+        default=None, description="the health notify secret being rotated out; accepted as well while set"
     )
     invoker: Literal["scf", "local", "inline"] = "inline"
     local_invoke_url: str | None = None
@@ -124,6 +134,14 @@ class Settings(BaseSettings):
         except ValueError as exc:
             raise ConfigError(f"invalid clb-direct settings: {exc}") from exc
 
+    def relay_hmac_keys(self) -> list[bytes]:
+        """Keys a relay batch may be signed with, newest first (two while a rotation is under way)."""
+        return _keys(self.relay_hmac_key, self.relay_hmac_key_previous)
+
+    def health_notify_keys(self) -> list[bytes]:
+        """Keys a health callback may be signed with, newest first; [] when callbacks are unsigned."""
+        return _keys(self.health_notify_secret, self.health_notify_secret_previous)
+
     def require_credentials(self) -> tuple[str, str, str | None]:
         """Return (secret_id, secret_key, token) or raise a ConfigError saying how to provide them."""
         if self.secret_id is None or self.secret_key is None:
@@ -134,3 +152,7 @@ class Settings(BaseSettings):
             )
         token = self.session_token.get_secret_value() if self.session_token else None
         return self.secret_id.get_secret_value(), self.secret_key.get_secret_value(), token
+
+
+def _keys(*secrets: SecretStr | None) -> list[bytes]:
+    return [secret.get_secret_value().encode() for secret in secrets if secret and secret.get_secret_value()]

@@ -3,13 +3,16 @@
 The signature covers `timestamp + "." + body` so a captured body cannot be re-sent under a fresh
 timestamp; the router additionally bounds clock skew and remembers batch ids (replay protection is
 the router's job, see `shared.router`). Comparison is constant-time. The key comes from the relay's
-Secret (env `CLB_DIRECT_RELAY_HMAC_KEY`) on both sides.
+Secret (env `CLB_DIRECT_RELAY_HMAC_KEY`) on both sides. Rotation without downtime: the verifier accepts
+any of the active keys (the new one and, while `CLB_DIRECT_RELAY_HMAC_KEY_PREVIOUS` is set, the old
+one); the signer always signs with the newest.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shared.domain.errors import InvalidInput
@@ -38,6 +41,19 @@ class SignedHeaders:
         }
 
 
+def signature_matches(keys: Sequence[bytes], message: bytes, signature: str) -> bool:
+    """True when `signature` ("sha256=<hex>") is HMAC-SHA256(key, message) for one of `keys`.
+
+    Every key is tried (no early exit) so the time taken does not say which key matched.
+    """
+    given = signature.strip().encode()
+    matched = False
+    for key in keys:
+        expected = (SIGNATURE_PREFIX + hmac.new(key, message, hashlib.sha256).hexdigest()).encode()
+        matched |= hmac.compare_digest(expected, given)
+    return matched
+
+
 def compute_signature(key: bytes, timestamp: str, body: bytes) -> str:
     digest = hmac.new(key, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
     return SIGNATURE_PREFIX + digest
@@ -52,7 +68,7 @@ def sign_batch(key: bytes, body: bytes, *, batch_id: str, now: float) -> SignedH
 
 
 def verify_batch(
-    key: bytes,
+    keys: bytes | Sequence[bytes],
     body: bytes,
     *,
     timestamp: str | None,
@@ -60,8 +76,10 @@ def verify_batch(
     now: float,
     max_skew_s: float,
 ) -> None:
-    """Raise `SignatureRejected` unless `signature` is valid for `timestamp.body` within the skew."""
-    if not key:
+    """Raise `SignatureRejected` unless `signature` is valid for `timestamp.body` within the skew, under
+    any of `keys` (one key, or the active keys of a rotation)."""
+    active = [k for k in ([keys] if isinstance(keys, bytes) else keys) if k]
+    if not active:
         raise SignatureRejected(
             "the router has no relay HMAC key configured; set CLB_DIRECT_RELAY_HMAC_KEY to the relay's key"
         )
@@ -78,8 +96,7 @@ def verify_batch(
             f"batch timestamp {sent_at} is {abs(now - sent_at):.0f}s away from the router clock "
             f"(limit {max_skew_s:.0f}s); check NTP on the relay node, or it is a replay"
         )
-    expected = compute_signature(key, timestamp, body)
-    if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
+    if not signature_matches(active, timestamp.encode() + b"." + body, signature):
         raise SignatureRejected(
             "batch signature does not match: the relay and router HMAC keys differ or the body was altered"
         )

@@ -49,3 +49,26 @@ def test_empty_keys_are_refused() -> None:
         verify_batch(b"", BODY, timestamp="1", signature="sha256=1", now=1, max_skew_s=300)
     with pytest.raises(Exception, match="HMAC key is empty"):
         sign_batch(b"", BODY, batch_id="b", now=1)
+
+
+def test_rotation_accepts_either_active_key_and_nothing_else() -> None:
+    old, new = b"o" * 32, b"n" * 32
+    for key in (old, new):
+        headers = sign_batch(key, BODY, batch_id="b1", now=1000)
+        verify_batch([new, old], BODY, timestamp=headers.timestamp, signature=headers.signature, now=1000, max_skew_s=9)
+    stranger = sign_batch(b"x" * 32, BODY, batch_id="b1", now=1000)
+    with pytest.raises(SignatureRejected, match="does not match"):
+        verify_batch(
+            [new, old], BODY, timestamp=stranger.timestamp, signature=stranger.signature, now=1000, max_skew_s=9
+        )
+    retired = sign_batch(old, BODY, batch_id="b1", now=1000)
+    with pytest.raises(SignatureRejected, match="does not match"):
+        verify_batch([new], BODY, timestamp=retired.timestamp, signature=retired.signature, now=1000, max_skew_s=9)
+
+
+def test_settings_list_the_active_keys_newest_first() -> None:
+    from shared.config import Settings
+
+    settings = Settings.load({"CLB_DIRECT_RELAY_HMAC_KEY": "new", "CLB_DIRECT_RELAY_HMAC_KEY_PREVIOUS": "old"})
+    assert settings.relay_hmac_keys() == [b"new", b"old"]
+    assert Settings.load({}).relay_hmac_keys() == []
