@@ -4,18 +4,19 @@ Called by `functions/router/handler.py`. Flow: verify (signature, skew, batch-id
 each item (a malformed one is reported by index, the rest go on) -> drop duplicates (event log ids:
 auditID+stage, watch uid+resourceVersion) and stale versions (last routed resourceVersion per object)
 -> plan (pure, `shared.domain.routing`) -> dispatch through the Invoker (split under 128 KB) -> only
-then record the batch id, the events and the resourceVersions, so a failed dispatch can be retried by
-the sender and a replayed batch changes nothing.
+then record the events and the resourceVersions. The batch id is claimed atomically before routing
+and released when routing fails, so a failed dispatch can be retried by the sender and a replayed
+batch (even 8 concurrent copies) changes nothing.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from shared.deps import Deps
-from shared.domain.errors import ClbDirectError, InvalidInput
+from shared.domain.errors import InvalidInput
+from shared.domain.json_input import check_json_value, parse_json
 from shared.domain.models import SelectorEntry, StepRequest, StoredEvent
 from shared.domain.routing import (
     ObjectChange,
@@ -27,6 +28,7 @@ from shared.domain.routing import (
 )
 from shared.events.apigw import ApiGatewayEvent, ApiGatewayResponse
 from shared.events.audit import AuditEventList
+from shared.events.base import validate_wire
 from shared.events.cls import ClsEvent
 from shared.events.relay import AuditItem, RelayBatch
 from shared.logging import get_logger
@@ -162,6 +164,10 @@ def _normalise_items(items: list[tuple[int, str, Any]], result: RouteResult) -> 
             result.errors.append({"index": index, "reason": exc.message})
             log.warning("event.malformed", index=index, reason=exc.message)
             continue
+        except Exception as exc:  # a parser bug on one item must not take the batch (and its valid items) with it
+            result.errors.append({"index": index, "reason": f"item could not be read ({type(exc).__name__})"})
+            log.exception("event.unreadable", index=index, error=type(exc).__name__)
+            continue
         if change is None:
             result.ignored += 1
         else:
@@ -182,6 +188,7 @@ def route_relay_batch(deps: Deps, batch: RelayBatch) -> RouteResult:
 
 
 def route_event_list(deps: Deps, events: AuditEventList, *, correlation_id: str) -> RouteResult:
+    check_json_value(events.items, what="EventList items")
     result = RouteResult(correlation_id=correlation_id)
     items = [(i, "audit", raw) for i, raw in enumerate(events.items)]
     result.received = len(items)
@@ -196,9 +203,9 @@ def route_cls(deps: Deps, event: ClsEvent, *, correlation_id: str) -> RouteResul
     result.received = len(payload.records)
     for index, record in enumerate(payload.records):
         try:
-            items.append((index, "audit", json.loads(record.content)))
-        except json.JSONDecodeError as exc:
-            result.errors.append({"index": index, "reason": f"record content is not JSON: {exc.msg} at {exc.pos}"})
+            items.append((index, "audit", parse_json(record.content, what="record content")))
+        except InvalidInput as exc:
+            result.errors.append({"index": index, "reason": exc.message})
     return route_changes(deps, _normalise_items(items, result), result)
 
 
@@ -206,47 +213,54 @@ def _batch_marker(batch_id: str) -> str:
     return f"batch:{batch_id}"
 
 
+def _parse_delivery(event: ApiGatewayEvent, body: bytes) -> tuple[str, RelayBatch | AuditEventList]:
+    """The verified body -> (batch id, relay batch or raw EventList); `InvalidInput` when malformed."""
+    parsed = parse_json(body, what="request body")
+    header_id = event.header(BATCH_ID_HEADER)
+    if AuditEventList.looks_like(parsed):
+        if not header_id:
+            raise SignatureRejected(f"a signed EventList needs the {BATCH_ID_HEADER} header (replay protection)")
+        return header_id, validate_wire(AuditEventList, parsed, what="EventList")
+    batch = RelayBatch.parse_value(parsed)
+    if header_id is not None and header_id != batch.batch_id:
+        raise SignatureRejected(f"{BATCH_ID_HEADER} {header_id!r} does not match the body's batchId")
+    return batch.batch_id, batch
+
+
 def route_signed(deps: Deps, event: ApiGatewayEvent) -> ApiGatewayResponse:
-    """An HTTP delivery from the relay: 401 unless signed, fresh and never seen; 400 if malformed."""
+    """An HTTP delivery from the relay: 401 unless signed, fresh and never seen; 400 if malformed.
+
+    The batch id is claimed atomically (set-if-absent) before anything is routed, so concurrent copies of
+    one signed batch dispatch once; a delivery that fails is un-claimed so the sender's retry can run.
+    """
     settings = deps.settings
-    key = settings.relay_hmac_key.get_secret_value().encode() if settings.relay_hmac_key else b""
-    body = event.raw_body()
     now = deps.clock.now()
+    marker_ttl_s = 2 * settings.relay_max_skew_s + 60  # outlasts the skew window: older copies fail that check
     try:
+        body = event.raw_body()
         verify_batch(
-            key,
+            settings.relay_hmac_keys(),
             body,
             timestamp=event.header(TIMESTAMP_HEADER),
             signature=event.header(SIGNATURE_HEADER),
             now=now,
             max_skew_s=settings.relay_max_skew_s,
         )
-        parsed = json.loads(body or b"null")
-        header_id = event.header(BATCH_ID_HEADER)
-        if AuditEventList.looks_like(parsed):
-            if not header_id:
-                raise SignatureRejected(f"a signed EventList needs the {BATCH_ID_HEADER} header (replay protection)")
-            batch_id, events = header_id, AuditEventList.model_validate(parsed)
-            batch: RelayBatch | None = None
-        else:
-            batch = RelayBatch.parse(body)
-            batch_id, events = batch.batch_id, None
-            if header_id is not None and header_id != batch_id:
-                raise SignatureRejected(f"{BATCH_ID_HEADER} {header_id!r} does not match the body's batchId")
-        if deps.store.kv_get(_batch_marker(batch_id), now=now) is not None:
+        batch_id, delivery = _parse_delivery(event, body)
+        if not deps.store.kv_set_if_absent(_batch_marker(batch_id), "1", ttl_s=marker_ttl_s, now=now):
             raise SignatureRejected(f"batch {batch_id} was already delivered; a replay is refused")
     except SignatureRejected as exc:
         log.warning("batch.rejected", reason=exc.message)
         return ApiGatewayResponse.of(401, exc.to_dict())
-    except (InvalidInput, json.JSONDecodeError) as exc:
-        message = exc.message if isinstance(exc, ClbDirectError) else f"body is not JSON: {exc}"
-        return ApiGatewayResponse.of(400, {"error": "InvalidInput", "message": message})
-    if batch is not None:
-        result = route_relay_batch(deps, batch)
-    else:
-        assert events is not None
-        result = route_event_list(deps, events, correlation_id=batch_id)
-    # The window only needs to outlast the accepted clock skew: an older copy fails the skew check.
-    deps.store.kv_set(_batch_marker(batch_id), "1", ttl_s=2 * settings.relay_max_skew_s + 60, now=now)
+    except InvalidInput as exc:
+        return ApiGatewayResponse.of(400, {"error": "InvalidInput", "message": exc.message})
+    try:
+        if isinstance(delivery, RelayBatch):
+            result = route_relay_batch(deps, delivery)
+        else:
+            result = route_event_list(deps, delivery, correlation_id=batch_id)
+    except BaseException:
+        deps.store.kv_delete(_batch_marker(batch_id))
+        raise
     log.info("batch.routed", batch_id=batch_id, **{k: v for k, v in result.to_dict().items() if isinstance(v, int)})
     return ApiGatewayResponse.of(200, result.to_dict())

@@ -13,6 +13,7 @@ from typing import Any
 from shared.domain.errors import InvalidInput, PermanentError, RetryableError
 from shared.events.apigw import ApiGatewayEvent, ApiGatewayResponse
 from shared.events.audit import AuditEventList
+from shared.events.base import validate_wire
 from shared.events.cls import ClsEvent
 from shared.router import route_cls, route_event_list, route_signed
 from shared.steps.handler_support import FunctionShell
@@ -33,9 +34,11 @@ def main_handler(event: dict[str, Any], context: dict[str, Any]) -> dict[str, An
             return ApiGatewayResponse.of(400, exc.to_dict()).to_wire()
     try:
         if ClsEvent.looks_like(event):
-            return route_cls(deps, ClsEvent.model_validate(event), correlation_id=request_id).to_dict()
+            return route_cls(
+                deps, validate_wire(ClsEvent, event, what="CLS event"), correlation_id=request_id
+            ).to_dict()
         if AuditEventList.looks_like(event):
-            events = AuditEventList.model_validate(event)
+            events = validate_wire(AuditEventList, event, what="EventList")
             return route_event_list(deps, events, correlation_id=request_id).to_dict()
         raise InvalidInput(
             "router accepts an API gateway event (relay batch), an audit EventList or a CLS trigger event; "

@@ -119,31 +119,84 @@ def watch_event_id(uid: str, resource_version: str, watch_type: str) -> str:
 # ---------------------------------------------------------------------------------------------- normalise
 
 
-def _facts(kind: ChangeKind, obj: Mapping[str, Any]) -> dict[str, Any]:
-    meta = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
-    status = obj.get("status") or {}
+def _mapping(value: object, where: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidInput(f"{where} must be an object, got {type(value).__name__}")
+    return value
+
+
+def _sequence(value: object, where: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidInput(f"{where} must be a list, got {type(value).__name__}")
+    return value
+
+
+def _text(value: object, where: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{where} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _string_map(value: object, where: str) -> dict[str, str]:
+    pairs = _mapping(value, where)
+    bad = next((k for k, v in pairs.items() if not isinstance(v, str)), None)
+    if bad is not None:
+        raise InvalidInput(f"{where}.{bad} must be a string, got {type(pairs[bad]).__name__}")
+    return dict(pairs)
+
+
+def _facts(kind: ChangeKind, obj: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The planning facts of an object; `InvalidInput` names the first field of the wrong type."""
+    meta = _mapping(obj.get("metadata"), f"{where}.metadata")
+    spec = _mapping(obj.get("spec"), f"{where}.spec")
+    status = _mapping(obj.get("status"), f"{where}.status")
     facts: dict[str, Any] = {
         "facts_known": True,
-        "uid": str(meta.get("uid") or ""),
-        "resource_version": str(meta.get("resourceVersion") or ""),
-        "labels": {str(k): str(v) for k, v in (meta.get("labels") or {}).items()},
-        "annotations": {str(k): str(v) for k, v in (meta.get("annotations") or {}).items()},
+        "uid": _text(meta.get("uid"), f"{where}.metadata.uid"),
+        "resource_version": _text(meta.get("resourceVersion"), f"{where}.metadata.resourceVersion"),
+        "labels": _string_map(meta.get("labels"), f"{where}.metadata.labels"),
+        "annotations": _string_map(meta.get("annotations"), f"{where}.metadata.annotations"),
         "deleting": bool(meta.get("deletionTimestamp")),
     }
     if kind == "Pod":
-        conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or [] if isinstance(c, dict)}
-        gates = {g.get("conditionType") for g in spec.get("readinessGates") or [] if isinstance(g, dict)}
+        conditions = {
+            c.get("type"): c.get("status")
+            for c in _sequence(status.get("conditions"), f"{where}.status.conditions")
+            if isinstance(c, dict)
+        }
+        gates = {
+            g.get("conditionType")
+            for g in _sequence(spec.get("readinessGates"), f"{where}.spec.readinessGates")
+            if isinstance(g, dict)
+        }
+        gate_status = conditions.get(GATE_CONDITION_TYPE)
         facts.update(
-            pod_ip=status.get("podIP") or None,
+            pod_ip=_text(status.get("podIP"), f"{where}.status.podIP") or None,
             containers_ready=conditions.get("ContainersReady") == "True",
             host_network=bool(spec.get("hostNetwork")),
             has_gate=GATE_CONDITION_TYPE in gates,
-            gate_status=conditions.get(GATE_CONDITION_TYPE),
+            gate_status=gate_status if isinstance(gate_status, str) else None,
         )
     elif kind == "Service":
-        facts.update(service_type=str(spec.get("type") or "ClusterIP"), selector=dict(spec.get("selector") or {}))
+        facts.update(
+            service_type=_text(spec.get("type"), f"{where}.spec.type") or "ClusterIP",
+            selector=_string_map(spec.get("selector"), f"{where}.spec.selector"),
+        )
     return facts
+
+
+def _change(**fields: Any) -> ObjectChange:
+    try:
+        return ObjectChange(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InvalidInput(f"event field {'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
 
 
 def _relevant_config(kind: ChangeKind, namespace: str, name: str) -> bool:
@@ -185,34 +238,35 @@ def normalize_audit(raw: object) -> ObjectChange | None:
         "uid": ref.uid,
     }
     if event.verb == "deletecollection":
-        return ObjectChange(**base, action="resync")
+        return _change(**base, action="resync")
     body = event.response_object
     if isinstance(body, dict) and body.get("kind") not in (None, "Status"):
-        meta = body.get("metadata") or {}
+        meta = _mapping(body.get("metadata"), "responseObject.metadata")
         # generateName creates have an empty objectRef.name: the name is in the response (k8s #100466).
-        base["name"] = str(meta.get("name") or ref.name)
-        base["namespace"] = str(meta.get("namespace") or ref.namespace)
-        base.update(_facts(kind, body))
+        base["name"] = _text(meta.get("name"), "responseObject.metadata.name") or ref.name
+        base["namespace"] = _text(meta.get("namespace"), "responseObject.metadata.namespace") or ref.namespace
+        base.update(_facts(kind, body, "responseObject"))
     if not base["name"]:
         if event.verb == "create":
             return None  # a Metadata-level generateName create: nothing to act on until the Pod changes
         raise InvalidInput(f"audit event {event.audit_id}: objectRef has no name for verb {event.verb!r}")
     if not _relevant_config(kind, base["namespace"], base["name"]):
         return None
-    return ObjectChange(**base, action="delete" if event.verb == "delete" and not base.get("deleting") else "upsert")
+    return _change(**base, action="delete" if event.verb == "delete" and not base.get("deleting") else "upsert")
 
 
 def normalize_watch(watch_type: str, resource: str, obj: Mapping[str, Any]) -> ObjectChange | None:
     """One watch event (ADDED/MODIFIED/DELETED) -> a change. Raises `InvalidInput` on a malformed object."""
     kind = _KIND_BY_RESOURCE.get(resource)
-    meta = obj.get("metadata")
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
     if kind is None or not isinstance(meta, dict) or not meta.get("name"):
         raise InvalidInput(f"watch {watch_type} {resource}: object has no metadata.name")
-    namespace, name = str(meta.get("namespace") or ""), str(meta["name"])
+    name = _text(meta["name"], "object.metadata.name")
+    namespace = _text(meta.get("namespace"), "object.metadata.namespace")
     if not _relevant_config(kind, namespace, name):
         return None
-    facts = _facts(kind, obj)
-    return ObjectChange(
+    facts = _facts(kind, obj, "object")
+    return _change(
         event_id=watch_event_id(facts["uid"] or f"{namespace}/{name}", facts["resource_version"], watch_type),
         source="watch",
         kind=kind,

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError
 
 from shared.domain.errors import InvalidInput
+from shared.domain.json_input import parse_json
 from shared.events.base import OwnModel
 
 WatchResource = Literal["pods", "services", "configmaps", "tkeserviceconfigs"]
@@ -46,8 +47,13 @@ class RelayBatch(OwnModel):
 
     @classmethod
     def parse(cls, body: bytes) -> RelayBatch:
+        """Bytes -> batch through the bounded JSON parser (no crash on depth, huge numbers, bad UTF-8)."""
+        return cls.parse_value(parse_json(body, what="relay batch"))
+
+    @classmethod
+    def parse_value(cls, value: object) -> RelayBatch:
         try:
-            return cls.model_validate_json(body)
+            return cls.model_validate(value)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
