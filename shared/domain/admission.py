@@ -19,8 +19,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.config import GATE_CONDITION_TYPE
+from shared.domain.admission_input import check_review_request
 from shared.domain.backends import selects
 from shared.domain.errors import InvalidInput
+from shared.domain.json_input import check_json_value, parse_json
 from shared.domain.models import SelectorEntry
 
 
@@ -56,20 +58,23 @@ def parse_review(body: str | bytes | Mapping[str, Any] | None, *, is_base64: boo
                 raw = base64.b64decode(raw, validate=True)
             except (binascii.Error, ValueError) as exc:
                 raise InvalidInput("request body is flagged base64 but does not decode as base64") from exc
-        try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InvalidInput(f"request body is not JSON: {exc}") from exc
+        data = parse_json(raw, what="request body")
+    else:
+        check_json_value(data, what="request body")
     if not isinstance(data, Mapping):
         raise InvalidInput("request body must be a JSON object (an AdmissionReview)")
     try:
-        return AdmissionReview.model_validate(data)
+        review = AdmissionReview.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors())
         raise InvalidInput(
             f"not a valid AdmissionReview (apiVersion admission.k8s.io/v1, kind AdmissionReview, request.uid): "
             f"{problems}"
         ) from exc
+    request = review.request
+    if request.kind.get("kind", "Pod") == "Pod":
+        check_review_request(request.uid, request.namespace, request.object)
+    return review
 
 
 def gate_patch(pod: Mapping[str, Any]) -> list[dict[str, Any]]:
