@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from typing import Literal
+from urllib.parse import quote
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -94,6 +95,64 @@ class Settings(BaseSettings):
 
     # --- logging -------------------------------------------------------------------------------------
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # --- deployment ----------------------------------------------------------------------------------
+    function_name_template: str = Field(
+        default="{function}",
+        description=(
+            "deployed SCF name of each function, `{function}` = its key (bind, flip, ...); multi-scf deploys "
+            "`<name>-<stage>-<app>-<key>`, e.g. clb-direct-prod-clb-direct-{function}"
+        ),
+    )
+    webhook_ca_mode: Literal["auto", "own", "public"] = Field(
+        default="auto",
+        description=(
+            "trust of the admission endpoint: `public` leaves the webhook's caBundle empty (the API gateway "
+            "serves a publicly trusted certificate), `own` writes the guardian's CA (it also serves the "
+            "endpoint), `auto` = own for loopback/IP/in-cluster (.svc) hosts, public otherwise"
+        ),
+    )
+    store_password: SecretStr | None = Field(
+        default=None,
+        description="Redis password (or an ssm:<name> reference), added to a redis:// store_url without one",
+    )
+    kube_api_server: str | None = Field(
+        default=None,
+        description="https URL of the API server; with kube_token, used instead of a kubeconfig",
+    )
+    kube_ca_data: str | None = Field(default=None, description="base64 PEM CA of the API server (with kube_api_server)")
+    kube_token: SecretStr | None = Field(
+        default=None, description="bearer token of the functions' ServiceAccount (or an ssm:<name> reference)"
+    )
+    service_ownership: Literal["annotation", "load-balancer-class"] = Field(
+        default="annotation",
+        description=(
+            "which Services are ours: `load-balancer-class` = only spec.loadBalancerClass "
+            "clb-direct.cloud.tencent.com/direct (TKE's service controller ignores them; use on TKE), "
+            "`annotation` = also class-less Services with the direct-access annotation (clusters without "
+            "TKE's controller)"
+        ),
+    )
+
+    @field_validator("function_name_template")
+    @classmethod
+    def _names_each_function(cls, value: str) -> str:
+        if value.count("{function}") != 1 or value.replace("{function}", "").count("{") > 0:
+            raise ValueError(f"function_name_template {value!r} must contain `{{function}}` exactly once")
+        return value
+
+    def store_connection_url(self) -> str:
+        """store_url with store_password filled into a redis URL that carries none."""
+        if self.store_password is None or not self.store_url.startswith(("redis://", "rediss://")):
+            return self.store_url
+        scheme, _, rest = self.store_url.partition("://")
+        if "@" in rest.split("/", 1)[0]:
+            return self.store_url
+        return f"{scheme}://:{quote(self.store_password.get_secret_value(), safe='')}@{rest}"
+
+    def function_name(self, function: str) -> str:
+        """The deployed SCF name of one of our functions (the invoke target)."""
+        return self.function_name_template.replace("{function}", function)
 
     @field_validator("store_url")
     @classmethod

@@ -52,7 +52,7 @@ def build_deps(
     from shared.adapters.store_factory import open_store
 
     clock = clock or SystemClock()
-    deps = Deps(settings=settings, store=open_store(settings.store_url), clock=clock)
+    deps = Deps(settings=settings, store=open_store(settings.store_connection_url()), clock=clock)
     if with_clb:
         from shared.adapters.tencent_clb import TencentClbGateway
 

@@ -10,3 +10,8 @@ output "role_name" {
 output "api_gateway_service_id" {
   value = tencentcloud_api_gateway_service.clb_direct.id
 }
+
+output "api_gateway_host" {
+  description = "host of the gateway: WEBHOOK_URL = https://<host>/release/admission, the relay's router URL = .../router"
+  value       = tencentcloud_api_gateway_service.clb_direct.outer_sub_domain
+}

@@ -31,7 +31,26 @@ variable "scf_namespace" {
   default = "default"
 }
 
-variable "redis_password" {
-  type      = string
-  sensitive = true
+
+variable "stage" {
+  type        = string
+  default     = "prod"
+  description = "the serverless.yml stage (STAGE); part of every deployed function name"
+}
+
+variable "functions_deployed" {
+  type        = bool
+  default     = false
+  description = "false on the first apply; true after `sls deploy` created the functions the APIs call"
+}
+
+variable "ssm_prefix" {
+  type    = string
+  default = "clb-direct"
+}
+
+variable "secret_values" {
+  type        = map(string)
+  sensitive   = true
+  description = "redis_password, cluster_token, relay_hmac_key, health_notify_key (e.g. from TF_VAR_secret_values)"
 }

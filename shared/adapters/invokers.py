@@ -68,9 +68,13 @@ class ScfInvoker:
         namespace: str = "default",
         clock: Clock | None = None,
         retry: RetryPolicy | None = None,
+        function_name: Callable[[str], str] = str,
     ) -> None:
         self._client = client
         self._namespace = namespace
+        # The deploy tool renames functions (multi-scf: <name>-<stage>-<app>-<key>); every call maps our
+        # function key to the deployed name through this one setting (Settings.function_name).
+        self._function_name = function_name
         self._clock: Clock = clock or SystemClock()
         self._retry = retry or RetryPolicy(deadline_s=30.0)
 
@@ -84,11 +88,12 @@ class ScfInvoker:
             namespace=settings.scf_namespace,
             clock=clock,
             retry=RetryPolicy(deadline_s=settings.clb_call_deadline_s),
+            function_name=settings.function_name,
         )
 
     def invoke_async(self, function: str, payload: Mapping[str, Any]) -> str:
         request = scf_models.InvokeRequest()
-        request.FunctionName = function
+        request.FunctionName = self._function_name(function)
         request.InvocationType = "Event"
         request.Namespace = self._namespace
         request.ClientContext = encode_payload(function, payload)
@@ -101,7 +106,7 @@ class ScfInvoker:
         )
         result = response.Result
         request_id = str((result.FunctionRequestId if result is not None else None) or response.RequestId)
-        log.info("function.invoked", target=function, invoke_request_id=request_id)
+        log.info("function.invoked", target=function, function_name=request.FunctionName, invoke_request_id=request_id)
         return request_id
 
 

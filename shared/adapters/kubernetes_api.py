@@ -12,6 +12,7 @@ configuration. API errors become typed errors by HTTP status.
 from __future__ import annotations
 
 import base64
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -73,7 +74,9 @@ class KubernetesCluster:
     def from_settings(cls, settings: Settings, *, clock: Clock | None = None) -> KubernetesCluster:
         configuration = client.Configuration()
         try:
-            if settings.kubeconfig:
+            if settings.kube_api_server and settings.kube_token:
+                _token_configuration(configuration, settings)
+            elif settings.kubeconfig:
                 config.load_kube_config(  # type: ignore[no-untyped-call]
                     config_file=settings.kubeconfig,
                     context=settings.kube_context,
@@ -86,7 +89,7 @@ class KubernetesCluster:
                     config.load_kube_config(  # type: ignore[no-untyped-call]
                         context=settings.kube_context, client_configuration=configuration
                     )
-        except (ConfigException, OSError) as exc:
+        except (ConfigException, OSError, ValueError) as exc:
             raise ConfigError(
                 f"cannot configure the Kubernetes client: {exc}; set CLB_DIRECT_KUBECONFIG (and "
                 "CLB_DIRECT_KUBE_CONTEXT) or run inside the cluster with a service account"
@@ -382,3 +385,17 @@ class KubernetesCluster:
                 continue
             return
         raise Conflict(f"Kubernetes API {what}: still conflicting after {CONFLICT_RETRIES} attempts", code="Conflict")
+
+
+def _token_configuration(configuration: client.Configuration, settings: Settings) -> None:
+    """API server URL + CA + bearer token from settings (the token may come from Secrets Manager)."""
+    assert settings.kube_api_server is not None and settings.kube_token is not None
+    configuration.host = settings.kube_api_server.rstrip("/")
+    configuration.api_key = {"authorization": f"Bearer {settings.kube_token.get_secret_value()}"}
+    if settings.kube_ca_data:
+        pem = base64.b64decode(settings.kube_ca_data, validate=True)
+        # The client wants a file; SCF's /tmp is the writable place (512 MB, per container).
+        handle = tempfile.NamedTemporaryFile(prefix="clb-direct-ca-", suffix=".crt", delete=False)  # noqa: SIM115
+        with handle:
+            handle.write(pem)
+        configuration.ssl_ca_cert = handle.name

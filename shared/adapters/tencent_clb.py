@@ -55,6 +55,7 @@ _BATCH_EVENTS = {
     "BatchDeregisterTargets": "clb.targets.deregistered",
 }
 _TASK_SUCCEEDED, _TASK_FAILED = 0, 1
+_FORCE_DELETE_GUARDS = {"FailedOperation.TargetNumCheckRisk", "FailedOperation.TrafficCheckRisk"}
 _TASK_POLL_FIRST_S, _TASK_POLL_MAX_S = 0.5, 3.0
 
 
@@ -249,7 +250,17 @@ class TencentClbGateway:
 
     def delete_load_balancer(self, lb_id: str) -> None:
         try:
-            self._write_and_wait("DeleteLoadBalancer", {"LoadBalancerIds": [lb_id], "ForceDelete": True}, lb_id=lb_id)
+            try:
+                self._write_and_wait("DeleteLoadBalancer", {"LoadBalancerIds": [lb_id]}, lb_id=lb_id)
+            except PermanentError as exc:
+                # The API refuses a CLB that still has >= 20 backends or recent traffic. Only this one,
+                # tagged ours, whose Service is gone, is then deleted with ForceDelete.
+                if exc.code not in _FORCE_DELETE_GUARDS:
+                    raise
+                log.info("clb.delete.forced", lb_id=lb_id, guard=exc.code)
+                self._write_and_wait(
+                    "DeleteLoadBalancer", {"LoadBalancerIds": [lb_id], "ForceDelete": True}, lb_id=lb_id
+                )
         except NotFound:
             log.info("clb.delete.already_gone", lb_id=lb_id)
             return

@@ -1,7 +1,7 @@
 """The desired MutatingWebhookConfiguration that injects the readiness gate, and drift detection.
 
 Pure: the guardian step builds the desired object here and compares it with the live one, replacing it
-when anything that matters was deleted or altered (reference/kubernetes.md §2.3). Pods are mutated on
+when anything that matters was deleted or altered (any field the API server would act on). Pods are mutated on
 CREATE only (readinessGates are immutable afterwards); `kube-system` is excluded via namespaceSelector so
 the webhook can never lock the control plane out, whatever the failurePolicy.
 """
@@ -27,7 +27,11 @@ def desired_webhook_configuration(
     failure_policy: Literal["Ignore", "Fail"],
     timeout_s: int = 10,
 ) -> dict[str, Any]:
-    """The full object to create or replace (no resourceVersion; the adapter adds it)."""
+    """The full object to create or replace (no resourceVersion; the adapter adds it).
+
+    An empty `ca_bundle_pem` leaves `caBundle` out: the API server then verifies the endpoint against
+    its system roots, which is right when a public certificate serves the URL (the API gateway).
+    """
     if not url or not url.startswith("https://"):
         raise ConfigError(
             f"webhook URL {url!r} is not an https:// URL; set CLB_DIRECT_WEBHOOK_URL to the admission "
@@ -40,7 +44,7 @@ def desired_webhook_configuration(
         "webhooks": [
             {
                 "name": WEBHOOK_NAME,
-                "clientConfig": {"url": url, "caBundle": base64.b64encode(ca_bundle_pem.encode()).decode()},
+                "clientConfig": _client_config(url, ca_bundle_pem),
                 "rules": [
                     {
                         "operations": ["CREATE"],
@@ -65,6 +69,13 @@ def desired_webhook_configuration(
             }
         ],
     }
+
+
+def _client_config(url: str, ca_bundle_pem: str) -> dict[str, str]:
+    config = {"url": url}
+    if ca_bundle_pem:
+        config["caBundle"] = base64.b64encode(ca_bundle_pem.encode()).decode()
+    return config
 
 
 _COMPARED = (
@@ -93,7 +104,8 @@ def webhook_drift(actual: Mapping[str, Any] | None, desired: Mapping[str, Any]) 
             # The API server defaults fields we did not send (e.g. service port); compare what we set.
             if key == "clientConfig":
                 for sub in ("url", "caBundle"):
-                    if (have.get(key) or {}).get(sub) != want[key][sub]:
+                    # An absent and an empty caBundle mean the same to the API server (system roots).
+                    if ((have.get(key) or {}).get(sub) or None) != (want[key].get(sub) or None):
                         drift.append(f"clientConfig.{sub}")
             elif _normalise(have.get(key)) != _normalise(want[key]):
                 drift.append(key)

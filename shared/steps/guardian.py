@@ -5,11 +5,17 @@ cold start) and by reconcile. It plans the CA/serving certificate (`shared.certs
 builds the desired MutatingWebhookConfiguration (`domain.webhook_config`), and repairs whatever was
 deleted or altered. The webhook's caBundle is written before a rotated Secret, so during the overlap the
 API server already trusts both the old and the new CA whichever certificate the endpoint serves.
+
+Two trust modes (`Settings.webhook_ca_mode`): where the guardian's certificate also serves the endpoint
+(the local runtime, an in-cluster endpoint mounting the Secret) the caBundle carries the guardian's CA;
+behind the API gateway, which serves a publicly trusted certificate, the caBundle stays empty (the API
+server's system roots) and the guardian touches no Secret at all.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import ipaddress
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from shared.certs import plan_certificates
@@ -26,6 +32,11 @@ def run_guardian(deps: Deps, request: StepRequest, rec: Recorder) -> dict[str, A
     host = urlsplit(url).hostname if url else None
     if not url or not host:
         raise ConfigError("the guardian needs the admission endpoint: set CLB_DIRECT_WEBHOOK_URL to its https:// URL")
+    if ca_mode(settings.webhook_ca_mode, host) == "public":
+        return _ensure_configuration(deps, rec, ca_bundle_pem="") | {
+            "certificates": "public",
+            "reason": (f"{host} serves a publicly trusted certificate: caBundle left empty (system roots)"),
+        }
     namespace, name = settings.webhook_secret_namespace, settings.webhook_secret_name
     secret = cluster.get_secret(namespace, name)
     plan = plan_certificates(
@@ -35,10 +46,38 @@ def run_guardian(deps: Deps, request: StepRequest, rec: Recorder) -> dict[str, A
         validity_days=settings.cert_validity_days,
         rotate_before_days=settings.cert_rotate_before_days,
     )
+    drift = _ensure_configuration(deps, rec, ca_bundle_pem=plan.ca_bundle)["webhook_drift"]
+    if plan.action != "keep" or secret != plan.data:
+        rec.do(
+            "apply_secret",
+            lambda: cluster.apply_secret(namespace, name, plan.data),
+            secret=f"{namespace}/{name}",
+            certificates=plan.action,
+            why=plan.reason,
+        )
+    return {"certificates": plan.action, "reason": plan.reason, "webhook_drift": drift}
+
+
+def ca_mode(mode: Literal["auto", "own", "public"], host: str) -> Literal["own", "public"]:
+    """`auto`: our CA for loopback / IP / in-cluster (.svc) hosts, which only we can serve; else public."""
+    if mode != "auto":
+        return mode
+    try:
+        ipaddress.ip_address(host)
+        return "own"
+    except ValueError:
+        pass
+    if host == "localhost" or host.endswith((".svc", ".svc.cluster.local", ".localhost")):
+        return "own"
+    return "public"
+
+
+def _ensure_configuration(deps: Deps, rec: Recorder, *, ca_bundle_pem: str) -> dict[str, Any]:
+    settings, cluster = deps.settings, deps.require_cluster()
     desired = desired_webhook_configuration(
         name=settings.webhook_configuration_name,
-        url=url,
-        ca_bundle_pem=plan.ca_bundle,
+        url=settings.webhook_url,
+        ca_bundle_pem=ca_bundle_pem,
         failure_policy=settings.webhook_failure_policy,
     )
     drift = webhook_drift(cluster.get_mutating_webhook_configuration(settings.webhook_configuration_name), desired)
@@ -49,12 +88,4 @@ def run_guardian(deps: Deps, request: StepRequest, rec: Recorder) -> dict[str, A
             name=settings.webhook_configuration_name,
             drift=drift,
         )
-    if plan.action != "keep" or secret != plan.data:
-        rec.do(
-            "apply_secret",
-            lambda: cluster.apply_secret(namespace, name, plan.data),
-            secret=f"{namespace}/{name}",
-            certificates=plan.action,
-            why=plan.reason,
-        )
-    return {"certificates": plan.action, "reason": plan.reason, "webhook_drift": drift}
+    return {"webhook_drift": drift}

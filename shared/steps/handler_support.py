@@ -51,7 +51,9 @@ class FunctionShell:
 
     def deps(self) -> Deps:
         if self._deps is None:
-            settings = Settings.load()
+            from shared.secrets import resolve_secrets
+
+            settings = resolve_secrets(Settings.load())
             configure_logging(settings.log_level)
             self._deps = build_deps(
                 settings, with_clb=self._with_clb, with_cluster=self._with_cluster, with_invoker=self._with_invoker

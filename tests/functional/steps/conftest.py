@@ -134,8 +134,9 @@ def make_settings(endpoint: str, **overrides: Any) -> Settings:
 
 
 @pytest.fixture
-def settings_overrides() -> dict[str, Any]:
-    return {}
+def settings_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Override with `@pytest.mark.parametrize("settings_overrides", [...], indirect=True)`."""
+    return dict(getattr(request, "param", {}))
 
 
 @pytest.fixture

@@ -7,9 +7,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from shared.certs import CA_BUNDLE, TLS_CERT, split_bundle
 from shared.config import GATE_CONDITION_TYPE
 from shared.domain.models import SelectorEntry
+from shared.steps.guardian import ca_mode
 from tests.functional.steps.conftest import Env, service
 
 
@@ -96,3 +99,63 @@ def test_guardian_creates_repairs_and_rotates(env: Env) -> None:
     assert secret[TLS_CERT] != old_cert and len(split_bundle(secret[CA_BUNDLE])) == 2
     bundle = base64.b64decode(env.cluster.webhooks[name]["webhooks"][0]["clientConfig"]["caBundle"]).decode()
     assert len(split_bundle(bundle)) == 2
+
+
+APIGW_URL = "https://service-abcd1234-1250000000.gz.apigw.tencentcs.com/release/admission"
+
+
+@pytest.mark.parametrize("settings_overrides", [{"webhook_url": APIGW_URL}], indirect=True)
+def test_guardian_behind_the_api_gateway_leaves_ca_bundle_empty_and_repairs(env: Env) -> None:
+    """The API gateway serves Tencent's public certificate: our CA there would fail every TLS handshake."""
+    name = env.deps.settings.webhook_configuration_name
+    result = env.invoke("guardian", "guardian_timer")
+    assert result["ok"] and result["result"]["certificates"] == "public"
+    client_config = env.cluster.webhooks[name]["webhooks"][0]["clientConfig"]
+    assert client_config == {"url": APIGW_URL}  # no caBundle: the API server uses its system roots
+    assert env.cluster.secrets == {}  # no Secret is read or written in this mode
+    assert env.invoke("guardian", "guardian_timer")["actions"] == []
+    # a caBundle someone pinned (e.g. left over from an own-CA deployment) is removed again
+    env.cluster.webhooks[name]["webhooks"][0]["clientConfig"]["caBundle"] = base64.b64encode(b"stale").decode()
+    assert env.invoke("guardian", "guardian_timer")["result"]["webhook_drift"] == ["clientConfig.caBundle"]
+    assert "caBundle" not in env.cluster.webhooks[name]["webhooks"][0]["clientConfig"]
+    # a deleted configuration is recreated, still without a caBundle
+    del env.cluster.webhooks[name]
+    assert env.invoke("guardian", "guardian_timer")["result"]["webhook_drift"] == ["missing"]
+    assert env.cluster.webhooks[name]["webhooks"][0]["clientConfig"] == {"url": APIGW_URL}
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [
+        {"webhook_url": "https://clb-direct-admission.kube-system.svc/admission"},
+        {"webhook_url": APIGW_URL, "webhook_ca_mode": "own"},
+    ],
+    indirect=True,
+)
+def test_guardian_uses_its_own_ca_where_it_serves_the_endpoint(env: Env) -> None:
+    """An in-cluster endpoint (or `own` forced) serves the guardian's certificate: caBundle = its CA."""
+    name = env.deps.settings.webhook_configuration_name
+    assert env.invoke("guardian", "guardian_timer")["result"]["certificates"] == "create"
+    secret = env.cluster.secrets[("kube-system", "clb-direct-webhook-tls")]
+    bundle = env.cluster.webhooks[name]["webhooks"][0]["clientConfig"]["caBundle"]
+    assert base64.b64decode(bundle).decode() == secret[CA_BUNDLE]
+    del env.cluster.webhooks[name]["webhooks"][0]["clientConfig"]["caBundle"]
+    assert env.invoke("guardian", "guardian_timer")["result"]["webhook_drift"] == ["clientConfig.caBundle"]
+    assert env.cluster.webhooks[name]["webhooks"][0]["clientConfig"]["caBundle"] == bundle
+
+
+@pytest.mark.parametrize(
+    ("host", "mode"),
+    [
+        ("127.0.0.1", "own"),
+        ("::1", "own"),
+        ("localhost", "own"),
+        ("admission.kube-system.svc", "own"),
+        ("admission.kube-system.svc.cluster.local", "own"),
+        ("service-x.gz.apigw.tencentcs.com", "public"),
+        ("webhook.example.com", "public"),
+    ],
+)
+def test_auto_ca_mode_by_host(host: str, mode: str) -> None:
+    assert ca_mode("auto", host) == mode
+    assert ca_mode("public", "127.0.0.1") == "public" and ca_mode("own", host) == "own"

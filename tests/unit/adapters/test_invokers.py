@@ -46,6 +46,27 @@ def test_scf_invoke_sends_event_invocation_with_json_client_context() -> None:
     assert json.loads(body["ClientContext"]) == {"step": "bind", "lb_id": "lb-1"}
 
 
+def test_scf_invoke_targets_the_deployed_name_from_the_template() -> None:
+    """multi-scf deploys `<name>-<stage>-<app>-<key>`: the Invoke must name that, not the bare key."""
+    seen: list[Any] = []
+    template = "clb-direct-prod-clb-direct-{function}"
+    invoker = ScfInvoker.from_settings(settings(function_name_template=template), clock=FakeClock())
+    with responses.RequestsMock() as rsps:
+        rsps.add_callback(responses.POST, SCF_URL, callback=lambda r: scf_reply(r, seen))
+        invoker.invoke_async("bind", {"step": "bind"})
+        invoker.invoke_async("flip", {"step": "flip"})
+    assert [body["FunctionName"] for _, body in seen] == [
+        "clb-direct-prod-clb-direct-bind",
+        "clb-direct-prod-clb-direct-flip",
+    ]
+
+
+@pytest.mark.parametrize("template", ["clb-direct-prod", "{function}-{function}", "{stage}-{function}"])
+def test_function_name_template_must_name_each_function_once(template: str) -> None:
+    with pytest.raises(ConfigError, match="function_name_template"):
+        settings(function_name_template=template)
+
+
 def test_scf_invoke_retries_throttling_and_names_permanent_failures() -> None:
     clock = FakeClock()
     invoker = ScfInvoker.from_settings(settings(), clock=clock)

@@ -118,13 +118,33 @@ def test_find_by_tags_uses_tag_filters_pages_and_rechecks_tags(gateway: TencentC
     assert calls[0].params["Filters"] == [{"Name": "tag:tke-clusterId", "Values": ["cls-1"]}]
 
 
-def test_delete_lb_forces_and_waits_and_tolerates_absence(gateway: TencentClbGateway, clb_stub: ClbStub) -> None:
+def test_delete_lb_waits_and_tolerates_absence_without_force(gateway: TencentClbGateway, clb_stub: ClbStub) -> None:
     clb_stub.on("DeleteLoadBalancer", {})
     gateway.delete_load_balancer("lb-1")
-    assert clb_stub.actions("DeleteLoadBalancer")[0].params == {"LoadBalancerIds": ["lb-1"], "ForceDelete": True}
+    assert clb_stub.actions("DeleteLoadBalancer")[0].params == {"LoadBalancerIds": ["lb-1"]}
     assert clb_stub.actions("DescribeTaskStatus")[0].params == {"TaskId": "req-1"}
     clb_stub.fail("DeleteLoadBalancer", "InvalidParameter.LBIdNotFound")
     gateway.delete_load_balancer("lb-1")
+
+
+@pytest.mark.parametrize("guard", ["FailedOperation.TargetNumCheckRisk", "FailedOperation.TrafficCheckRisk"])
+def test_delete_lb_forces_only_past_the_backend_guard(
+    gateway: TencentClbGateway, clb_stub: ClbStub, guard: str
+) -> None:
+    clb_stub.on("DeleteLoadBalancer", {})
+    clb_stub.fail("DeleteLoadBalancer", guard)
+    gateway.delete_load_balancer("lb-1")
+    assert [c.params for c in clb_stub.actions("DeleteLoadBalancer")] == [
+        {"LoadBalancerIds": ["lb-1"]},
+        {"LoadBalancerIds": ["lb-1"], "ForceDelete": True},
+    ]
+
+
+def test_delete_lb_other_refusals_are_not_forced(gateway: TencentClbGateway, clb_stub: ClbStub) -> None:
+    clb_stub.fail("DeleteLoadBalancer", "OperationDenied")
+    with pytest.raises(PermanentError):
+        gateway.delete_load_balancer("lb-1")
+    assert len(clb_stub.actions("DeleteLoadBalancer")) == 1
 
 
 # ------------------------------------------------------------------------------------------ listeners
