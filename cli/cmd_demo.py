@@ -11,6 +11,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from cli._common import ForegroundUntilSignalled
+
 
 def _positive(kind: type[int] | type[float]) -> Any:
     def parse(value: str) -> int | float:
@@ -78,4 +80,10 @@ def run(args: argparse.Namespace) -> int:
         rps=args.rps,
         seed=args.seed,
     )
-    return run_demo(DemoOptions(scenario=scenario, out=args.out, compare=args.compare, keep=args.keep))
+    options = DemoOptions(scenario=scenario, out=args.out, compare=args.compare, keep=args.keep)
+    return run_demo(options, wait_while_kept=_until_signalled)
+
+
+def _until_signalled() -> None:
+    with ForegroundUntilSignalled() as foreground:
+        foreground.wait()

@@ -17,8 +17,7 @@ from kubernetes import client
 
 from demo.report import RunReport, Sample
 from emulators.clb.model import ClbModel
-from shared.config import GATE_CONDITION_TYPE
-from shared.domain.models import LB_ID_ANNOTATION
+from shared.domain.models import GATE_CONDITION_TYPE, LB_ID_ANNOTATION
 
 
 @dataclass(frozen=True)

@@ -71,10 +71,10 @@ def run_one(
     return report
 
 
-def keep_running(console: Console) -> Callable[[LocalStack, RunReport], None]:
-    def wait(stack: LocalStack, report: RunReport) -> None:
-        from cli._common import ForegroundUntilSignalled
+def keep_running(console: Console, wait_until_stopped: Callable[[], None]) -> Callable[[LocalStack, RunReport], None]:
+    """Print how to join the kept stack, then block in `wait_until_stopped` (the caller's, e.g. until SIGINT)."""
 
+    def wait(stack: LocalStack, report: RunReport) -> None:
         console.print(summary_table([report]))
         console.print("\n[bold]The stack is still running.[/] Service default/web is bound; try:")
         exports = " ".join(f"{k}={shlex.quote(stack.env[k])}" for k in USER_ENV if k in stack.env)
@@ -86,8 +86,7 @@ def keep_running(console: Console) -> Callable[[LocalStack, RunReport], None]:
         for name, value in stack.describe().items():
             console.print(f"  {name}: {value}", highlight=False)
         console.print("Ctrl-C to stop.")
-        with ForegroundUntilSignalled() as foreground:
-            foreground.wait()
+        wait_until_stopped()
 
     return wait
 
@@ -129,11 +128,27 @@ def explain(runs: list[RunReport]) -> list[str]:
     return notes
 
 
-def run_demo(options: DemoOptions, console: Console | None = None) -> int:
+def run_demo(
+    options: DemoOptions,
+    console: Console | None = None,
+    *,
+    wait_while_kept: Callable[[], None] | None = None,
+) -> int:
+    """Run the demo; with `options.keep`, `wait_while_kept` blocks while the stack stays up (the CLI's
+    waits for SIGINT/SIGTERM; the demo package never imports the CLI)."""
+    if options.keep and wait_while_kept is None:
+        raise ValueError("DemoOptions(keep=True) needs wait_while_kept: the caller decides how long the stack stays")
     console = console or Console()
     options.out.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    runs = [run_one(options, gate=True, console=console, while_kept=keep_running(console) if options.keep else None)]
+    runs = [
+        run_one(
+            options,
+            gate=True,
+            console=console,
+            while_kept=keep_running(console, wait_while_kept) if wait_while_kept and options.keep else None,
+        )
+    ]
     if options.compare:
         runs.append(run_one(options, gate=False, console=console))
     write_json(options.out / "report.json", runs)

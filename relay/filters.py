@@ -13,8 +13,12 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from shared.config import GATE_CONDITION_TYPE
-from shared.domain.models import CLUSTER_CONFIG_NAME, CLUSTER_CONFIG_NAMESPACE, DIRECT_ACCESS_ANNOTATION
+from shared.domain.models import (
+    CLUSTER_CONFIG_NAME,
+    CLUSTER_CONFIG_NAMESPACE,
+    DIRECT_ACCESS_ANNOTATION,
+    GATE_CONDITION_TYPE,
+)
 from shared.domain.routing import RELEVANT_SUBRESOURCES, WRITE_VERBS, selects
 
 FORWARDED_RESOURCES = frozenset({"pods", "services", "configmaps", "tkeserviceconfigs"})

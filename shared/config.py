@@ -19,8 +19,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.domain.errors import ConfigError
 
-GATE_CONDITION_TYPE = "cloud.tencent.com/load-balancer-backendgroup-ready"
-GATE_READY_REASON = "LoadBalancerNetworkGroupReady"
+# Re-exported while callers move to shared.domain.models, where the gate's names now live.
+from shared.domain.models import GATE_CONDITION_TYPE as GATE_CONDITION_TYPE  # noqa: PLC0414
+from shared.domain.models import GATE_READY_REASON as GATE_READY_REASON  # noqa: PLC0414
 
 
 class Settings(BaseSettings):

@@ -15,11 +15,11 @@ from collections.abc import Collection, Iterable
 from typing import Any
 
 from shared.deps import Deps
+from shared.dispatch import dispatch
 from shared.domain.models import BindingRecord, ObjectKey, StepRequest
 from shared.domain.routing import group_requests
 from shared.events.health import AlarmAck, AlarmCallback, TargetHealthChanged
 from shared.logging import get_logger
-from shared.router import dispatch
 from shared.signing import SignatureRejected
 
 # DescribeTargetHealth accepts up to 30 LoadBalancerIds per call (reference/tencent-clb-scf.md §6).

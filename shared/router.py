@@ -15,16 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.deps import Deps
+from shared.dispatch import dispatch
 from shared.domain.errors import InvalidInput
 from shared.domain.json_input import check_json_value, parse_json
-from shared.domain.models import SelectorEntry, StepRequest, StoredEvent
+from shared.domain.models import SelectorEntry, StoredEvent
 from shared.domain.routing import (
     ObjectChange,
     is_stale,
-    normalize_audit,
-    normalize_watch,
     plan_changes,
-    split_request,
 )
 from shared.events.apigw import ApiGatewayEvent, ApiGatewayResponse
 from shared.events.audit import AuditEventList
@@ -32,6 +30,7 @@ from shared.events.base import validate_wire
 from shared.events.cls import ClsEvent
 from shared.events.relay import AuditItem, RelayBatch
 from shared.logging import get_logger
+from shared.normalize import normalize_audit, normalize_watch
 from shared.signing import (
     BATCH_ID_HEADER,
     SIGNATURE_HEADER,
@@ -39,10 +38,6 @@ from shared.signing import (
     SignatureRejected,
     verify_batch,
 )
-
-# SCF async Invoke accepts at most 128 KB of ClientContext (reference/tencent-clb-scf.md §4.4); keep
-# headroom for the invoker's envelope.
-MAX_INVOKE_PAYLOAD_BYTES = 120 * 1024
 
 log = get_logger("clb_direct.router")
 
@@ -128,20 +123,6 @@ def _record(deps: Deps, changes: list[ObjectChange]) -> None:
 def load_selectors(deps: Deps, changes: list[ObjectChange]) -> dict[str, list[SelectorEntry]]:
     namespaces = {c.namespace for c in changes if c.kind == "Pod"}
     return {ns: deps.store.list_selectors(ns) for ns in sorted(namespaces)}
-
-
-def dispatch(deps: Deps, requests: list[StepRequest]) -> list[dict[str, Any]]:
-    """Invoke one function per request (each split to fit the async payload limit)."""
-    invoker = deps.require_invoker()
-    sent: list[dict[str, Any]] = []
-    for request in requests:
-        for part in split_request(request, max_bytes=MAX_INVOKE_PAYLOAD_BYTES):
-            request_id = invoker.invoke_async(part.step, part.model_dump(mode="json"))
-            sent.append({"step": part.step, "lbId": part.lb_id, "pods": len(part.pods), "requestId": request_id})
-            log.info(
-                "step.dispatched", step=part.step, lb_id=part.lb_id, pods=len(part.pods), services=len(part.services)
-            )
-    return sent
 
 
 def route_changes(deps: Deps, changes: list[ObjectChange], result: RouteResult) -> RouteResult:

@@ -18,12 +18,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.config import GATE_CONDITION_TYPE
 from shared.domain.admission_input import check_review_request
 from shared.domain.backends import selects
 from shared.domain.errors import InvalidInput
 from shared.domain.json_input import check_json_value, parse_json
-from shared.domain.models import SelectorEntry
+from shared.domain.models import GATE_CONDITION_TYPE, SelectorEntry
 
 
 class AdmissionRequest(BaseModel):

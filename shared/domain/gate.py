@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from shared.config import GATE_READY_REASON
-from shared.domain.models import TargetHealth
+from shared.domain.models import GATE_READY_REASON, TargetHealth
 
 REASON_NOT_READY = "LoadBalancerNetworkGroupNotReady"
 REASON_RELEASED = "LoadBalancerNetworkGroupReleased"

@@ -29,6 +29,9 @@ SERVICE_FINALIZER = "service.cloud.tencent.com/clb-direct-cleanup"
 OWNER_TAG_CLUSTER = "tke-clusterId"
 OWNER_TAG_CREATED_BY = "tke-createdBy-flag"
 OWNER_TAG_SERVICE = "clb-direct-service"
+# The readiness gate this product owns, and the reason its condition carries once True.
+GATE_CONDITION_TYPE = "cloud.tencent.com/load-balancer-backendgroup-ready"
+GATE_READY_REASON = "LoadBalancerNetworkGroupReady"
 
 NetworkMode = Literal["vpc-cni", "global-router", "host-network", "unknown"]
 Protocol = Literal["TCP", "UDP", "HTTP", "HTTPS"]

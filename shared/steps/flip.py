@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from shared.config import GATE_CONDITION_TYPE
 from shared.deps import Deps
 from shared.domain.backends import resolve_target_port
 from shared.domain.gate import REASON_FAIL_OPEN, ListenerGate, ServiceGate, decide_gate, health_state, parse_fail_open
 from shared.domain.listeners import listeners_for_service
 from shared.domain.models import (
     FAIL_OPEN_ANNOTATION,
+    GATE_CONDITION_TYPE,
     Listener,
     ObjectKey,
     PodCondition,

@@ -27,12 +27,12 @@ from emulators.clb.responses_transport import clb_fake
 from shared.adapters.store_factory import open_store
 from shared.adapters.tencent_clb import TencentClbGateway
 from shared.clock import FakeClock
-from shared.config import GATE_CONDITION_TYPE, Settings
+from shared.config import Settings
 from shared.deps import Deps
 from shared.domain.backends import ineligibility, selects
-from shared.domain.models import ContainerPort, PodInfo, ServiceInfo, ServicePort, StepRequest
-from shared.domain.routing import normalize_watch
+from shared.domain.models import GATE_CONDITION_TYPE, ContainerPort, PodInfo, ServiceInfo, ServicePort, StepRequest
 from shared.health import poll_pending
+from shared.normalize import normalize_watch
 from shared.reconcile import reconcile_all
 from shared.router import RouteResult, route_changes
 from shared.steps import run_step

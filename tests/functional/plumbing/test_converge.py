@@ -13,8 +13,7 @@ import json
 import uuid
 from typing import Any
 
-from shared.config import GATE_CONDITION_TYPE
-from shared.domain.models import PodInfo, ServiceInfo
+from shared.domain.models import GATE_CONDITION_TYPE, PodInfo, ServiceInfo
 from shared.events.apigw import ApiGatewayEvent
 from shared.reconcile import reconcile_all
 from shared.router import route_signed

@@ -19,9 +19,9 @@ from emulators.clb.responses_transport import clb_fake
 from shared.adapters.store_factory import open_store
 from shared.adapters.tencent_clb import TencentClbGateway
 from shared.clock import FakeClock
-from shared.config import GATE_CONDITION_TYPE, Settings
+from shared.config import Settings
 from shared.deps import Deps
-from shared.domain.models import ContainerPort, PodInfo, ServiceInfo, ServicePort
+from shared.domain.models import GATE_CONDITION_TYPE, ContainerPort, PodInfo, ServiceInfo, ServicePort
 from tests.conftest import load_event
 from tests.unit.steps.fakes import FakeCluster, StepQueue
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.config import GATE_READY_REASON
+from shared.domain.models import GATE_READY_REASON
 from tests.functional.steps.conftest import Env, pod, service
 
 

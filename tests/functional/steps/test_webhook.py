@@ -10,8 +10,7 @@ import sys
 import pytest
 
 from shared.certs import CA_BUNDLE, TLS_CERT, split_bundle
-from shared.config import GATE_CONDITION_TYPE
-from shared.domain.models import SelectorEntry
+from shared.domain.models import GATE_CONDITION_TYPE, SelectorEntry
 from shared.steps.guardian import ca_mode
 from tests.functional.steps.conftest import Env, service
 

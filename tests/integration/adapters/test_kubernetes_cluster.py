@@ -11,9 +11,9 @@ from emulators.cluster.server import ClusterApiServer
 from emulators.cluster.simulator import version_info
 from emulators.cluster.store import ObjectStore
 from shared.adapters.kubernetes_api import KubernetesCluster
-from shared.config import GATE_CONDITION_TYPE, GATE_READY_REASON, Settings
+from shared.config import Settings
 from shared.domain.errors import ConfigError, PermanentError, RetryableError
-from shared.domain.models import ObjectRef, PodCondition
+from shared.domain.models import GATE_CONDITION_TYPE, GATE_READY_REASON, ObjectRef, PodCondition
 from tests.integration.adapters.conftest import Sim
 
 GATE_TRUE = PodCondition(type=GATE_CONDITION_TYPE, status="True", reason=GATE_READY_REASON, message="bound")

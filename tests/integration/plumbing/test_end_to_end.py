@@ -30,10 +30,10 @@ from shared.adapters.kubernetes_api import KubernetesCluster
 from shared.adapters.store_factory import open_store
 from shared.adapters.tencent_clb import TencentClbGateway
 from shared.clock import SystemClock
-from shared.config import GATE_CONDITION_TYPE, Settings
+from shared.config import Settings
 from shared.deps import Deps
 from shared.domain.errors import RetryableError
-from shared.domain.models import StepRequest
+from shared.domain.models import GATE_CONDITION_TYPE, StepRequest
 from shared.health import poll_pending
 from shared.reconcile import handle_step_request
 from shared.steps import run_step

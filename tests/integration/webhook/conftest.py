@@ -33,9 +33,9 @@ from shared.adapters.store_factory import open_store
 from shared.adapters.tencent_clb import TencentClbGateway
 from shared.certs import TLS_CERT, TLS_KEY
 from shared.clock import SystemClock
-from shared.config import GATE_CONDITION_TYPE, Settings
+from shared.config import Settings
 from shared.deps import Deps
-from shared.domain.models import ObjectKey, StepRequest
+from shared.domain.models import GATE_CONDITION_TYPE, ObjectKey, StepRequest
 from shared.ports import Clock, Store
 from shared.steps import run_step
 

@@ -19,7 +19,7 @@ from shared.domain.models import (
     StoredEvent,
     Target,
 )
-from shared.domain.routing import normalize_audit
+from shared.normalize import normalize_audit
 from shared.reconcile import reconcile_all, reconcile_service, replay_event, replay_pod
 from tests.conftest import load_event
 from tests.unit.plumbing.conftest import RecordingInvoker

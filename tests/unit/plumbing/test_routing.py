@@ -9,15 +9,13 @@ from shared.domain.errors import InvalidInput
 from shared.domain.models import ObjectKey, SelectorEntry, StepRequest
 from shared.domain.routing import (
     ObjectChange,
-    audit_event_id,
     group_requests,
     is_stale,
-    normalize_audit,
-    normalize_watch,
     plan_change,
     plan_changes,
     split_request,
 )
+from shared.normalize import audit_event_id, normalize_audit, normalize_watch
 from tests.conftest import load_event
 
 SELECTORS = [SelectorEntry(namespace="shop", service="web", selector={"app": "web"}, lb_id="lb-web00001")]

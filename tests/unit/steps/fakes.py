@@ -52,7 +52,7 @@ class FakeCluster:
             del self.services[(namespace, name)]
 
     def gate(self, namespace: str, name: str) -> PodCondition | None:
-        from shared.config import GATE_CONDITION_TYPE
+        from shared.domain.models import GATE_CONDITION_TYPE
 
         return self.pods[(namespace, name)].condition(GATE_CONDITION_TYPE)
 

@@ -8,7 +8,6 @@ import json
 import jsonpatch
 import pytest
 
-from shared.config import GATE_CONDITION_TYPE, GATE_READY_REASON
 from shared.domain.admission import admit, gate_patch, parse_review
 from shared.domain.errors import ConfigError, InvalidInput
 from shared.domain.gate import (
@@ -21,7 +20,7 @@ from shared.domain.gate import (
     health_state,
     parse_fail_open,
 )
-from shared.domain.models import SelectorEntry, TargetHealth
+from shared.domain.models import GATE_CONDITION_TYPE, GATE_READY_REASON, SelectorEntry, TargetHealth
 from shared.domain.webhook_config import desired_webhook_configuration, webhook_drift
 
 

@@ -45,8 +45,7 @@ def test_correlated_request_replays_stored_result(deps: Deps) -> None:
     first = run_step(deps, request)
     cluster = deps.cluster
     assert isinstance(cluster, FakeCluster)
-    from shared.config import GATE_CONDITION_TYPE
-    from shared.domain.models import PodInfo
+    from shared.domain.models import GATE_CONDITION_TYPE, PodInfo
 
     # The Pod appears afterwards: a replay of the same delivery returns the stored result, a new
     # delivery (another correlation id) acts on the new state.
