@@ -135,6 +135,11 @@ class Settings(BaseSettings):
         ),
     )
 
+    # --- flip ------------------------------------------------------------------------------------------
+    flip_concurrency: int = Field(
+        default=8, ge=1, le=64, description="gate writes (pods/status patches) one flip invocation runs at once"
+    )
+
     @field_validator("function_name_template")
     @classmethod
     def _names_each_function(cls, value: str) -> str:

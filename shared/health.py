@@ -4,7 +4,9 @@ Called by `functions/health/handler.py` for three inputs: the CLB (emulator) `Ta
 notification (precise: one target on one listener), the Cloud Monitor `UnhealthRsCount` alarm callback
 (coarse: only says "look at this CLB", reference/tencent-clb-scf.md §6) and the timer poll, which asks
 DescribeTargetHealth (≤30 CLBs per call) only for CLBs that still have Pods whose gate is not True —
-the flip step records each Pod's gate in the store as `gate:<pod_uid>`.
+the flip step records each Pod's gate in the store as `gate:<pod_uid>`. Each flip asked for names only
+the Pods concerned, so one health change costs one Pod's flip, and Pods whose gate is True (a fence)
+cost none. The first healthy report of a Pod's target is recorded on its timeline (`alive`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from shared.domain.routing import group_requests
 from shared.events.health import AlarmAck, AlarmCallback, TargetHealthChanged
 from shared.logging import get_logger
 from shared.signing import SignatureRejected
+from shared.timeline import record_stage
 
 # DescribeTargetHealth accepts up to 30 LoadBalancerIds per call (reference/tencent-clb-scf.md §6).
 DESCRIBE_HEALTH_BATCH = 30
@@ -50,9 +53,9 @@ def _flip_request(bindings: Iterable[BindingRecord], reason: str, correlation_id
         StepRequest(
             step="flip",
             lb_id=b.lb_id,
+            # Only the Pod: naming its Service would make the flip re-examine every Pod the Service selects.
             pods=[ObjectKey(namespace=b.namespace, name=b.pod_name)],
             pod_uids=[b.pod_uid],
-            services=[ObjectKey.parse(b.service)] if "/" in b.service else [],
             reason=reason,
         )
         for b in bindings
@@ -60,8 +63,18 @@ def _flip_request(bindings: Iterable[BindingRecord], reason: str, correlation_id
     return group_requests(requests, correlation_id=correlation_id)
 
 
+def _note_time(note: TargetHealthChanged, now: float) -> float:
+    """When the CLB saw the change: the notification's epoch timestamp when plausible, else now."""
+    stamp = note.timestamp
+    return float(stamp) if isinstance(stamp, (int, float)) and 0 < float(stamp) <= now + 5 else now
+
+
 def on_target_health_changed(deps: Deps, note: TargetHealthChanged) -> dict[str, Any]:
-    """Flip the Pods bound as this target on this listener (the flip re-reads live health)."""
+    """Flip the gate-pending Pods bound as this target on this listener (the flip re-reads live health).
+
+    A Pod whose gate is already True is fenced (rule 11): its health changes are the CLB's business
+    (it stops forwarding to a dead target) and cost no flip.
+    """
     target = (note.listener_id, note.target.ip, note.target.port)
     matched = [
         b
@@ -73,9 +86,26 @@ def on_target_health_changed(deps: Deps, note: TargetHealthChanged) -> dict[str,
     if not matched:
         log.info("health.unmatched", lb_id=note.load_balancer_id, target=f"{note.target.ip}:{note.target.port}")
         return {"matched": 0, "dispatched": []}
+    now = deps.clock.now()
+    pending = [b for b in matched if not gate_is_true(deps, b.pod_uid)]
+    if note.healthy:
+        at = _note_time(note, now)
+        for b in pending:
+            record_stage(
+                deps.store,
+                pod=f"{b.namespace}/{b.pod_name}",
+                pod_uid=b.pod_uid,
+                stage="alive",
+                at=at,
+                now=now,
+                listener=b.listener_id,
+                service=b.service,
+            )
+    if not pending:
+        return {"matched": len(matched), "fenced": len(matched), "dispatched": []}
     correlation = f"health-{note.sequence}" if note.sequence is not None else None
-    sent = dispatch(deps, _flip_request(matched, reason, correlation))
-    return {"matched": len(matched), "dispatched": sent}
+    sent = dispatch(deps, _flip_request(pending, reason, correlation))
+    return {"matched": len(matched), "fenced": len(matched) - len(pending), "dispatched": sent}
 
 
 def _lb_ids_for_alarm(deps: Deps, alarm: AlarmCallback, bound_lb_ids: Collection[str]) -> list[str]:
@@ -139,6 +169,19 @@ def poll_pending(
         if all(health.get((b.lb_id, b.listener_id, b.ip, b.port), False) for b in bindings)
         for b in bindings
     ]
+    now = deps.clock.now()
+    for b in ready:
+        pod = f"{b.namespace}/{b.pod_name}"
+        record_stage(
+            deps.store,
+            pod=pod,
+            pod_uid=b.pod_uid,
+            stage="alive",
+            at=now,
+            now=now,
+            listener=b.listener_id,
+            service=b.service,
+        )
     sent = dispatch(deps, _flip_request(ready, "health poll: pending targets healthy", correlation_id)) if ready else []
     log.info("health.polled", clbs=len(pending_lbs), calls=calls, pending_pods=len(by_pod), flips=len(sent))
     return {"polled": pending_lbs, "calls": calls, "dispatched": sent}

@@ -123,6 +123,10 @@ class Store(Protocol):
         """Atomically remove and return every member."""
         ...
 
+    def pending_members(self, queue: str) -> list[str]:
+        """Every member, sorted, without removing any (readers such as the timeline CLI)."""
+        ...
+
     def close(self) -> None: ...
 
 

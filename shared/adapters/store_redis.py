@@ -367,3 +367,8 @@ class RedisStore:
         with self._guard("pending_take"):
             members = self._run("PENDING_TAKE", [self._key(f"pending:{queue}")], [])
         return sorted(str(m) for m in members)
+
+    def pending_members(self, queue: str) -> list[str]:
+        with self._guard("pending_members"):
+            members = self._client.smembers(self._key(f"pending:{queue}"))
+        return sorted(str(m) for m in members)

@@ -351,3 +351,8 @@ class SqliteStore:
             rows = conn.execute("SELECT member FROM pending WHERE queue = ? ORDER BY member", (queue,)).fetchall()
             conn.execute("DELETE FROM pending WHERE queue = ?", (queue,))
         return [str(row[0]) for row in rows]
+
+    def pending_members(self, queue: str) -> list[str]:
+        with self._tx(write=False) as conn:
+            rows = conn.execute("SELECT member FROM pending WHERE queue = ? ORDER BY member", (queue,)).fetchall()
+        return [str(row[0]) for row in rows]

@@ -61,7 +61,9 @@ def run_step(deps: Deps, request: StepRequest, *, dry_run: bool = False) -> dict
         result = runner(deps, request, rec)
         return {"step": request.step, "dry_run": dry_run, "result": result, "actions": rec.actions}
 
-    if dry_run or not request.correlation_id:
+    if dry_run or not request.correlation_id or request.step == "flip":
+        # A flip re-reads the Pod and the CLB and writes only a changed condition: running it twice is
+        # harmless, while a claim made duplicates wait for each other (retried tens of seconds later).
         return execute()
     from shared.idempotency import run_idempotent
 

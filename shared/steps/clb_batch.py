@@ -38,6 +38,7 @@ from shared.steps.common import (
     service_ref,
 )
 from shared.steps.extra_targets import remove_extra_targets, reused_by_live_pods
+from shared.timeline import record_bindings, record_registered
 
 BIND_PREFIX = "bind:"
 UNBIND_PREFIX = "unbind:"
@@ -195,11 +196,15 @@ def _bind(
             count=len(plan.reweight),
             targets=[_describe(t) for t in plan.reweight],
         )
+    if plan.register and not rec.dry_run:
+        record_registered(store, plan.register, {p.uid: p for p in listed_pods}, now=deps.clock.now())
     for t in [*plan.register, *plan.reweight, *plan.already]:
         have = records.get((t.listener_id, t.pod_uid))
         if have is None or have.state != "registered" or have.weight != t.weight or have.ip != t.ip:
             _record(deps, rec, t, lb_id=lb_id, state="registered", now=now)
-        flip.setdefault(t.pod_uid, ObjectKey(namespace=t.namespace, name=t.pod_name))
+        if store.kv_get(gate_key(t.pod_uid), now=now) != "True":
+            # A True gate is a fence (rule 11): flipping it again would cost a Pod read and decide nothing.
+            flip.setdefault(t.pod_uid, ObjectKey(namespace=t.namespace, name=t.pod_name))
         if store.kv_get(limit_key(t.pod_uid), now=now) is not None:
             rec.do("clear_limit", partial(store.kv_delete, limit_key(t.pod_uid)), pod=t.pod_name)
     outcome.registered.extend(_describe(t) for t in plan.register)
@@ -318,6 +323,13 @@ def _unbind(
                 drain.append(binding)
             if decision.recheck_at is not None and decision.kind in ("drain", "wait"):
                 recheck[uid] = max(recheck.get(uid, 0.0), decision.recheck_at)
+    if not rec.dry_run:
+        leaving = [
+            b
+            for b in [*drain, *deregister]
+            if (p := pods.get((b.namespace, b.pod_name))) is None or p.uid != b.pod_uid or p.deletion_timestamp
+        ]
+        record_bindings(store, leaving, "deletion_seen", now=now)
     reused = reused_by_live_pods(deps, lb_id, deregister, services) if deregister else set()
     if reused:
         # The IP now belongs to a live Pod that needs this very target (rule 1): keep it, drop the old record.
@@ -338,6 +350,8 @@ def _unbind(
             )
             rec.do("record_binding", partial(store.put_binding, updated), pod=b.pod_name, state="draining")
         outcome.drained.extend(_describe(b) for b in drain)
+        if not rec.dry_run:
+            record_bindings(store, drain, "weight_zero", now=deps.clock.now())
     if deregister:
         targets = [Target(listener_id=b.listener_id, ip=b.ip, port=b.port, weight=b.weight) for b in deregister]
         rec.do(
@@ -348,6 +362,8 @@ def _unbind(
             targets=[_describe(b) for b in deregister],
         )
         outcome.deregistered.extend(_describe(b) for b in deregister)
+        if not rec.dry_run:
+            record_bindings(store, deregister, "deregistered", now=deps.clock.now())
     for b in [*deregister, *forget]:
         rec.do(
             "forget_binding",

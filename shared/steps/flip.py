@@ -1,20 +1,37 @@
-"""The flip step: set each Pod's readiness-gate condition from live CLB health (rules 1 and 8).
+"""The flip step: set each Pod's readiness-gate condition from live CLB health (rules 1, 8 and 11).
 
 Called through `run_step` for StepRequest(step="flip") (from bind, the health function, reconcile) and
-directly by the service step's teardown to release gates. Per Pod it re-reads the Pod and the
-direct-access Services selecting it, reads DescribeTargetHealth once for all their CLBs, decides with
-`domain.gate.decide_gate`, patches `pods/status` (UID precondition in the adapter) only when something
-changed, records `gate:<pod_uid>` for the health poller and emits one Event per transition.
+directly by the service step's teardown to release gates. Per Pod it re-reads the Pod; a gate already
+True is a fence and is left alone (adding, editing or moving a Service never takes a serving Pod
+NotReady). For the others it lists the direct-access Services selecting it, reads DescribeTargetHealth
+once for all their CLBs, decides with `domain.gate.decide_gate`, and only for Pods whose condition
+changes patches `pods/status` (UID precondition in the adapter), records `gate:<pod_uid>` for the health
+poller on a transition and emits one Event; those writes go out concurrently, at most
+`Settings.flip_concurrency` at a time. Gate True is recorded on the Pod's timeline (`shared.timeline`).
 """
 
 from __future__ import annotations
 
+import contextvars
+import threading
+import weakref
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from shared.deps import Deps
 from shared.domain.backends import resolve_target_port
-from shared.domain.gate import REASON_FAIL_OPEN, ListenerGate, ServiceGate, decide_gate, health_state, parse_fail_open
+from shared.domain.gate import (
+    REASON_FAIL_OPEN,
+    REASON_RELEASED,
+    GateDecision,
+    ListenerGate,
+    ServiceGate,
+    decide_gate,
+    health_state,
+    parse_fail_open,
+)
 from shared.domain.listeners import listeners_for_service
 from shared.domain.models import (
     FAIL_OPEN_ANNOTATION,
@@ -38,8 +55,20 @@ from shared.steps.common import (
     selecting_services,
     service_lb_id,
 )
+from shared.timeline import has_stage, record_stage
 
 _EVENT_REASONS = {"True": "ReadinessGateReady", "False": "ReadinessGateNotReady"}
+
+
+# Listeners change only when a Service's ports or TkeServiceConfig do; a warm container reuses what it
+# listed for a few seconds, so per-Pod flips cost one DescribeListeners per CLB per TTL, not one each
+# (the read limit is 20/s). A stale list errs towards "not healthy yet", never towards True: a listener
+# missing from it counts as pending, a removed one has no health.
+LISTENER_CACHE_TTL_S = 10.0
+_listener_cache: weakref.WeakKeyDictionary[object, dict[str, tuple[float, list[Listener]]]] = (
+    weakref.WeakKeyDictionary()
+)
+_listener_lock = threading.Lock()
 
 
 class _HealthView:
@@ -53,7 +82,16 @@ class _HealthView:
 
     def listeners(self, lb_id: str) -> list[Listener]:
         if lb_id not in self._listeners:
-            self._listeners[lb_id] = self._deps.require_clb().list_listeners(lb_id)
+            clb, now = self._deps.require_clb(), self._deps.clock.monotonic()
+            with _listener_lock:
+                per_clb = _listener_cache.setdefault(clb, {})
+                cached = per_clb.get(lb_id)
+            if cached is not None and now - cached[0] < LISTENER_CACHE_TTL_S:
+                self._listeners[lb_id] = cached[1]
+            else:
+                self._listeners[lb_id] = clb.list_listeners(lb_id)
+                with _listener_lock:
+                    per_clb[lb_id] = (now, self._listeners[lb_id])
         return self._listeners[lb_id]
 
     def preload(self, lb_ids: Iterable[str]) -> None:
@@ -90,24 +128,91 @@ def _service_gate(view: _HealthView, service: ServiceInfo, pod: PodInfo) -> Serv
 
 
 def flip_pods(deps: Deps, pods: Iterable[PodInfo | None], rec: Recorder) -> list[dict[str, Any]]:
-    """Decide and write the gate of each Pod; returns one outcome dict per Pod considered."""
+    """Decide and write the gate of each Pod; returns one outcome dict per Pod considered.
+
+    A gate already True is a fence (rule 11): it is left as it is, and not re-recorded, whatever the
+    Services look like now. Only the remaining Pods cost a health read; their writes go out concurrently.
+    """
     cache: dict[str, list[ServiceInfo]] = {}
     view = _HealthView(deps)
     live = [p for p in pods if p is not None]
     todo: list[tuple[PodInfo, list[ServiceInfo]]] = []
+    fenced: list[dict[str, Any]] = []
     for pod in live:
         if GATE_CONDITION_TYPE not in pod.readiness_gates:
             continue  # no gate to drive (created before the webhook, or hostNetwork)
         if pod.deletion_timestamp is not None:
             continue  # a terminating Pod's readiness no longer gates a rollout; unbind drains it
+        current = pod.condition(GATE_CONDITION_TYPE)
+        if current is not None and current.status == "True":
+            fenced.append(_keep_fence(deps, pod, current, rec))
+            continue
         todo.append((pod, selecting_services(deps, pod, cache)))
     view.preload(lb for _, services in todo for s in services if (lb := service_lb_id(s)))
-    return [_flip_one(deps, view, pod, services, rec) for pod, services in todo]
+    planned = [_plan_one(deps, view, pod, services) for pod, services in todo]
+    writes = [p for p in planned if p.changed]
+    workers = max(1, min(deps.settings.flip_concurrency, len(writes)))
+    if workers > 1 and not rec.dry_run:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flip") as pool:
+            # Each write runs in a copy of this invocation's context so its log lines keep the ids.
+            futures = [pool.submit(contextvars.copy_context().run, _apply_one, deps, p, rec) for p in writes]
+            for future in futures:
+                future.result(timeout=deps.settings.function_timeout_s)
+    else:
+        for p in writes:
+            _apply_one(deps, p, rec)
+    return fenced + [p.outcome() for p in planned]
 
 
-def _flip_one(
-    deps: Deps, view: _HealthView, pod: PodInfo, services: list[ServiceInfo], rec: Recorder
-) -> dict[str, Any]:
+def _keep_fence(deps: Deps, pod: PodInfo, current: PodCondition, rec: Recorder) -> dict[str, Any]:
+    """A True gate stays True; only a missing `gate:<uid>` record (a crash after the patch) is repaired."""
+    now = deps.clock.now()
+    if deps.store.kv_get(gate_key(pod.uid), now=now) != "True":
+        rec.do(
+            "record_gate",
+            lambda: deps.store.kv_set(gate_key(pod.uid), "True", ttl_s=None, now=now),
+            pod=str(pod.key),
+            status="True",
+        )
+    return {
+        "pod": str(pod.key),
+        "status": "True",
+        "reason": current.reason,
+        "message": current.message,
+        "changed": False,
+        "fenced": True,
+    }
+
+
+@dataclass
+class _Planned:
+    pod: PodInfo
+    services: list[ServiceInfo]
+    decision: GateDecision
+    current: PodCondition | None
+    now: float
+
+    @property
+    def changed(self) -> bool:
+        c = self.current
+        return c is None or (c.status, c.reason, c.message) != (
+            self.decision.status,
+            self.decision.reason,
+            self.decision.message,
+        )
+
+    def outcome(self) -> dict[str, Any]:
+        d = self.decision
+        return {
+            "pod": str(self.pod.key),
+            "status": d.status,
+            "reason": d.reason,
+            "message": d.message,
+            "changed": self.changed,
+        }
+
+
+def _plan_one(deps: Deps, view: _HealthView, pod: PodInfo, services: list[ServiceInfo]) -> _Planned:
     now = deps.clock.now()
     created = parse_time(pod.creation_timestamp)
     decision = decide_gate(
@@ -115,50 +220,51 @@ def _flip_one(
         pod_problem=deps.store.kv_get(limit_key(pod.uid), now=now) if services else None,
         pod_age_s=None if created is None else now - created,
     )
-    current = pod.condition(GATE_CONDITION_TYPE)
-    outcome: dict[str, Any] = {
-        "pod": str(pod.key),
-        "status": decision.status,
-        "reason": decision.reason,
-        "message": decision.message,
-    }
-    unchanged = current is not None and (current.status, current.reason, current.message) == (
-        decision.status,
-        decision.reason,
-        decision.message,
+    return _Planned(pod, services, decision, pod.condition(GATE_CONDITION_TYPE), now)
+
+
+def _apply_one(deps: Deps, planned: _Planned, rec: Recorder) -> None:
+    """Patch the condition, emit the transition's Event, record the gate and (True) its timeline."""
+    pod, decision, current, now = planned.pod, planned.decision, planned.current, planned.now
+    transition = current is None or current.status != decision.status
+    condition = PodCondition(
+        type=GATE_CONDITION_TYPE,
+        status=decision.status,
+        reason=decision.reason,
+        message=decision.message,
+        last_transition_time=iso_now(now) if transition or current is None else current.last_transition_time,
     )
-    if not unchanged:
-        transition = current is None or current.status != decision.status
-        condition = PodCondition(
-            type=GATE_CONDITION_TYPE,
-            status=decision.status,
-            reason=decision.reason,
-            message=decision.message,
-            last_transition_time=iso_now(now) if transition or current is None else current.last_transition_time,
-        )
-        cluster = deps.require_cluster()
-        rec.do(
-            "set_pod_condition",
-            lambda: cluster.set_pod_condition(pod, condition),
-            pod=str(pod.key),
-            status=decision.status,
-            reason=decision.reason,
-        )
-        if decision.warning:
-            if transition:
-                emit(deps, rec, pod_ref(pod), type="Warning", reason=REASON_FAIL_OPEN, message=decision.warning)
-        elif transition or (current is not None and current.reason != decision.reason):
-            emit(
-                deps, rec, pod_ref(pod), type="Normal", reason=_EVENT_REASONS[decision.status], message=decision.message
-            )
-    outcome["changed"] = not unchanged
+    cluster = deps.require_cluster()
     rec.do(
-        "record_gate",
-        lambda: deps.store.kv_set(gate_key(pod.uid), decision.status, ttl_s=None, now=now),
+        "set_pod_condition",
+        lambda: cluster.set_pod_condition(pod, condition),
         pod=str(pod.key),
         status=decision.status,
+        reason=decision.reason,
     )
-    return outcome
+    if decision.warning:
+        if transition:
+            emit(deps, rec, pod_ref(pod), type="Warning", reason=REASON_FAIL_OPEN, message=decision.warning)
+    elif transition or (current is not None and current.reason != decision.reason):
+        emit(deps, rec, pod_ref(pod), type="Normal", reason=_EVENT_REASONS[decision.status], message=decision.message)
+    if transition or current is None:
+        rec.do(
+            "record_gate",
+            lambda: deps.store.kv_set(gate_key(pod.uid), decision.status, ttl_s=None, now=now),
+            pod=str(pod.key),
+            status=decision.status,
+        )
+    if decision.status == "True" and decision.reason != REASON_RELEASED and not rec.dry_run:
+        _record_gate_true(deps, pod, planned.services, now)
+
+
+def _record_gate_true(deps: Deps, pod: PodInfo, services: list[ServiceInfo], now: float) -> None:
+    service = str(services[0].key) if services else ""
+    pod_name, store, at = str(pod.key), deps.store, deps.clock.now()
+    if not has_stage(store, pod_name, pod.uid, "alive"):
+        # The health notification usually recorded `alive` per listener; a poll-only setup learns it here.
+        record_stage(store, pod=pod_name, pod_uid=pod.uid, stage="alive", at=now, now=at, service=service)
+    record_stage(store, pod=pod_name, pod_uid=pod.uid, stage="gate_true", at=at, now=at, service=service)
 
 
 def run_flip(deps: Deps, request: StepRequest, rec: Recorder) -> dict[str, Any]:

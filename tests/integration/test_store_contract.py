@@ -341,6 +341,8 @@ def test_pending_sets_dedupe_and_take_everything_once(store):
     store.pending_add("lb:lb-1", ["web/a", "web/c"])
     store.pending_add("lb:lb-1", [])
     store.pending_add("lb:lb-2", ["web/z"])
+    assert store.pending_members("lb:lb-1") == ["web/a", "web/b", "web/c"]
+    assert store.pending_members("lb:lb-1") == ["web/a", "web/b", "web/c"], "reading removes nothing"
     assert store.pending_take("lb:lb-1") == ["web/a", "web/b", "web/c"]
     assert store.pending_take("lb:lb-1") == []
     assert store.pending_take("lb:lb-2") == ["web/z"]

@@ -40,19 +40,19 @@ def test_far_future_request_is_retryable_and_near_one_waits_on_the_clock(deps: D
     assert clock.sleeps == [pytest.approx(20)] and result["result"]["pods"] == []
 
 
-def test_correlated_request_replays_stored_result(deps: Deps) -> None:
+def test_flip_takes_no_idempotency_claim_so_duplicates_never_wait(deps: Deps) -> None:
     request = StepRequest(step="flip", pods=[ObjectKey.parse("ns/p")], correlation_id="audit-1")
     first = run_step(deps, request)
     cluster = deps.cluster
     assert isinstance(cluster, FakeCluster)
     from shared.domain.models import GATE_CONDITION_TYPE, PodInfo
 
-    # The Pod appears afterwards: a replay of the same delivery returns the stored result, a new
-    # delivery (another correlation id) acts on the new state.
+    # The Pod appears afterwards: a redelivery of the same request acts on the new state (a flip is
+    # level-triggered and writes only a changed condition), and nothing was claimed in the store.
     cluster.put_pod(PodInfo(namespace="ns", name="p", uid="u", readiness_gates=[GATE_CONDITION_TYPE]))
-    assert run_step(deps, request) == first
-    fresh = run_step(deps, request.model_copy(update={"correlation_id": "audit-2"}))
-    assert fresh["result"]["changed"] == 1 and first["result"]["changed"] == 0
+    again = run_step(deps, request)
+    assert first["result"]["changed"] == 0 and again["result"]["changed"] == 1
+    assert run_step(deps, request)["result"]["changed"] == 0, "the second redelivery finds nothing to do"
 
 
 def test_parse_step_event() -> None:
