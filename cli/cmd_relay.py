@@ -81,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         port=args.port,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
+        http_limits=settings.http_limits(),
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -201,6 +201,7 @@ class LocalStack:
                 environ=self.env,
                 workers=opts.runtime_workers,
                 dead_letter_path=self.run_dir / "dead-letters.jsonl",
+                http_limits=self.settings.http_limits(),
             )
             try:
                 runtime.start()
@@ -216,7 +217,7 @@ class LocalStack:
         batcher = Batcher(
             BatcherConfig(router_url=f"{runtime.url}/router", hmac_key=hmac_key.encode(), window_s=opts.relay_window_s)
         )
-        self.relay = Relay(batcher=batcher, sources=["audit"])
+        self.relay = Relay(batcher=batcher, sources=["audit"], http_limits=runtime.http_limits)
         self.relay.start()
         self._stoppers.append(self.relay.stop)
         self.sim = ClusterSimulator(
@@ -340,6 +341,7 @@ def serve_runtime(
         http_port=port,
         tls_provider=provider,
         environ={k: v for k, v in environ.items() if k.startswith(("CLB_DIRECT_", "TENCENTCLOUD_"))},
+        http_limits=settings.http_limits(),
     )
     runtime.start()
     if provider is not None:

@@ -21,6 +21,7 @@ from relay.filters import SelectorCache, keep_audit_event, keep_watch_event
 from relay.server import RelayHttpServer
 from relay.watcher import ResourceWatcher
 from shared.events.relay import AuditItem, WatchItem
+from shared.http_server import HttpLimits
 
 WATCHED_RESOURCES = ("services", "pods", "configmaps", "tkeserviceconfigs")
 
@@ -38,6 +39,7 @@ class Relay:
         tls_key: str | None = None,
         watch_timeout_s: int = 60,
         watched: Collection[str] = WATCHED_RESOURCES,
+        http_limits: HttpLimits | None = None,
     ) -> None:
         if "watch" in sources and api_client is None:
             raise ValueError("the watch source needs a Kubernetes API client (kubeconfig or in-cluster config)")
@@ -58,6 +60,7 @@ class Relay:
             stats=self.stats,
             tls_cert=tls_cert,
             tls_key=tls_key,
+            limits=http_limits,
         )
 
     # --- sources -------------------------------------------------------------------------------------
@@ -117,6 +120,7 @@ class Relay:
             "pending": self.batcher.pending(),
             "batcher": dict(self.batcher.counters),
             "relay": counters,
+            "http": self.server.http_stats(),
             "selectorCache": {"warm": self.cache.warm, "services": self.cache.size()},
             "watches": [
                 {

@@ -3,7 +3,9 @@
 The API server's webhook backend POSTs EventLists (reference/kubernetes.md §1.4) and retries on any
 non-2xx, so we answer 200 as soon as the events are filtered into the (non-blocking, bounded)
 buffer; only a body that is not an EventList gets 400. `/healthz` reports the counters the app
-collects (`stats()`), for the Deployment's probes and for tests.
+collects (`stats()`), for the Deployment's probes and for tests. The server is
+`shared.http_server.LimitedHTTPServer`: TLS handshakes off the accept path, a body cap, a read
+deadline and a connection cap (`HttpLimits`).
 """
 
 from __future__ import annotations
@@ -12,10 +14,9 @@ import json
 import ssl
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-MAX_BODY_BYTES = 64 * 1024 * 1024
+from shared.http_server import HttpLimits, LimitedHTTPServer, LimitedRequestHandler
 
 EventListSink = Callable[[dict[str, Any]], int]
 
@@ -30,23 +31,31 @@ class RelayHttpServer:
         stats: Callable[[], dict[str, Any]],
         tls_cert: str | None = None,
         tls_key: str | None = None,
+        limits: HttpLimits | None = None,
     ) -> None:
         self._on_event_list = on_event_list
         self._stats = stats
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
-        self._server.daemon_threads = True
-        self.scheme = "http"
+        context: ssl.SSLContext | None = None
         if tls_cert and tls_key:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
             context.load_cert_chain(tls_cert, tls_key)
-            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
-            self.scheme = "https"
+        self._server = LimitedHTTPServer((host, port), self._handler_class(), limits=limits, ssl_context=context)
+        self.scheme = self._server.scheme
         self._thread: threading.Thread | None = None
 
     @property
-    def url(self) -> str:
+    def address(self) -> tuple[str, int]:
         host, port = self._server.server_address[:2]
-        return f"{self.scheme}://{host!s}:{port}"
+        return str(host), int(port)
+
+    @property
+    def url(self) -> str:
+        host, port = self.address
+        return f"{self.scheme}://{host}:{port}"
+
+    def http_stats(self) -> dict[str, int]:
+        return self._server.stats()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._server.serve_forever, name="relay-http", daemon=True)
@@ -58,43 +67,32 @@ class RelayHttpServer:
         if self._thread is not None:
             self._thread.join(timeout=10)
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+    def _handler_class(self) -> type[LimitedRequestHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:  # JSON logs only; access logs are noise
-                return
-
-            def _reply(self, status: int, payload: object) -> None:
-                body = json.dumps(payload, default=str).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
+        class Handler(LimitedRequestHandler):
             def do_GET(self) -> None:
                 if self.path.split("?", 1)[0] in ("/healthz", "/readyz"):
-                    self._reply(200, server._stats())
+                    self.send_json(200, server._stats())
                 else:
-                    self._reply(404, {"error": "NotFound", "message": "GET /healthz; POST audit EventLists to /"})
+                    self.send_json(404, {"error": "NotFound", "message": "GET /healthz; POST audit EventLists to /"})
 
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length <= 0 or length > MAX_BODY_BYTES:
-                    self._reply(400, {"error": "InvalidInput", "message": f"body length {length} out of range"})
+                body = self.read_body()
+                if body is None:
                     return
                 try:
-                    payload = json.loads(self.rfile.read(length))
-                except json.JSONDecodeError as exc:
-                    self._reply(400, {"error": "InvalidInput", "message": f"body is not JSON: {exc.msg}"})
+                    payload = json.loads(body)
+                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                    self.send_json(400, {"error": "InvalidInput", "message": f"body is not JSON: {exc}"})
+                    return
+                except RecursionError:
+                    self.send_json(400, {"error": "InvalidInput", "message": "body is nested too deeply"})
                     return
                 if not isinstance(payload, dict) or payload.get("kind") != "EventList":
-                    self._reply(400, {"error": "InvalidInput", "message": "expected an audit.k8s.io/v1 EventList"})
+                    self.send_json(400, {"error": "InvalidInput", "message": "expected an audit.k8s.io/v1 EventList"})
                     return
                 kept = server._on_event_list(payload)
-                self._reply(200, {"kept": kept})
+                self.send_json(200, {"kept": kept})
 
         return Handler

@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.domain.errors import ConfigError
+from shared.http_server import HttpLimits
 
 # Re-exported while callers move to shared.domain.models, where the gate's names now live.
 from shared.domain.models import GATE_CONDITION_TYPE as GATE_CONDITION_TYPE  # noqa: PLC0414
@@ -93,6 +94,15 @@ class Settings(BaseSettings):
     )
     invoker: Literal["scf", "local", "inline"] = "inline"
     local_invoke_url: str | None = None
+
+    # --- HTTP servers we run (relay, local runtime): one set of limits ---------------------------------
+    http_max_body_bytes: int = Field(
+        default=6 * 1024 * 1024, ge=1, description="request body cap (413 above it); SCF's 6 MB sync event limit"
+    )
+    http_read_timeout_s: float = Field(
+        default=15.0, gt=0, description="per-request read deadline incl. TLS handshake and keep-alive idle (408)"
+    )
+    http_max_connections: int = Field(default=64, ge=1, description="open connections per server (503 beyond)")
 
     # --- logging -------------------------------------------------------------------------------------
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -217,6 +227,14 @@ class Settings(BaseSettings):
             )
         token = self.session_token.get_secret_value() if self.session_token else None
         return self.secret_id.get_secret_value(), self.secret_key.get_secret_value(), token
+
+    def http_limits(self) -> HttpLimits:
+        """The limits every HTTP server we run applies (`shared.http_server`)."""
+        return HttpLimits(
+            max_body_bytes=self.http_max_body_bytes,
+            read_timeout_s=self.http_read_timeout_s,
+            max_connections=self.http_max_connections,
+        )
 
 
 def _keys(*secrets: SecretStr | None) -> list[bytes]:

@@ -26,12 +26,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from emulators.runtime.invoke_queue import AsyncInvokeQueue
 from emulators.runtime.scf_context import api_gateway_event, http_response_from_result, make_context, timer_event
+from shared.http_server import HttpLimits, LimitedHTTPServer, LimitedRequestHandler
 
 TlsProvider = Callable[[], "tuple[bytes, bytes] | None"]
 
@@ -99,7 +99,9 @@ class LocalRuntime:
         max_retries: int = 2,
         retry_delay_s: float = 1.0,
         dead_letter_path: Path | None = None,
+        http_limits: HttpLimits | None = None,
     ) -> None:
+        self.http_limits = http_limits or HttpLimits()
         self.functions = {spec.name: spec for spec in functions}
         self.timers = list(timers)
         self.host = host
@@ -118,8 +120,8 @@ class LocalRuntime:
             retry_delay_s=retry_delay_s,
             dead_letter_path=dead_letter_path,
         )
-        self._http: ThreadingHTTPServer | None = None
-        self._https: ThreadingHTTPServer | None = None
+        self._http: LimitedHTTPServer | None = None
+        self._https: LimitedHTTPServer | None = None
         self._ssl_context: ssl.SSLContext | None = None
         self._tls_material: tuple[bytes, bytes] | None = None
         self._threads: list[threading.Thread] = []
@@ -145,8 +147,7 @@ class LocalRuntime:
     def start(self) -> None:
         os.environ.update(self._environ)
         self._stop.clear()
-        self._http = ThreadingHTTPServer((self.host, self._http_port), _make_handler(self))
-        self._http.daemon_threads = True
+        self._http = LimitedHTTPServer((self.host, self._http_port), _make_handler(self), limits=self.http_limits)
         self._spawn(self._http.serve_forever, "runtime-http")
         self.queue.start()
         for timer in self.timers:
@@ -162,11 +163,10 @@ class LocalRuntime:
         self._ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._load_tls(material)
         bind_port = port if port is not None else (self._https_port or 0)
-        server = ThreadingHTTPServer((self.host, bind_port), _make_handler(self), bind_and_activate=False)
-        server.daemon_threads = True
-        server.socket = self._ssl_context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
-        server.server_bind()
-        server.server_activate()
+        # The handshake runs on the connection's thread under the read deadline, never inside accept().
+        server = LimitedHTTPServer(
+            (self.host, bind_port), _make_handler(self), limits=self.http_limits, ssl_context=self._ssl_context
+        )
         self._https = server
         self._spawn(server.serve_forever, "runtime-https")
         self._spawn(self._watch_tls, "runtime-tls-reload")
@@ -274,32 +274,21 @@ class LocalRuntime:
             }
 
 
-def _make_handler(runtime: LocalRuntime) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+def _make_handler(runtime: LocalRuntime) -> type[LimitedRequestHandler]:
+    class Handler(LimitedRequestHandler):
         server_version = "clb-direct-runtime"
 
-        def log_message(self, format: str, *args: Any) -> None:  # access logs would drown the JSON logs
-            return
-
         def _reply(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
-            self.send_response(status)
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.send_all(status, headers, body)
 
         def _json(self, status: int, payload: object) -> None:
-            self._reply(status, {"Content-Type": "application/json"}, json.dumps(payload, default=str).encode())
-
-        def _body(self) -> bytes:
-            length = int(self.headers.get("Content-Length") or 0)
-            return self.rfile.read(length) if length else b""
+            self.send_json(status, payload)
 
         def _dispatch(self) -> None:
             path = self.path.split("?", 1)[0]
-            body = self._body()
+            body = self.read_body()
+            if body is None:  # already answered (400/408/411/413)
+                return
             if path == "/_invoke" and self.command == "POST":
                 self._async_invoke(body)
                 return
