@@ -18,11 +18,11 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.domain.errors import ConfigError
-from shared.http_server import HttpLimits
 
 # Re-exported while callers move to shared.domain.models, where the gate's names now live.
 from shared.domain.models import GATE_CONDITION_TYPE as GATE_CONDITION_TYPE  # noqa: PLC0414
 from shared.domain.models import GATE_READY_REASON as GATE_READY_REASON  # noqa: PLC0414
+from shared.http_server import HttpLimits
 
 
 class Settings(BaseSettings):
