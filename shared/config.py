@@ -87,10 +87,20 @@ class Settings(BaseSettings):
     router_url: str | None = None
     health_notify_secret: SecretStr | None = Field(
         default=None,
-        description="HMAC key of CLB health notifications (X-Emulator-Signature); when set, unsigned ones get 401",
+        description="HMAC key of CLB health notifications (X-Emulator-Timestamp/Nonce/Signature); unsigned, "
+        "stale or replayed ones get 401",
     )
     health_notify_secret_previous: SecretStr | None = Field(
         default=None, description="the health notify secret being rotated out; accepted as well while set"
+    )
+    health_notify_max_skew_s: float = Field(
+        default=300.0, gt=0, description="a signed health callback is accepted this long after it was signed"
+    )
+    health_alarm_token: SecretStr | None = Field(
+        default=None, description="token the Cloud Monitor alarm callback URL carries as ?token= (it cannot sign)"
+    )
+    health_notify_allow_unsigned: bool = Field(
+        default=False, description="accept unauthenticated health callbacks (only on a private route)"
     )
     invoker: Literal["scf", "local", "inline"] = "inline"
     local_invoke_url: str | None = None

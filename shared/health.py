@@ -11,8 +11,6 @@ cost none. The first healthy report of a Pod's target is recorded on its timelin
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Collection, Iterable
 from typing import Any
 
@@ -22,7 +20,6 @@ from shared.domain.models import BindingRecord, ObjectKey, StepRequest
 from shared.domain.routing import group_requests
 from shared.events.health import AlarmAck, AlarmCallback, TargetHealthChanged
 from shared.logging import get_logger
-from shared.signing import SignatureRejected
 from shared.timeline import record_stage
 
 # DescribeTargetHealth accepts up to 30 LoadBalancerIds per call (reference/tencent-clb-scf.md §6).
@@ -31,17 +28,6 @@ ACTIVE_STATES = frozenset({"registering", "registered"})
 ALARM_METRICS = frozenset({"UnhealthRsCount", "HealthRsCount"})
 
 log = get_logger("clb_direct.health")
-
-
-def verify_notification(secret: str | None, body: bytes, signature: str | None) -> None:
-    """With a secret configured, `X-Emulator-Signature: sha256=HMAC(secret, raw body)` is required."""
-    if not secret:
-        return
-    if not signature:
-        raise SignatureRejected("health notification is unsigned; X-Emulator-Signature is required")
-    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
-        raise SignatureRejected("health notification signature does not match; check CLB_DIRECT_HEALTH_NOTIFY_SECRET")
 
 
 def gate_is_true(deps: Deps, pod_uid: str) -> bool:

@@ -14,10 +14,12 @@ from pydantic import ValidationError
 
 from shared.deps import Deps
 from shared.domain.errors import InvalidInput, PermanentError, RetryableError
+from shared.domain.json_input import parse_json
 from shared.events.apigw import ApiGatewayEvent, ApiGatewayResponse
 from shared.events.health import AlarmCallback, TargetHealthChanged
 from shared.events.timer import TimerEvent
-from shared.health import on_alarm, on_target_health_changed, poll_pending, verify_notification
+from shared.health import on_alarm, on_target_health_changed, poll_pending
+from shared.health_auth import authenticate_callback
 from shared.signing import SignatureRejected
 from shared.steps.handler_support import FunctionShell
 
@@ -26,11 +28,12 @@ shell = FunctionShell("health", with_cluster=False)
 
 def _callback(deps: Deps, event: ApiGatewayEvent) -> ApiGatewayResponse:
     body = event.raw_body()
-    secret = deps.settings.health_notify_secret
-    verify_notification(secret.get_secret_value() if secret else None, body, event.header("X-Emulator-Signature"))
-    payload = event.json_body()
+    auth = authenticate_callback(deps.settings, deps.store, deps.clock, event, body)
+    payload = parse_json(body, what="health callback body")
     try:
         if TargetHealthChanged.looks_like(payload):
+            if auth == "token":
+                raise SignatureRejected("a TargetHealthChanged notification must be signed, not token-authenticated")
             return ApiGatewayResponse.of(
                 200, on_target_health_changed(deps, TargetHealthChanged.model_validate(payload))
             )

@@ -14,8 +14,10 @@ Body (`Content-Type: application/json`)::
      "sequence": 7, "region": "ap-guangzhou"}
 
 `sequence` grows by one per transition across the emulator (a gap means events were dropped or produced
-while delivery was off). With a notify secret set, header `X-Emulator-Signature: sha256=<hex>` carries
-HMAC-SHA256(secret, raw body); receivers must verify it over the exact bytes received.
+while delivery was off). With a notify secret set, every attempt carries `X-Emulator-Timestamp` (epoch
+seconds), `X-Emulator-Nonce` (32 random hex characters, fresh per attempt) and `X-Emulator-Signature:
+sha256=<hex>` = HMAC-SHA256(secret, timestamp + "." + nonce + "." + raw body); receivers verify it over
+the exact bytes received, refuse a timestamp outside their window and a nonce they have seen (replay).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import hashlib
 import hmac
 import json
 import logging
+import secrets
 import threading
 import urllib.error
 import urllib.request
@@ -36,6 +39,8 @@ from typing import Any
 log = logging.getLogger("clb_emulator.notify")
 
 SIGNATURE_HEADER = "X-Emulator-Signature"
+TIMESTAMP_HEADER = "X-Emulator-Timestamp"
+NONCE_HEADER = "X-Emulator-Nonce"
 EVENT_TYPE = "TargetHealthChanged"
 
 # (url, body, headers, timeout_s) -> HTTP status; raises OSError on transport failure.
@@ -48,7 +53,18 @@ def rfc3339(epoch_s: float) -> str:
 
 
 def sign_body(secret: str, body: bytes) -> str:
+    """HMAC-SHA256 of `body` alone (the bare primitive; deliveries sign timestamp and nonce too)."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def signed_headers(secret: str, body: bytes, *, now: float, nonce: str | None = None) -> dict[str, str]:
+    """The three signature headers of one delivery attempt."""
+    timestamp, nonce = str(int(now)), nonce or secrets.token_hex(16)
+    return {
+        TIMESTAMP_HEADER: timestamp,
+        NONCE_HEADER: nonce,
+        SIGNATURE_HEADER: sign_body(secret, f"{timestamp}.{nonce}.".encode() + body),
+    }
 
 
 def backoff_delay(attempt: int, base_s: float, cap_s: float) -> float:
@@ -270,12 +286,12 @@ class HealthNotifier:
             delivery = self._in_flight = self._queue.popleft()
             secret = self._settings.secret
         body = json.dumps(delivery.event, separators=(",", ":"), sort_keys=True).encode()
-        headers = {"Content-Type": "application/json", "User-Agent": "clb-emulator-notifier/1.0"}
-        if secret:
-            headers[SIGNATURE_HEADER] = sign_body(secret, body)
+        base_headers = {"Content-Type": "application/json", "User-Agent": "clb-emulator-notifier/1.0"}
         settings = self._settings
         while True:
             delivery.attempts += 1
+            # Signed per attempt: a retry is a new delivery (fresh timestamp and nonce), never a replay.
+            headers = {**base_headers, **(signed_headers(secret, body, now=self._now()) if secret else {})}
             try:
                 status = self._post(delivery.url, body, headers, settings.timeout_s)
                 delivery.error = "" if 200 <= status < 300 else f"HTTP {status}"

@@ -158,7 +158,8 @@ def test_health_traffic_and_notifications_through_the_sdk(
         assert event["type"] == "TargetHealthChanged"
         assert (event["loadBalancerId"], event["listenerId"]) == (lb_id, listener_id)
         assert (event["protocol"], event["port"], event["region"]) == ("TCP", port, "ap-guangzhou")
-        expected = "sha256=" + hmac.new(NOTIFY_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+        signed = f"{headers['X-Emulator-Timestamp']}.{headers['X-Emulator-Nonce']}.".encode() + raw
+        expected = "sha256=" + hmac.new(NOTIFY_SECRET.encode(), signed, hashlib.sha256).hexdigest()
         assert hmac.compare_digest(headers[SIGNATURE_HEADER], expected)
     assert [e["sequence"] for e in events] == sorted({e["sequence"] for e in events})
 

@@ -86,14 +86,21 @@ def test_event_shape_and_delivery() -> None:
     assert status["log"][0]["state"] == "delivered"
 
 
-def test_signature_is_hmac_sha256_of_the_exact_body() -> None:
-    receiver = FakeReceiver()
+def test_signature_covers_timestamp_nonce_and_the_exact_body_fresh_per_attempt() -> None:
+    from emulators.clb.dataplane.notifier import NONCE_HEADER, TIMESTAMP_HEADER
+
+    receiver = FakeReceiver(statuses=[500, 200])
     notifier = make(receiver, secret="s3cret")
     publish(notifier)
     notifier.deliver_next(wait=no_wait([]))
-    _, body, headers = receiver.calls[0]
-    expected = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
-    assert headers[SIGNATURE_HEADER] == f"sha256={expected}" == sign_body("s3cret", body)
+    nonces = set()
+    for _, body, headers in receiver.calls:
+        message = f"{headers[TIMESTAMP_HEADER]}.{headers[NONCE_HEADER]}.".encode() + body
+        expected = hmac.new(b"s3cret", message, hashlib.sha256).hexdigest()
+        assert headers[SIGNATURE_HEADER] == f"sha256={expected}" == sign_body("s3cret", message)
+        assert headers[TIMESTAMP_HEADER].isdigit() and len(headers[NONCE_HEADER]) == 32
+        nonces.add(headers[NONCE_HEADER])
+    assert len(receiver.calls) == 2 and len(nonces) == 2  # a retry is signed afresh, never a replay
 
 
 def test_events_are_delivered_in_order_with_increasing_sequence() -> None:
