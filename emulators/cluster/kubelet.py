@@ -7,8 +7,10 @@ one real HTTP server per container port after the start delay (`pod_servers.py`)
 kubelet-owned conditions right with the §3.1 rules (`pod_conditions.py`) on every change of the Pod,
 so a readiness-gate patch flips `Ready`. Every status write goes through `pods/status` as
 `system:node:<node>` and only when something changed. On graceful deletion the containers turn
-unready at once, the servers keep serving until the grace period ends, then the Pod is deleted with
-grace 0. Tests and the CLI inject faults with `crash_container`, `fail_readiness` and `restore`.
+unready at once and stop as a real kubelet stops them (`termination.py`: preStop hook, SIGTERM under
+the Pod's app model, kill at the end of the grace period, Events for failed hooks); once every
+container has exited the Pod is deleted with grace 0. Tests and the CLI inject faults with
+`crash_container`, `fail_readiness` and `restore`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from emulators.cluster.pod_servers import (
     readiness_path,
 )
 from emulators.cluster.simclock import SimClock, WallClock, format_time
+from emulators.cluster.termination import AppModel, PodTermination, kubelet_event
 from emulators.cluster.workqueue import StoreController
 
 if TYPE_CHECKING:
@@ -99,7 +102,7 @@ class _PodRuntime:
     start_due: float
     containers: list[_Container]
     started: bool = False
-    removal_due: float | None = None
+    termination: PodTermination | None = None
 
 
 class Kubelet(StoreController):
@@ -114,8 +117,10 @@ class Kubelet(StoreController):
         readiness_path: str = "/ready",
         max_grace_s: float | None = None,
         clock: SimClock | None = None,
+        default_on_sigterm: str = "exit",
     ) -> None:
         super().__init__(store, "kubelet", resync_period_s=10.0)
+        self._default_app = AppModel.parse(default_on_sigterm)
         self._node_index = {node: index for index, node in enumerate(nodes, start=1)}
         self._ipam = ipam
         self._default_mode = default_mode
@@ -209,19 +214,42 @@ class Kubelet(StoreController):
                     return
             now = time.monotonic()
             if deleting:
-                if runtime.removal_due is None:
-                    runtime.removal_due = now + self._grace_seconds(pod)
-                if now >= runtime.removal_due:
+                if runtime.termination is None:
+                    runtime.termination = self._begin_termination(key, pod, runtime)
+                if runtime.termination.done:
                     self._teardown(key)
                     self._confirm_deletion(namespace, name, node)
                     return
-                self._queue.add_after(key, runtime.removal_due - now)
             elif not runtime.started and now < runtime.start_due:
                 self._queue.add_after(key, runtime.start_due - now)
             elif self._start_waiting_containers(runtime):
                 # A port was busy (another simulator on this machine?): retry like a container restart.
                 self._queue.add_after(key, START_RETRY_S)
             self._write_status(namespace, name, runtime, deleting)
+
+    def _begin_termination(self, key: str, pod: dict[str, Any], runtime: _PodRuntime) -> PodTermination:
+        """Stop the containers in the background (preStop, SIGTERM, kill); the queue hears when all exited."""
+        node = runtime.node
+
+        def record(kind: str, reason: str, message: str) -> None:
+            self._store.create(
+                "events",
+                pod["metadata"]["namespace"],
+                kubelet_event(pod, kind, reason, message, node=node, now=self._clock.now()),
+                actor=f"system:node:{node}",
+            )
+
+        termination = PodTermination(
+            pod=copy.deepcopy(pod),
+            stoppables={c.name: c.servers for c in runtime.containers if c.state == "running"},
+            grace_s=self._grace_seconds(pod),
+            pod_ip=runtime.ip,
+            record_event=record,
+            on_done=lambda: self._queue.add(key),
+            default_app=self._default_app,
+        )
+        termination.start()
+        return termination
 
     def _confirm_deletion(self, namespace: str, name: str, node: str) -> None:
         try:
@@ -314,6 +342,8 @@ class Kubelet(StoreController):
         runtime = self._pods.pop(key, None)
         if runtime is None:
             return
+        if runtime.termination is not None and not runtime.termination.done:
+            runtime.termination.abort()
         for container in runtime.containers:
             for server in container.servers:
                 server.stop()

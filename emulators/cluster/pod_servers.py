@@ -2,23 +2,35 @@
 
 The kubelet (`kubelet.py`) starts one `ContainerServer` per declared container port on the Pod's
 loopback IP once the Pod's start delay has passed, and stops it on a crash injection or when the
-Pod's grace period ends. Each server answers GET/HEAD on any path with 200 and a small JSON body
-naming the Pod and its version (the container's `VERSION` env value, else its image tag), so tests
-and the CLB emulator's forwarding proxy can tell old Pods from new ones. Its readiness path answers
-503 while a readiness failure is injected, so HTTP health checks see what the kubelet reports.
+Pod's containers stop (`termination.py` decides when). Each server answers GET/HEAD on any path with
+200 and a small JSON body naming the Pod and its version (the container's `VERSION` env value, else its
+image tag), so tests and the CLB emulator's forwarding proxy can tell old Pods from new ones; a
+`delay_ms=N` query parameter (at most 30 s) makes a request take that long, so tests can hold a request
+in flight across a SIGTERM. Its readiness path answers 503 while a readiness failure is injected, so
+HTTP health checks see what the kubelet reports.
+
+A server stops in one of two ways, as a process does: `close_listener` (what a typical app does on
+SIGTERM: no new connections, the requests in flight finish; `wait_idle` tells when they have) or
+`kill` (SIGKILL or a crash: the listener and every open connection are closed at once, with a TCP
+reset). A client that went away mid-answer prints nothing: the servers never write tracebacks.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import socket
+import struct
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 DEFAULT_READINESS_PATH = "/ready"
+MAX_REQUEST_DELAY_S = 30.0
 
 
 def container_version(container: Mapping[str, Any]) -> str:
@@ -66,7 +78,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, *, send_body: bool) -> None:
         identity = self.server.identity
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
+        delay = _delay_s(query)
+        if delay > 0:
+            time.sleep(delay)
         failing = path == identity.readiness_path and identity.readiness_failed.is_set()
         payload = {
             "pod": identity.pod,
@@ -90,12 +105,48 @@ class _Handler(BaseHTTPRequestHandler):
         """Silence per-request logging: a rollout's health checks would flood the output."""
 
 
+def _delay_s(query: str) -> float:
+    values = parse_qs(query).get("delay_ms") or []
+    try:
+        return min(max(float(values[0]) / 1000.0, 0.0), MAX_REQUEST_DELAY_S) if values else 0.0
+    except ValueError:
+        return 0.0
+
+
 class _PodHttpServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, identity: ContainerIdentity) -> None:
         self.identity = identity
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
         super().__init__((identity.ip, identity.port), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.connections_lock:
+            self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.connections_lock:
+            self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up, or a connection reset by `kill`: a real app logs nothing either."""
+
+    def reset_connections(self) -> None:
+        """Close every open connection with a TCP reset (SO_LINGER 0), as the kernel does for a killed process."""
+        with self.connections_lock:
+            connections, self.connections = list(self.connections), set()
+        for connection in connections:
+            try:
+                connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                # Detach first: the handler's file objects keep a plain close() from closing the descriptor
+                # while they exist; a detached socket makes their next read or write fail at once instead.
+                os.close(connection.detach())
+            except OSError:
+                pass
 
 
 class ContainerServer:
@@ -105,10 +156,21 @@ class ContainerServer:
         self.identity = identity
         self._server: _PodHttpServer | None = None
         self._thread: threading.Thread | None = None
+        self._closing: _PodHttpServer | None = None  # listener closed, requests in flight still answered
 
     @property
     def running(self) -> bool:
+        """True while the listener accepts connections."""
         return self._server is not None
+
+    @property
+    def in_flight(self) -> int:
+        """Connections accepted and not finished yet (after `close_listener`, what still drains)."""
+        server = self._closing or self._server
+        if server is None:
+            return 0
+        with server.connections_lock:
+            return len(server.connections)
 
     def start(self) -> None:
         if self._server is not None:
@@ -123,15 +185,36 @@ class ContainerServer:
         thread.start()
         self._server, self._thread = server, thread
 
-    def stop(self) -> None:
+    def close_listener(self) -> None:
+        """Stop accepting (new connections are refused); requests in flight are still answered."""
         server, thread = self._server, self._thread
         self._server, self._thread = None, None
         if server is None:
             return
         server.shutdown()
-        server.server_close()
+        server.socket.close()
+        self._closing = server
         if thread is not None:
             thread.join(5.0)
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """After `close_listener`: wait until every accepted request has been answered; True if so."""
+        deadline = time.monotonic() + timeout_s
+        while self.in_flight and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.in_flight == 0
+
+    def kill(self) -> None:
+        """Abrupt stop: the listener and every open connection close at once (clients see a reset)."""
+        self.close_listener()
+        server, self._closing = self._closing, None
+        if server is not None:
+            server.reset_connections()
+            server.server_close()
+
+    def stop(self) -> None:
+        """A crash or the end of the Pod: the same as `kill`."""
+        self.kill()
 
 
 def container_ports(container: Mapping[str, Any]) -> list[int]:

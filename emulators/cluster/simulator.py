@@ -77,6 +77,7 @@ class ClusterSimulator:
         max_grace_s: float | None = None,
         resync_period_s: float = 5.0,
         clock: SimClock | None = None,
+        default_on_sigterm: str = "exit",
     ) -> None:
         mode = NetworkMode(network_mode)
         if mode is NetworkMode.HOST:
@@ -100,6 +101,7 @@ class ClusterSimulator:
             readiness_path=readiness_path,
             max_grace_s=max_grace_s,
             clock=self._clock,
+            default_on_sigterm=default_on_sigterm,
         )
         self._behaviours: list[_Part] = [
             Scheduler(self.store, self.nodes),

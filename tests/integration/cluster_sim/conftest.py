@@ -48,8 +48,8 @@ class Behaviours:
 
 
 @contextlib.contextmanager
-def running_behaviours(ipam: PodIpam | None = None) -> Iterator[Behaviours]:
-    """Scheduler, kubelet (start delay 0.05 s, grace capped at 1 s) and controllers over a fresh store."""
+def running_behaviours(ipam: PodIpam | None = None, *, max_grace_s: float | None = 1.0) -> Iterator[Behaviours]:
+    """Scheduler, kubelet (start delay 0.05 s, grace capped at `max_grace_s`) and controllers over a fresh store."""
     store = ObjectStore()
     nodes = default_node_names(3)
     kubelet = Kubelet(
@@ -58,7 +58,7 @@ def running_behaviours(ipam: PodIpam | None = None) -> Iterator[Behaviours]:
         ipam=ipam or PodIpam(len(nodes)),
         default_mode=NetworkMode.VPC_CNI,
         start_delay_s=0.05,
-        max_grace_s=1.0,
+        max_grace_s=max_grace_s,
     )
     parts = [
         Scheduler(store, nodes),

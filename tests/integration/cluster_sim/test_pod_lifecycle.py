@@ -7,6 +7,7 @@ from typing import Any
 
 from emulators.cluster.ipam import PodIpam
 from emulators.cluster.patching import STRATEGIC_MERGE_PATCH
+from emulators.cluster.termination import ON_SIGTERM_ANNOTATION
 from tests.integration.cluster_sim.conftest import Behaviours, condition, http_get, running_behaviours
 from tests.polling import eventually
 
@@ -138,9 +139,12 @@ def test_crash_and_readiness_faults_then_restore(behaviours: Behaviours) -> None
 
 def test_graceful_deletion_drains_then_removes(behaviours: Behaviours) -> None:
     store = behaviours.store
-    store.create("pods", "default", _pod("leaving"))
+    leaving = _pod("leaving")
+    # An app that keeps serving after SIGTERM (the default app model exits at once).
+    leaving["metadata"]["annotations"] = {ON_SIGTERM_ANNOTATION: "serve:30"}
+    store.create("pods", "default", leaving)
     ip = _ready_pod(behaviours, "leaving")["status"]["podIP"]
-    store.delete("pods", "default", "leaving")  # grace 30 s, capped to 1 s by the fixture's kubelet
+    store.delete("pods", "default", "leaving")  # grace 30 s, capped to 1 s by the fixture's kubelet (+2 s minimum)
     pod = eventually(
         lambda: (p := behaviours.pod("leaving")) and condition(p, "Ready")["status"] == "False" and p,  # type: ignore[index]
         "Ready False while terminating",
