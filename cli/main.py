@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 import cli
+from cli._inline import install_inline_invoker
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    install_inline_invoker()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -1,4 +1,4 @@
-"""Suite-wide rules: no test may be skipped (a skip proves nothing), events load by name."""
+"""Suite-wide rules: no test may be skipped (a skip proves nothing), events load by name, functions run inline."""
 
 from __future__ import annotations
 
@@ -8,9 +8,14 @@ from typing import Any
 
 import pytest
 
+from cli._inline import install_inline_invoker
+
 pytest_plugins = ["tests.plugins.redis_server"]
 
 EVENTS_DIR = Path(__file__).parent / "events"
+
+# The suite hosts the functions in-process, as the CLI does: settings with invoker="inline" run them here.
+install_inline_invoker()
 
 
 def load_event(name: str) -> Any:

@@ -1,23 +1,18 @@
-"""The `Invoker` port three ways: SCF async Invoke, the local runtime over HTTP, and in-process inline.
+"""The `Invoker` port: SCF async Invoke, the local runtime over HTTP, or an in-process one a host provides.
 
 `build_invoker(settings)` (called by `shared.deps.build_deps` and handlers) picks one by
 `Settings.invoker`: "scf" in production (tencentcloud `scf` SDK, `InvocationType=Event`), "local" for
-`clb-direct serve` (POST to the runtime's `/_invoke`), "inline" for tests and the demo (handlers run
-synchronously in this process through a FIFO queue with SCF's retry-then-dead-letter semantics).
-Async payloads are capped at 128 KB by SCF (reference/tencent-clb-scf.md §4.4); every invoker refuses a
-larger one, and the router cuts oversized StepRequests with `shared.domain.routing.split_request` first.
+`clb-direct serve` (POST to the runtime's `/_invoke`), "inline" only where the process hosting the
+functions installed one with `provide_in_process_invoker` (the CLI and the tests install the local
+runtime's `InlineInvoker`, which runs handlers synchronously with SCF's retry-then-dead-letter semantics).
+Async payloads are capped at 128 KB by SCF's Invoke API; every invoker refuses a larger one, and the
+router cuts oversized StepRequests with `shared.domain.routing.split_request` first.
 """
 
 from __future__ import annotations
 
-import importlib
-import itertools
 import json
-import threading
-import uuid
-from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -37,9 +32,6 @@ from shared.ports import Clock, Invoker
 log = get_logger("shared.adapters.invokers")
 
 MAX_ASYNC_PAYLOAD_BYTES = 128 * 1024
-SCF_ASYNC_RETRIES = 2  # run errors are retried twice by default (reference §4.5)
-
-Handler = Callable[[dict[str, Any], dict[str, Any]], Any]
 
 
 def encode_payload(function: str, payload: Mapping[str, Any]) -> str:
@@ -149,91 +141,18 @@ class HttpInvoker:
             ) from exc
 
 
-# ---------------------------------------------------------------------------------------------- inline
+# ---------------------------------------------------------------------------------------------- in-process
+
+# `invoker = "inline"` runs the functions inside this process: only a host that has them can provide it
+# (the CLI, the test suite: `emulators.runtime.inline.InlineInvoker` over a handler map). Production code
+# never imports a runtime, so the host hands a factory in here.
+_in_process_factory: Callable[[], Invoker] | None = None
 
 
-@dataclass
-class Invocation:
-    function: str
-    payload: dict[str, Any]
-    request_id: str
-    attempt: int = 0
-    error: str | None = None
-
-
-class InlineInvoker:
-    """Runs handlers in this process, one at a time, in FIFO order.
-
-    An invoke made while a handler runs is queued and runs after it, so recursion depth stays flat no
-    matter how long the chain of steps is. A handler that raises is retried (at the back of the queue)
-    up to `max_retries` times, like SCF's async retry; then the invocation goes to `dead_letters`.
-    """
-
-    def __init__(self, handlers: Mapping[str, Handler] | None = None, *, max_retries: int = SCF_ASYNC_RETRIES) -> None:
-        self._handlers = dict(handlers or {})
-        self._max_retries = max_retries
-        self._queue: deque[Invocation] = deque()
-        self._lock = threading.Lock()
-        self._running = False
-        self._ids = itertools.count(1)
-        self.completed: list[Invocation] = []
-        self.failures: list[Invocation] = []
-        self.dead_letters: list[Invocation] = []
-
-    def invoke_async(self, function: str, payload: Mapping[str, Any]) -> str:
-        self._handler(function)
-        # A JSON round trip gives the callee its own copy, exactly as SCF delivers the event.
-        event = json.loads(encode_payload(function, payload))
-        request_id = f"inline-{next(self._ids)}-{uuid.uuid4().hex[:8]}"
-        with self._lock:
-            self._queue.append(Invocation(function, event, request_id))
-            if self._running:
-                return request_id
-            self._running = True
-        self._drain()
-        return request_id
-
-    def _handler(self, function: str) -> Handler:
-        handler = self._handlers.get(function)
-        if handler is None:
-            try:
-                module = importlib.import_module(f"functions.{function}.handler")
-            except ImportError as exc:
-                raise PermanentError(
-                    f"no function {function!r}: functions.{function}.handler cannot be imported"
-                ) from exc
-            handler = module.main_handler
-            self._handlers[function] = handler
-        return handler
-
-    def _drain(self) -> None:
-        try:
-            self._run_queue()
-        finally:
-            with self._lock:
-                self._running = False
-
-    def _run_queue(self) -> None:
-        while True:
-            with self._lock:
-                if not self._queue:
-                    return
-                item = self._queue.popleft()
-            context = {"request_id": item.request_id, "function_name": item.function, "invocation_type": "Event"}
-            try:
-                self._handler(item.function)(item.payload, context)
-            except Exception as exc:  # any failure of the callee is its own; record and retry like SCF
-                item.error = f"{type(exc).__name__}: {exc}"
-                self.failures.append(Invocation(item.function, item.payload, item.request_id, item.attempt, item.error))
-                if item.attempt < self._max_retries:
-                    item.attempt += 1
-                    with self._lock:
-                        self._queue.append(item)
-                else:
-                    log.warning("function.dead_lettered", target=item.function, error=item.error)
-                    self.dead_letters.append(item)
-                continue
-            self.completed.append(item)
+def provide_in_process_invoker(factory: Callable[[], Invoker] | None) -> None:
+    """Install (or, with None, remove) what `invoker = "inline"` builds in this process."""
+    global _in_process_factory
+    _in_process_factory = factory
 
 
 def build_invoker(settings: Settings, *, clock: Clock | None = None) -> Invoker:
@@ -243,4 +162,9 @@ def build_invoker(settings: Settings, *, clock: Clock | None = None) -> Invoker:
         if not settings.local_invoke_url:
             raise ConfigError("CLB_DIRECT_INVOKER=local needs CLB_DIRECT_LOCAL_INVOKE_URL (the runtime's /_invoke URL)")
         return HttpInvoker(settings.local_invoke_url)
-    return InlineInvoker()
+    if _in_process_factory is None:
+        raise ConfigError(
+            "CLB_DIRECT_INVOKER=inline runs the functions inside this process, which only the clb-direct CLI and "
+            "the tests provide; on SCF set CLB_DIRECT_INVOKER=scf, under `clb-direct serve` use local"
+        )
+    return _in_process_factory()

@@ -1,5 +1,6 @@
 """Invokers: SCF Invoke through the real SDK (intercepted by `responses`), the local runtime's HTTP
-invoke, the in-process FIFO invoker with SCF retry/dead-letter semantics, and request splitting."""
+invoke, and `invoker = "inline"` only where the hosting process provides one (the local runtime's
+InlineInvoker is tested in tests/unit/plumbing/test_inline_invoker.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from shared.adapters.clb_errors import RetryPolicy
 from shared.adapters.invokers import (
     MAX_ASYNC_PAYLOAD_BYTES,
     HttpInvoker,
-    InlineInvoker,
     ScfInvoker,
     build_invoker,
 )
@@ -122,65 +122,22 @@ def test_http_invoker_classifies_failures() -> None:
         invoker.invoke_async("bind", {})
 
 
-def test_inline_invoker_runs_fifo_with_flat_recursion() -> None:
-    order: list[str] = []
-    depth = {"now": 0, "max": 0}
-    invoker: InlineInvoker
-
-    def chain(event: dict[str, Any], context: dict[str, Any]) -> None:
-        depth["now"] += 1
-        depth["max"] = max(depth["max"], depth["now"])
-        order.append(f"{context['function_name']}:{event['n']}")
-        if event["n"] < 200:
-            invoker.invoke_async("chain", {"n": event["n"] + 1})
-            invoker.invoke_async("side", {"n": event["n"]})
-        depth["now"] -= 1
-
-    invoker = InlineInvoker({"chain": chain, "side": lambda e, c: order.append(f"side:{e['n']}")})
-    request_id = invoker.invoke_async("chain", {"n": 0})
-    assert request_id.startswith("inline-1-")
-    assert depth["max"] == 1
-    assert order[:5] == ["chain:0", "chain:1", "side:0", "chain:2", "side:1"]
-    assert len(invoker.completed) == 401
-
-
-def test_inline_invoker_retries_twice_then_dead_letters() -> None:
-    attempts: list[int] = []
-
-    def flaky(event: dict[str, Any], context: dict[str, Any]) -> None:
-        attempts.append(event["k"])
-        if event["k"] == "bad" or len(attempts) == 1:
-            raise RuntimeError("boom")
-
-    invoker = InlineInvoker({"f": flaky})
-    invoker.invoke_async("f", {"k": "ok"})  # fails once, succeeds on retry
-    invoker.invoke_async("f", {"k": "bad"})
-    assert attempts == ["ok", "ok", "bad", "bad", "bad"]
-    assert [d.payload for d in invoker.dead_letters] == [{"k": "bad"}]
-    assert invoker.dead_letters[0].error == "RuntimeError: boom" and invoker.dead_letters[0].attempt == 2
-    assert len(invoker.failures) == 4
-
-
-def test_inline_invoker_gives_the_callee_its_own_copy_and_resolves_functions() -> None:
-    received: list[dict[str, Any]] = []
-    invoker = InlineInvoker({"f": lambda e, c: received.append(e)})
-    payload = {"nested": {"a": 1}}
-    invoker.invoke_async("f", payload)
-    received[0]["nested"]["a"] = 2
-    assert payload == {"nested": {"a": 1}}
-    with pytest.raises(PermanentError, match="no function 'nope'"):
-        invoker.invoke_async("nope", {})
-
-
 def test_build_invoker_by_setting() -> None:
-    assert isinstance(build_invoker(settings()), InlineInvoker)
     assert isinstance(build_invoker(settings(invoker="scf")), ScfInvoker)
     assert isinstance(build_invoker(settings(invoker="local", local_invoke_url=RUNTIME_URL)), HttpInvoker)
     with pytest.raises(ConfigError, match="LOCAL_INVOKE_URL"):
         build_invoker(settings(invoker="local"))
 
 
-def test_inline_invoker_resolves_handlers_from_functions_package() -> None:
-    import functions.flip.handler as flip
+def test_inline_needs_a_host_that_provides_it() -> None:
+    from cli._inline import install_inline_invoker
+    from emulators.runtime.inline import InlineInvoker
+    from shared.adapters.invokers import provide_in_process_invoker
 
-    assert InlineInvoker()._handler("flip") is flip.main_handler
+    provide_in_process_invoker(None)
+    try:
+        with pytest.raises(ConfigError, match="CLB_DIRECT_INVOKER=scf"):
+            build_invoker(settings(invoker="inline"))
+    finally:
+        install_inline_invoker()
+    assert isinstance(build_invoker(settings(invoker="inline")), InlineInvoker)
