@@ -56,6 +56,7 @@ def _api_client(settings: Settings) -> Any:
 def run(args: argparse.Namespace) -> int:
     from relay.app import Relay
     from relay.batcher import Batcher, BatcherConfig
+    from relay.server import http_limits
 
     settings = Settings.load()
     router_url = args.router_url or settings.router_url
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         port=args.port,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
-        http_limits=settings.http_limits(),
+        http_limits=http_limits(settings),
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

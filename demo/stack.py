@@ -32,6 +32,7 @@ from emulators.cluster.simulator import ClusterSimulator
 from emulators.runtime.runtime import DEFAULT_FUNCTIONS, LocalRuntime, TimerSpec
 from relay.app import Relay
 from relay.batcher import Batcher, BatcherConfig
+from relay.server import http_limits
 from shared.certs import TLS_CERT, TLS_KEY
 from shared.config import Settings
 from shared.logging import configure_logging
@@ -201,7 +202,7 @@ class LocalStack:
                 environ=self.env,
                 workers=opts.runtime_workers,
                 dead_letter_path=self.run_dir / "dead-letters.jsonl",
-                http_limits=self.settings.http_limits(),
+                http_limits=http_limits(self.settings),
             )
             try:
                 runtime.start()
@@ -343,7 +344,7 @@ def serve_runtime(
         http_port=port,
         tls_provider=provider,
         environ={k: v for k, v in environ.items() if k.startswith(("CLB_DIRECT_", "TENCENTCLOUD_"))},
-        http_limits=settings.http_limits(),
+        http_limits=http_limits(settings),
     )
     runtime.start()
     if provider is not None:

@@ -16,12 +16,12 @@ from typing import Any
 
 from kubernetes import client
 
+from limited_http import HttpLimits
 from relay.batcher import Batcher
 from relay.filters import SelectorCache, keep_audit_event, keep_watch_event
 from relay.server import RelayHttpServer
 from relay.watcher import ResourceWatcher
 from shared.events.relay import AuditItem, WatchItem
-from shared.http_server import HttpLimits
 
 WATCHED_RESOURCES = ("services", "pods", "configmaps", "tkeserviceconfigs")
 

@@ -4,7 +4,7 @@ The API server's webhook backend POSTs EventLists (reference/kubernetes.md §1.4
 non-2xx, so we answer 200 as soon as the events are filtered into the (non-blocking, bounded)
 buffer; only a body that is not an EventList gets 400. `/healthz` reports the counters the app
 collects (`stats()`), for the Deployment's probes and for tests. The server is
-`shared.http_server.LimitedHTTPServer`: TLS handshakes off the accept path, a body cap, a read
+`limited_http.LimitedHTTPServer`: TLS handshakes off the accept path, a body cap, a read
 deadline and a connection cap (`HttpLimits`).
 """
 
@@ -16,9 +16,19 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from shared.http_server import HttpLimits, LimitedHTTPServer, LimitedRequestHandler
+from limited_http import HttpLimits, LimitedHTTPServer, LimitedRequestHandler
+from shared.config import Settings
 
 EventListSink = Callable[[dict[str, Any]], int]
+
+
+def http_limits(settings: Settings) -> HttpLimits:
+    """The `http_*` settings as the limits every HTTP server we run applies (relay and local runtime)."""
+    return HttpLimits(
+        max_body_bytes=settings.http_max_body_bytes,
+        read_timeout_s=settings.http_read_timeout_s,
+        max_connections=settings.http_max_connections,
+    )
 
 
 class RelayHttpServer:

@@ -22,7 +22,6 @@ from shared.domain.errors import ConfigError
 # Re-exported while callers move to shared.domain.models, where the gate's names now live.
 from shared.domain.models import GATE_CONDITION_TYPE as GATE_CONDITION_TYPE  # noqa: PLC0414
 from shared.domain.models import GATE_READY_REASON as GATE_READY_REASON  # noqa: PLC0414
-from shared.http_server import HttpLimits
 
 
 class Settings(BaseSettings):
@@ -237,14 +236,6 @@ class Settings(BaseSettings):
             )
         token = self.session_token.get_secret_value() if self.session_token else None
         return self.secret_id.get_secret_value(), self.secret_key.get_secret_value(), token
-
-    def http_limits(self) -> HttpLimits:
-        """The limits every HTTP server we run applies (`shared.http_server`)."""
-        return HttpLimits(
-            max_body_bytes=self.http_max_body_bytes,
-            read_timeout_s=self.http_read_timeout_s,
-            max_connections=self.http_max_connections,
-        )
 
 
 def _keys(*secrets: SecretStr | None) -> list[bytes]:

@@ -31,7 +31,7 @@ from typing import Any
 
 from emulators.runtime.invoke_queue import AsyncInvokeQueue
 from emulators.runtime.scf_context import api_gateway_event, http_response_from_result, make_context, timer_event
-from shared.http_server import HttpLimits, LimitedHTTPServer, LimitedRequestHandler
+from limited_http import HttpLimits, LimitedHTTPServer, LimitedRequestHandler
 
 TlsProvider = Callable[[], "tuple[bytes, bytes] | None"]
 

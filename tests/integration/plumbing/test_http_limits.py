@@ -21,9 +21,9 @@ import pytest
 
 from emulators.cluster.tls import CertificateAuthority
 from emulators.runtime.runtime import FunctionSpec, LocalRuntime
+from limited_http import HttpLimits
 from relay.app import Relay
 from relay.batcher import Batcher, BatcherConfig
-from shared.http_server import HttpLimits
 from tests.polling import eventually
 
 LIMITS = HttpLimits(max_body_bytes=64 * 1024, read_timeout_s=1.0, max_connections=8)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from emulators.runtime.runtime import FunctionSpec, LocalRuntime
-from shared.http_server import LimitedHTTPServer
+from limited_http import LimitedHTTPServer
 
 MODULE = "tests.integration.runtime.sample_functions"
 

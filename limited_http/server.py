@@ -15,7 +15,8 @@ this module adds what it lacks against hostile or broken clients, with one set o
 - TCP_NODELAY and one write per response (`send_all`), so kept-alive clients never wait out the
   Nagle/delayed-ACK interplay between a header write and a body write.
 
-Used by `relay/server.py` and `emulators/runtime/runtime.py`; it imports only the stdlib.
+Used by `relay/server.py` and `emulators/runtime/runtime.py` (`shared.config` builds the limits from the
+settings); it imports only the stdlib.
 """
 
 from __future__ import annotations
