@@ -16,9 +16,9 @@ from typing import Any
 from shared.domain.models import (
     CLUSTER_CONFIG_NAME,
     CLUSTER_CONFIG_NAMESPACE,
-    DIRECT_ACCESS_ANNOTATION,
     GATE_CONDITION_TYPE,
 )
+from shared.domain.ownership import owns_service
 from shared.domain.routing import RELEVANT_SUBRESOURCES, WRITE_VERBS, selects
 
 FORWARDED_RESOURCES = frozenset({"pods", "services", "configmaps", "tkeserviceconfigs"})
@@ -28,7 +28,12 @@ def _is_direct_access_service(obj: Mapping[str, Any]) -> bool:
     meta = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
     annotations = meta.get("annotations") or {}
-    return spec.get("type") == "LoadBalancer" and str(annotations.get(DIRECT_ACCESS_ANNOTATION, "")).lower() == "true"
+    # Forward both ownership modes' Services; the steps decide with the deployment's mode.
+    return owns_service(
+        service_type=spec.get("type"),
+        annotations={str(k): str(v) for k, v in annotations.items()},
+        load_balancer_class=spec.get("loadBalancerClass"),
+    )
 
 
 class SelectorCache:

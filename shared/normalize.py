@@ -110,6 +110,7 @@ def _facts(kind: ChangeKind, obj: Mapping[str, Any], where: str) -> dict[str, An
         facts.update(
             service_type=_text(spec.get("type"), f"{where}.spec.type") or "ClusterIP",
             selector=_string_map(spec.get("selector"), f"{where}.spec.selector"),
+            load_balancer_class=_text(spec.get("loadBalancerClass"), f"{where}.spec.loadBalancerClass") or None,
         )
     return facts
 

@@ -147,7 +147,7 @@ def condition_patch(
 # ------------------------------------------------------------------------------------------ Services
 
 
-def service_info(service: V1Service) -> ServiceInfo:
+def service_info(service: V1Service, *, claim_unclassed: bool = True) -> ServiceInfo:
     meta, spec, status = service.metadata, service.spec, service.status
     if meta is None or not meta.name or not meta.namespace or not meta.uid:
         raise PermanentError("the API server returned a Service without metadata.name/namespace/uid")
@@ -171,6 +171,8 @@ def service_info(service: V1Service) -> ServiceInfo:
         finalizers=list(meta.finalizers or []),
         deletion_timestamp=rfc3339(meta.deletion_timestamp),
         ingress_ips=[entry.ip for entry in ingress or [] if entry.ip],
+        load_balancer_class=(spec.load_balancer_class if spec else None) or None,
+        claim_unclassed=claim_unclassed,
     )
 
 

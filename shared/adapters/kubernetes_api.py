@@ -55,8 +55,11 @@ class KubernetesCluster:
         event_window_s: float = 600.0,
         event_cache_size: int = 512,
         reporting_instance: str = COMPONENT,
+        claim_unclassed: bool = True,
     ) -> None:
         self._api = api_client
+        # Settings.service_ownership: False = only Services of our loadBalancerClass are ours.
+        self._claim_unclassed = claim_unclassed
         self._core = client.CoreV1Api(api_client)
         self._custom = client.CustomObjectsApi(api_client)
         self._admission = client.AdmissionregistrationV1Api(api_client)
@@ -94,7 +97,11 @@ class KubernetesCluster:
                 f"cannot configure the Kubernetes client: {exc}; set CLB_DIRECT_KUBECONFIG (and "
                 "CLB_DIRECT_KUBE_CONTEXT) or run inside the cluster with a service account"
             ) from exc
-        return cls(client.ApiClient(configuration), clock=clock)
+        return cls(
+            client.ApiClient(configuration),
+            clock=clock,
+            claim_unclassed=settings.service_ownership == "annotation",
+        )
 
     def close(self) -> None:
         self._api.close()  # type: ignore[no-untyped-call]
@@ -119,7 +126,7 @@ class KubernetesCluster:
 
     def get_service(self, namespace: str, name: str) -> ServiceInfo | None:
         svc = self._optional(f"get Service {namespace}/{name}", self._core.read_namespaced_service, name, namespace)
-        return km.service_info(svc) if svc is not None else None
+        return km.service_info(svc, claim_unclassed=self._claim_unclassed) if svc is not None else None
 
     def list_services(self, namespace: str | None = None) -> list[ServiceInfo]:
         found: list[ServiceInfo] = []
@@ -140,7 +147,7 @@ class KubernetesCluster:
                     limit=LIST_PAGE,
                     _continue=token,
                 )
-            found.extend(km.service_info(item) for item in result.items)
+            found.extend(km.service_info(item, claim_unclassed=self._claim_unclassed) for item in result.items)
             token = result.metadata.var_continue if result.metadata else None
             if not token:
                 return found

@@ -91,6 +91,9 @@ class ServiceInfo(_Model):
     finalizers: list[str] = Field(default_factory=list)
     deletion_timestamp: str | None = None
     ingress_ips: list[str] = Field(default_factory=list)
+    load_balancer_class: str | None = None
+    # False in the `load-balancer-class` ownership mode: a class-less annotated Service is TKE's.
+    claim_unclassed: bool = True
 
     @property
     def key(self) -> ObjectKey:
@@ -98,12 +101,14 @@ class ServiceInfo(_Model):
 
     @property
     def is_direct_access(self) -> bool:
-        """LoadBalancer Service opted in with the direct-access annotation and not being deleted."""
-        return (
-            self.type == "LoadBalancer"
-            and self.annotations.get(DIRECT_ACCESS_ANNOTATION, "").lower() == "true"
-            and self.annotations.get(SKIP_MODE_ANNOTATION, "") != "skip"
-            and self.deletion_timestamp is None
+        """A LoadBalancer Service clb-direct owns (`shared.domain.ownership`) and not being deleted."""
+        from shared.domain.ownership import owns_service
+
+        return self.deletion_timestamp is None and owns_service(
+            service_type=self.type,
+            annotations=self.annotations,
+            load_balancer_class=self.load_balancer_class,
+            claim_unclassed=self.claim_unclassed,
         )
 
 

@@ -16,14 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.domain.errors import InvalidInput
 from shared.domain.models import (
-    DIRECT_ACCESS_ANNOTATION,
     LB_ID_ANNOTATION,
-    SKIP_MODE_ANNOTATION,
     ObjectKey,
     SelectorEntry,
     StepKind,
     StepRequest,
 )
+from shared.domain.ownership import owns_service
 
 ChangeKind = Literal["Pod", "Service", "ClusterConfig", "TkeServiceConfig"]
 ChangeAction = Literal["upsert", "delete", "resync"]
@@ -67,6 +66,7 @@ class ObjectChange(BaseModel):
     # Service facts
     service_type: str = ""
     selector: dict[str, str] = Field(default_factory=dict)
+    load_balancer_class: str | None = None
 
     @property
     def key(self) -> ObjectKey:
@@ -90,9 +90,11 @@ class ObjectChange(BaseModel):
     @property
     def is_direct_access(self) -> bool:
         return (
-            self.service_type == "LoadBalancer"
-            and self.annotations.get(DIRECT_ACCESS_ANNOTATION, "").lower() == "true"
-            and self.annotations.get(SKIP_MODE_ANNOTATION, "") != "skip"
+            owns_service(
+                service_type=self.service_type,
+                annotations=self.annotations,
+                load_balancer_class=self.load_balancer_class,
+            )
             and not self.deleting
             and self.action != "delete"
         )
