@@ -46,17 +46,24 @@ class Store(Protocol):
 
     # --- idempotency (Powertools semantics) ---------------------------------------------------------
     def idem_claim(
-        self, key: str, payload_hash: str, *, now: float, in_progress_ttl_s: float, record_ttl_s: float
+        self, key: str, payload_hash: str, *, now: float, in_progress_ttl_s: float, record_ttl_s: float, token: str
     ) -> IdempotencyRecord | None:
-        """Claim `key` as IN_PROGRESS. Returns None when the caller now owns it (new or expired record);
-        returns the COMPLETED record for a replay (same payload hash). Raises `IdempotencyInProgress`
-        while another claim is live, `IdempotencyKeyMismatch` when the payload hash differs."""
+        """Claim `key` as IN_PROGRESS under the caller's unique `token`. Returns None when the caller now
+        owns it (new or expired record); returns the COMPLETED record for a replay (same payload hash).
+        Raises `IdempotencyInProgress` while another claim is live, `IdempotencyKeyMismatch` when the
+        payload hash differs."""
         ...
 
-    def idem_complete(self, key: str, payload_hash: str, result: Any, *, now: float, record_ttl_s: float) -> None: ...
+    def idem_complete(
+        self, key: str, payload_hash: str, result: Any, *, now: float, record_ttl_s: float, token: str
+    ) -> bool:
+        """Record the result, only if the IN_PROGRESS claim is still the caller's (`token`); False when it
+        expired and was taken over (or vanished): the new owner's record is left untouched."""
+        ...
 
-    def idem_release(self, key: str) -> None:
-        """Delete an IN_PROGRESS claim after the step failed, so a retry can run."""
+    def idem_release(self, key: str, *, token: str) -> bool:
+        """Delete the caller's IN_PROGRESS claim after the step failed, so a retry can run; a claim that
+        is someone else's by now (or a COMPLETED record) is left alone (False)."""
         ...
 
     def idem_get(self, key: str) -> IdempotencyRecord | None: ...

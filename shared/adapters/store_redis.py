@@ -97,13 +97,20 @@ class RedisStore:
 
     # ------------------------------------------------------------------------------------ idempotency
     def idem_claim(
-        self, key: str, payload_hash: str, *, now: float, in_progress_ttl_s: float, record_ttl_s: float
+        self, key: str, payload_hash: str, *, now: float, in_progress_ttl_s: float, record_ttl_s: float, token: str
     ) -> IdempotencyRecord | None:
         with self._guard("idem_claim"):
             live = self._run(
                 "IDEM_CLAIM",
                 [self._key(f"idem:{key}")],
-                [_num(now), payload_hash, _num(now + record_ttl_s), _num(now + in_progress_ttl_s), _ms(record_ttl_s)],
+                [
+                    _num(now),
+                    payload_hash,
+                    _num(now + record_ttl_s),
+                    _num(now + in_progress_ttl_s),
+                    _ms(record_ttl_s),
+                    token,
+                ],
             )
         if live is None:
             return None
@@ -118,18 +125,21 @@ class RedisStore:
         )
         return store_rules.claim_decision(record, payload_hash, now)
 
-    def idem_complete(self, key: str, payload_hash: str, result: Any, *, now: float, record_ttl_s: float) -> None:
+    def idem_complete(
+        self, key: str, payload_hash: str, result: Any, *, now: float, record_ttl_s: float, token: str
+    ) -> bool:
         encoded = store_rules.dumps(result)
         with self._guard("idem_complete"):
-            self._run(
+            written = self._run(
                 "IDEM_COMPLETE",
                 [self._key(f"idem:{key}")],
-                [payload_hash, _num(now + record_ttl_s), encoded, _ms(record_ttl_s)],
+                [payload_hash, _num(now + record_ttl_s), encoded, _ms(record_ttl_s), token],
             )
+        return bool(written)
 
-    def idem_release(self, key: str) -> None:
+    def idem_release(self, key: str, *, token: str) -> bool:
         with self._guard("idem_release"):
-            self._run("IDEM_RELEASE", [self._key(f"idem:{key}")], [])
+            return bool(self._run("IDEM_RELEASE", [self._key(f"idem:{key}")], [token]))
 
     def idem_get(self, key: str) -> IdempotencyRecord | None:
         with self._guard("idem_get"):
@@ -141,6 +151,7 @@ class RedisStore:
             status=fields["status"],
             payload_hash=fields["payload_hash"],
             expiry_ts=float(fields["expiry_ts"]),
+            claim_token=fields.get("claim_token") or None,
             in_progress_expiry_ts=float(fields["in_progress_expiry_ts"])
             if fields.get("in_progress_expiry_ts")
             else None,

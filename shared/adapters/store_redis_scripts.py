@@ -9,7 +9,7 @@ Key TTLs (PEXPIRE, last ARGV) only garbage-collect: logical expiry is always the
 
 from __future__ import annotations
 
-# KEYS: record | ARGV: now, payload_hash, expiry_ts, in_progress_expiry_ts, pttl_ms
+# KEYS: record | ARGV: now, payload_hash, expiry_ts, in_progress_expiry_ts, pttl_ms, claim_token
 # Returns false when the caller now owns the key, else the live record for Python to judge.
 IDEM_CLAIM = """
 local r = redis.call('HMGET', KEYS[1], 'status', 'payload_hash', 'expiry_ts', 'in_progress_expiry_ts', 'result')
@@ -23,13 +23,16 @@ if r[1] then
 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'status', 'IN_PROGRESS', 'payload_hash', ARGV[2], 'expiry_ts', ARGV[3],
-  'in_progress_expiry_ts', ARGV[4])
+  'in_progress_expiry_ts', ARGV[4], 'claim_token', ARGV[6])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return false
 """
 
-# KEYS: record | ARGV: payload_hash, expiry_ts, result_json, pttl_ms
+# KEYS: record | ARGV: payload_hash, expiry_ts, result_json, pttl_ms, claim_token
+# Fenced: only the holder of the IN_PROGRESS claim may complete it (0 when the claim is gone or another's).
 IDEM_COMPLETE = """
+local r = redis.call('HMGET', KEYS[1], 'status', 'claim_token')
+if r[1] ~= 'IN_PROGRESS' or r[2] ~= ARGV[5] then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'status', 'COMPLETED', 'payload_hash', ARGV[1], 'expiry_ts', ARGV[2],
   'result', ARGV[3])
@@ -37,12 +40,15 @@ redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1
 """
 
-# KEYS: record
+# KEYS: record | ARGV: claim_token
+# Fenced like IDEM_COMPLETE: a late release never deletes a newer owner's claim.
 IDEM_RELEASE = """
-if redis.call('HGET', KEYS[1], 'status') == 'IN_PROGRESS' then
+local r = redis.call('HMGET', KEYS[1], 'status', 'claim_token')
+if r[1] == 'IN_PROGRESS' and r[2] == ARGV[1] then
   redis.call('DEL', KEYS[1])
+  return 1
 end
-return 1
+return 0
 """
 
 # KEYS: records hash, lb index, new service index, pod index, old service index

@@ -27,7 +27,7 @@ MEMORY = ":memory:"
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS idempotency (
         key TEXT PRIMARY KEY, status TEXT NOT NULL, payload_hash TEXT NOT NULL,
-        expiry_ts REAL NOT NULL, in_progress_expiry_ts REAL, result TEXT)""",
+        expiry_ts REAL NOT NULL, in_progress_expiry_ts REAL, result TEXT, claim_token TEXT)""",
     "CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (expiry_ts)",
     """CREATE TABLE IF NOT EXISTS bindings (
         lb_id TEXT NOT NULL, listener_id TEXT NOT NULL, pod_uid TEXT NOT NULL, service TEXT NOT NULL,
@@ -53,6 +53,16 @@ _SCHEMA = (
 )
 
 
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Bring a database written by an older version up to this schema (claim tokens were added later)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(idempotency)")}
+    if "claim_token" not in columns:
+        conn.execute("ALTER TABLE idempotency ADD COLUMN claim_token TEXT")
+
+
+_IDEM_COLUMNS = "key, status, payload_hash, expiry_ts, in_progress_expiry_ts, result, claim_token"
+
+
 class SqliteStore:
     """The KV table in one SQLite database file (or in memory)."""
 
@@ -69,6 +79,7 @@ class SqliteStore:
         with self._tx(write=True) as conn:
             for statement in _SCHEMA:
                 conn.execute(statement)
+            _add_missing_columns(conn)
 
     # --------------------------------------------------------------------------------------- plumbing
     def _connect(self) -> sqlite3.Connection:
@@ -132,7 +143,7 @@ class SqliteStore:
     def _idem_row(row: tuple[Any, ...] | None) -> IdempotencyRecord | None:
         if row is None:
             return None
-        key, status, payload_hash, expiry_ts, in_progress_expiry_ts, result = row
+        key, status, payload_hash, expiry_ts, in_progress_expiry_ts, result, claim_token = row
         return IdempotencyRecord(
             key=key,
             status=status,
@@ -140,40 +151,49 @@ class SqliteStore:
             expiry_ts=expiry_ts,
             in_progress_expiry_ts=in_progress_expiry_ts,
             result=None if result is None else json.loads(result),
+            claim_token=claim_token,
         )
 
     def _idem_select(self, conn: sqlite3.Connection, key: str) -> IdempotencyRecord | None:
         row = conn.execute(
-            "SELECT key, status, payload_hash, expiry_ts, in_progress_expiry_ts, result FROM idempotency WHERE key = ?",
+            f"SELECT {_IDEM_COLUMNS} FROM idempotency WHERE key = ?",
             (key,),
         ).fetchone()
         return self._idem_row(row)
 
     def idem_claim(
-        self, key: str, payload_hash: str, *, now: float, in_progress_ttl_s: float, record_ttl_s: float
+        self, key: str, payload_hash: str, *, now: float, in_progress_ttl_s: float, record_ttl_s: float, token: str
     ) -> IdempotencyRecord | None:
         with self._tx(write=True) as conn:
             replay = store_rules.claim_decision(self._idem_select(conn, key), payload_hash, now)
             if replay is not None:
                 return replay
             conn.execute(
-                "INSERT OR REPLACE INTO idempotency VALUES (?, 'IN_PROGRESS', ?, ?, ?, NULL)",
-                (key, payload_hash, now + record_ttl_s, now + in_progress_ttl_s),
+                f"INSERT OR REPLACE INTO idempotency ({_IDEM_COLUMNS}) VALUES (?, 'IN_PROGRESS', ?, ?, ?, NULL, ?)",
+                (key, payload_hash, now + record_ttl_s, now + in_progress_ttl_s, token),
             )
             return None
 
-    def idem_complete(self, key: str, payload_hash: str, result: Any, *, now: float, record_ttl_s: float) -> None:
+    def idem_complete(
+        self, key: str, payload_hash: str, result: Any, *, now: float, record_ttl_s: float, token: str
+    ) -> bool:
         encoded = store_rules.dumps(result)
         with self._tx(write=True) as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO idempotency VALUES (?, 'COMPLETED', ?, ?, NULL, ?)",
-                (key, payload_hash, now + record_ttl_s, encoded),
-            )
+            written = conn.execute(
+                "UPDATE idempotency SET status = 'COMPLETED', payload_hash = ?, expiry_ts = ?,"
+                " in_progress_expiry_ts = NULL, result = ?"
+                " WHERE key = ? AND status = 'IN_PROGRESS' AND claim_token = ?",
+                (payload_hash, now + record_ttl_s, encoded, key, token),
+            ).rowcount
             conn.execute("DELETE FROM idempotency WHERE expiry_ts <= ?", (now,))
+            return written == 1
 
-    def idem_release(self, key: str) -> None:
+    def idem_release(self, key: str, *, token: str) -> bool:
         with self._tx(write=True) as conn:
-            conn.execute("DELETE FROM idempotency WHERE key = ? AND status = 'IN_PROGRESS'", (key,))
+            deleted = conn.execute(
+                "DELETE FROM idempotency WHERE key = ? AND status = 'IN_PROGRESS' AND claim_token = ?", (key, token)
+            ).rowcount
+            return deleted == 1
 
     def idem_get(self, key: str) -> IdempotencyRecord | None:
         with self._tx(write=False) as conn:

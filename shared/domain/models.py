@@ -280,6 +280,9 @@ class IdempotencyRecord(_Model):
     expiry_ts: float
     in_progress_expiry_ts: float | None = None
     result: object = None
+    claim_token: str | None = Field(
+        default=None, description="who holds an IN_PROGRESS claim (fences complete/release)"
+    )
 
     def effective_status(self, now: float) -> IdempotencyStatus:
         if now >= self.expiry_ts:

@@ -4,13 +4,16 @@ Steps (`shared/steps/`) and handlers wrap their side-effecting work in `run_idem
 invocation claims the key (IN_PROGRESS, expiring after about the function timeout), runs the work and
 stores its JSON result (COMPLETED); a duplicate delivery replays that result without running the work;
 a concurrent duplicate gets `IdempotencyInProgress` (retryable); a failure releases the claim so a retry
-can run. EXPIRED is never stored, it is derived from the caller's clock.
+can run. EXPIRED is never stored, it is derived from the caller's clock. Each claim carries a fresh
+token that completion and release must match, so a run that outlived its claim can neither overwrite
+the result of the invocation that took the key over nor delete that invocation's claim.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -78,8 +81,9 @@ def run_idempotent(
     """
     key = idempotency_key(function, payload if key_data is _MISSING else key_data)
     digest = payload_hash(payload)
+    token = uuid.uuid4().hex
     replay = store.idem_claim(
-        key, digest, now=clock.now(), in_progress_ttl_s=in_progress_ttl_s, record_ttl_s=record_ttl_s
+        key, digest, now=clock.now(), in_progress_ttl_s=in_progress_ttl_s, record_ttl_s=record_ttl_s, token=token
     )
     if replay is not None:
         _log.info("idempotency.replayed", key=key)
@@ -87,24 +91,26 @@ def run_idempotent(
     try:
         result = to_jsonable(fn())
     except BaseException:
-        _release(store, key)
+        _release(store, key, token)
         raise
     try:
         json.dumps(result, allow_nan=False)
     except (TypeError, ValueError) as exc:
         # A result that cannot be stored must not be recorded as done; the retry re-runs the step.
-        _release(store, key)
+        _release(store, key, token)
         raise PermanentError(
             f"step {function!r} returned a result that is not JSON-serialisable ({exc}); return a "
             "pydantic model or plain dict/list/str/number data"
         ) from exc
-    store.idem_complete(key, digest, result, now=clock.now(), record_ttl_s=record_ttl_s)
+    if not store.idem_complete(key, digest, result, now=clock.now(), record_ttl_s=record_ttl_s, token=token):
+        # This run outlived its claim and another invocation owns the key now: its record stands.
+        _log.warning("idempotency.claim_lost", key=key)
     return result
 
 
-def _release(store: Store, key: str) -> None:
-    """Release the claim after a failure; if the store is down too, the claim simply expires."""
+def _release(store: Store, key: str, token: str) -> None:
+    """Release our claim after a failure; if the store is down too, the claim simply expires."""
     try:
-        store.idem_release(key)
+        store.idem_release(key, token=token)
     except Exception:
         _log.warning("idempotency.release_failed", key=key, exc_info=True)

@@ -21,8 +21,8 @@ Operation = Callable[[Store, int], None]
 
 def _idem(store: Store, i: int) -> None:
     key = f"bind#bench-{i}"
-    store.idem_claim(key, "hash", now=1000.0 + i, in_progress_ttl_s=60, record_ttl_s=3600)
-    store.idem_complete(key, "hash", {"ok": True, "i": i}, now=1000.0 + i, record_ttl_s=3600)
+    store.idem_claim(key, "hash", now=1000.0 + i, in_progress_ttl_s=60, record_ttl_s=3600, token=f"t{i}")
+    store.idem_complete(key, "hash", {"ok": True, "i": i}, now=1000.0 + i, record_ttl_s=3600, token=f"t{i}")
 
 
 def _binding(store: Store, i: int) -> None:

@@ -31,7 +31,10 @@ def race(store, barrier) -> tuple[str, bool, int]:
     try:
         claim = (
             "won"
-            if store.idem_claim("bind#race", "h", now=NOW, in_progress_ttl_s=60, record_ttl_s=600) is None
+            if store.idem_claim(
+                "bind#race", "h", now=NOW, in_progress_ttl_s=60, record_ttl_s=600, token=str(uuid.uuid4())
+            )
+            is None
             else "replay"
         )
     except IdempotencyInProgress:

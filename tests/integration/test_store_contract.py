@@ -17,10 +17,14 @@ IN_PROGRESS_TTL = 60.0
 RECORD_TTL = 3600.0
 
 
-def claim(store, clock, key="bind#k", payload_hash="h1"):
+def claim(store, clock, key="bind#k", payload_hash="h1", token="t1"):
     return store.idem_claim(
-        key, payload_hash, now=clock.now(), in_progress_ttl_s=IN_PROGRESS_TTL, record_ttl_s=RECORD_TTL
+        key, payload_hash, now=clock.now(), in_progress_ttl_s=IN_PROGRESS_TTL, record_ttl_s=RECORD_TTL, token=token
     )
+
+
+def complete(store, clock, result, key="bind#k", payload_hash="h1", token="t1"):
+    return store.idem_complete(key, payload_hash, result, now=clock.now(), record_ttl_s=RECORD_TTL, token=token)
 
 
 # ------------------------------------------------------------------------------------------- idempotency
@@ -49,7 +53,7 @@ def test_concurrent_duplicate_is_in_progress_and_retryable(store, clock):
 def test_completed_record_is_replayed_with_its_result(store, clock):
     claim(store, clock)
     result = {"registered": ["10.0.0.1:80", "10.0.0.2:80"], "count": 2, "nested": {"ok": True, "x": None}}
-    store.idem_complete("bind#k", "h1", result, now=clock.now(), record_ttl_s=RECORD_TTL)
+    assert complete(store, clock, result) is True
     clock.advance(RECORD_TTL - 1)
     replay = claim(store, clock)
     assert replay is not None
@@ -63,7 +67,7 @@ def test_reused_key_with_another_payload_is_a_mismatch(store, clock):
     claim(store, clock)
     with pytest.raises(IdempotencyKeyMismatch, match="bind#k"):
         claim(store, clock, payload_hash="h2")
-    store.idem_complete("bind#k", "h1", "done", now=clock.now(), record_ttl_s=RECORD_TTL)
+    complete(store, clock, "done")
     with pytest.raises(IdempotencyKeyMismatch):
         claim(store, clock, payload_hash="h2")
 
@@ -79,7 +83,7 @@ def test_expired_in_progress_claim_can_be_reclaimed(store, clock):
 
 def test_expired_completed_record_runs_again_even_with_another_payload(store, clock):
     claim(store, clock)
-    store.idem_complete("bind#k", "h1", 1, now=clock.now(), record_ttl_s=RECORD_TTL)
+    complete(store, clock, 1)
     clock.advance(RECORD_TTL)
     assert claim(store, clock, payload_hash="h2") is None
     assert store.idem_get("bind#k").payload_hash == "h2"
@@ -87,13 +91,48 @@ def test_expired_completed_record_runs_again_even_with_another_payload(store, cl
 
 def test_release_frees_a_claim_but_never_a_completed_record(store, clock):
     claim(store, clock)
-    store.idem_release("bind#k")
+    assert store.idem_release("bind#k", token="t1") is True
     assert store.idem_get("bind#k") is None
     assert claim(store, clock) is None
-    store.idem_complete("bind#k", "h1", [1, 2], now=clock.now(), record_ttl_s=RECORD_TTL)
-    store.idem_release("bind#k")
+    complete(store, clock, [1, 2])
+    assert store.idem_release("bind#k", token="t1") is False
     assert store.idem_get("bind#k").status == "COMPLETED"
-    store.idem_release("never-claimed")
+    assert store.idem_release("never-claimed", token="t1") is False
+
+
+def test_a_claim_records_its_token(store, clock):
+    claim(store, clock, token="owner-a")
+    assert store.idem_get("bind#k").claim_token == "owner-a"
+
+
+def test_a_late_owner_cannot_complete_over_the_new_owners_claim(store, clock):
+    claim(store, clock, token="late")
+    clock.advance(IN_PROGRESS_TTL)  # the first caller stalled past its claim
+    assert claim(store, clock, token="new") is None
+    assert complete(store, clock, "stale result", token="late") is False
+    record = store.idem_get("bind#k")
+    assert (record.status, record.claim_token, record.result) == ("IN_PROGRESS", "new", None)
+    assert complete(store, clock, "fresh result", token="new") is True
+    assert store.idem_get("bind#k").result == "fresh result"
+
+
+def test_a_late_release_never_deletes_the_new_owners_claim(store, clock):
+    claim(store, clock, token="late")
+    clock.advance(IN_PROGRESS_TTL)
+    assert claim(store, clock, token="new") is None
+    assert store.idem_release("bind#k", token="late") is False
+    assert store.idem_get("bind#k").claim_token == "new"
+    with pytest.raises(IdempotencyInProgress):
+        claim(store, clock, token="third")
+
+
+def test_completing_a_vanished_or_completed_claim_changes_nothing(store, clock):
+    assert complete(store, clock, "orphan") is False
+    assert store.idem_get("bind#k") is None
+    claim(store, clock, token="a")
+    assert complete(store, clock, "first", token="a") is True
+    assert complete(store, clock, "second", token="a") is False
+    assert store.idem_get("bind#k").result == "first"
 
 
 # ---------------------------------------------------------------------------------------------- bindings

@@ -37,7 +37,7 @@ def test_expiring_keys_get_ttls_and_permanent_ones_do_not(redis_url):
     store = open_store(redis_url)
     admin = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
-        store.idem_claim("bind#k", "h", now=NOW, in_progress_ttl_s=60, record_ttl_s=600)
+        store.idem_claim("bind#k", "h", now=NOW, in_progress_ttl_s=60, record_ttl_s=600, token="t")
         store.acquire_lease("clb:lb-1", "a", ttl_s=30, now=NOW)
         store.kv_set("gate:u1", "False", ttl_s=10, now=NOW)
         store.kv_set("checkpoint", "x", ttl_s=None, now=NOW)

@@ -98,7 +98,7 @@ def test_failure_releases_the_claim_and_reraises_the_original_error(store, clock
 
 def test_release_failure_does_not_hide_the_original_error(clock):
     class BrokenRelease(SqliteStore):
-        def idem_release(self, key):
+        def idem_release(self, key, *, token):
             raise OSError("store went away")
 
     store = BrokenRelease(MEMORY)
@@ -130,7 +130,12 @@ def test_concurrent_duplicate_raises_in_progress_without_running(store, clock):
 def test_claim_left_by_a_crashed_invocation_expires(store, clock):
     key = idempotency_key("bind", {"x": 1})
     store.idem_claim(
-        key, payload_hash({"x": 1}), now=clock.now(), in_progress_ttl_s=IN_PROGRESS_TTL, record_ttl_s=RECORD_TTL
+        key,
+        payload_hash({"x": 1}),
+        now=clock.now(),
+        in_progress_ttl_s=IN_PROGRESS_TTL,
+        record_ttl_s=RECORD_TTL,
+        token="crashed-invocation",
     )
     with pytest.raises(IdempotencyInProgress):
         run(store, clock, {"x": 1}, Calls())
@@ -161,3 +166,42 @@ def test_unserialisable_result_is_not_recorded(store, clock):
     with pytest.raises(PermanentError, match="not JSON-serialisable"):
         run(store, clock, {"x": 1}, Calls({"at": object()}))
     assert store.idem_get(idempotency_key("bind", {"x": 1})) is None
+
+
+def test_a_run_that_outlived_its_claim_does_not_overwrite_the_new_owners_result(store, clock):
+    """The first run stalls past its claim; a retry takes the key over and completes; the late first
+    run's result must not replace the retry's, and its failure must not free the key."""
+    key = idempotency_key("bind", {"x": 1})
+
+    def stalled():
+        clock.advance(IN_PROGRESS_TTL + 1)
+        assert run(store, clock, {"x": 1}, Calls("retry result")) == "retry result"
+        return "late result"
+
+    assert run(store, clock, {"x": 1}, stalled) == "late result"
+    record = store.idem_get(key)
+    assert (record.status, record.result) == ("COMPLETED", "retry result")
+
+
+def test_a_late_failure_does_not_release_the_new_owners_claim(store, clock):
+    key = idempotency_key("bind", {"x": 1})
+    taken_over = {}
+
+    def stalled_then_failing():
+        clock.advance(IN_PROGRESS_TTL + 1)
+        store.idem_claim(
+            key,
+            payload_hash({"x": 1}),
+            now=clock.now(),
+            in_progress_ttl_s=IN_PROGRESS_TTL,
+            record_ttl_s=RECORD_TTL,
+            token="the-new-owner",
+        )
+        taken_over["yes"] = True
+        raise RuntimeError("late failure")
+
+    with pytest.raises(RuntimeError):
+        run(store, clock, {"x": 1}, stalled_then_failing)
+    assert taken_over and store.idem_get(key).claim_token == "the-new-owner"
+    with pytest.raises(IdempotencyInProgress):
+        run(store, clock, {"x": 1}, Calls())

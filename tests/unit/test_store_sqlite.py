@@ -42,3 +42,22 @@ def test_a_closed_store_refuses_work(tmp_path):
     store.close()
     with pytest.raises(RuntimeError, match="closed"):
         store.kv_get("k", now=0)
+
+
+def test_a_database_from_before_claim_tokens_is_upgraded_in_place(tmp_path):
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE idempotency (key TEXT PRIMARY KEY, status TEXT NOT NULL, payload_hash TEXT NOT NULL,"
+        " expiry_ts REAL NOT NULL, in_progress_expiry_ts REAL, result TEXT)"
+    )
+    conn.execute("INSERT INTO idempotency VALUES ('bind#old', 'COMPLETED', 'h', 9e9, NULL, '\"kept\"')")
+    conn.commit()
+    conn.close()
+    store = SqliteStore(path)
+    try:
+        assert store.idem_get("bind#old").result == "kept"
+        assert store.idem_claim("bind#new", "h", now=1, in_progress_ttl_s=60, record_ttl_s=600, token="t") is None
+        assert store.idem_complete("bind#new", "h", 1, now=2, record_ttl_s=600, token="t") is True
+    finally:
+        store.close()
