@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     function_timeout_s: float = Field(default=60.0, gt=0)
     event_log_ttl_s: float = Field(default=3 * 24 * 3600.0, gt=0)
     lease_ttl_s: float = Field(default=30.0, gt=0)
+    schedule_visibility_s: float = Field(
+        default=180.0,
+        gt=0,
+        description="a claimed schedule item not completed within this time is due again (crash, dead letter)",
+    )
 
     # --- webhook / guardian --------------------------------------------------------------------------
     webhook_url: str | None = Field(default=None, description="https URL the API server calls")
