@@ -272,7 +272,9 @@ class Rollout:
     def drained(self, version: str) -> bool:
         snap = self.world.snapshot()
         ips = {p.status.pod_ip for p in self.core.list_namespaced_pod(NAMESPACE).items}
-        gone = all(self.watch.versions.get(p.metadata.name) == version for p in self.core.list_namespaced_pod(NAMESPACE).items)
+        gone = all(
+            self.watch.versions.get(p.metadata.name) == version for p in self.core.list_namespaced_pod(NAMESPACE).items
+        )
         targets = {t["ip"] for lb in snap["lbs"].values() for lst in lb["listeners"].values() for t in lst["targets"]}
         return gone and targets <= ips
 
@@ -334,8 +336,10 @@ class Rollout:
                         gate.append(max(0.0, last["gate_true"] - last["alive"]))
                     if "registered" in last and name in self.watch.containers_ready:
                         bind.append(max(0.0, last["registered"] - self.watch.containers_ready[name]))
-                elif "weight_zero" in last and name in self.watch.deleted:
-                    drain.append(max(0.0, last["weight_zero"] - self.watch.deleted[name]))
+                elif name in self.watch.deleted and ("weight_zero" in last or "deregistered" in last):
+                    # Out of rotation: weight 0, or deregistered at once when the Pod was already gone.
+                    out = min(last.get("weight_zero", math.inf), last.get("deregistered", math.inf))
+                    drain.append(max(0.0, out - self.watch.deleted[name]))
         finally:
             store.close()
         return {"gate_s": gate, "bind_s": bind, "drain_s": drain}
@@ -354,10 +358,14 @@ def _measure(case: Case) -> dict[str, Any]:
             rollout.stop()
 
 
-def _rows(case: Case, gated: dict[str, Any], baseline: dict[str, Any] | None) -> list[Row]:
+def _rows(case: Case, gated: dict[str, Any], baseline: dict[str, Any] | None, first: dict[str, Any]) -> list[Row]:
+    """One case's rows; per-Pod costs are compared with the first (smallest) case of the run."""
     n, label = case.n, case.label
     waves = math.ceil(n / case.surge)
-    floor = waves * (POD_START_S + HEALTH_NUM * HEALTH_INTERVAL_S)
+    # The emulator probes a new target within 0.5 s of its registration, so HealthNum successes take
+    # (HealthNum - 1) intervals: that is the physical floor (the issue's waves x (start + HealthNum x
+    # interval) is in the details too).
+    floor = waves * (POD_START_S + (HEALTH_NUM - 1) * HEALTH_INTERVAL_S)
     per_pod_writes = 3 * n * case.services
     g50, g99 = _pq(gated["gate_s"])
     b50, b99 = _pq(gated["bind_s"])
@@ -367,11 +375,19 @@ def _rows(case: Case, gated: dict[str, Any], baseline: dict[str, Any] | None) ->
         "services": case.services,
         "max_surge": case.surge,
         "waves": waves,
+        "health_interval_s": HEALTH_INTERVAL_S,
+        "health_num": HEALTH_NUM,
+        "issue_floor_s": waves * (POD_START_S + HEALTH_NUM * HEALTH_INTERVAL_S),
         "errors": gated["errors"],
         "ok_requests": gated["ok"],
+        "baseline_errors": baseline["errors"] if baseline else None,
         "samples": {k: len(gated[k]) for k in ("gate_s", "bind_s", "drain_s")},
+        "invocations": gated["invocations"],
+        "cpu_s": gated["cpu_s"],
     }
-    rows = [
+    ref = f"N={first['n']}"
+    nan = float("nan")
+    return [
         Row(
             "rollout",
             label,
@@ -379,29 +395,38 @@ def _rows(case: Case, gated: dict[str, Any], baseline: dict[str, Any] | None) ->
             "gated",
             gated["failed"],
             "no gate",
-            float("nan") if baseline is None else baseline["failed"],
-            {**details, "baseline_errors": baseline["errors"] if baseline else None},
+            baseline["failed"] if baseline else nan,
+            details,
         ),
         Row("rollout", label, "gate s Alive->True", "p50", g50, "p99", g99),
         Row("rollout", label, "bind s ContainersReady->registered", "p50", b50, "p99", b99),
-        Row("rollout", label, "drain s deletion->weight 0", "p50", d50, "p99", d99),
-        Row("rollout", label, "invocations per Pod", "gated", gated["invocations"] / n, "-", 0.0),
-        Row("rollout", label, "function CPU s per Pod", "gated", gated["cpu_s"] / n, "-", 0.0),
+        Row("rollout", label, "drain s deletion->out of rotation", "p50", d50, "p99", d99),
+        Row(
+            "rollout",
+            label,
+            "invocations per Pod",
+            label,
+            gated["invocations"] / n,
+            ref,
+            first["invocations"] / first["n"],
+        ),
+        Row("rollout", label, "function CPU s per Pod", label, gated["cpu_s"] / n, ref, first["cpu_s"] / first["n"]),
         Row("rollout", label, "CLB write calls", "gated", gated["write_calls"], "per-Pod", per_pod_writes),
         Row("rollout", label, "rollout wall s", "gated", gated["wall_s"], "floor", floor),
     ]
-    return rows
 
 
 def run(quick: bool) -> list[Row]:
     cases = [Case(20, True)] if quick else [Case(50, True), Case(100, True), Case(200, True), Case(100, True, 2)]
     rows: list[Row] = []
+    first: dict[str, Any] | None = None
     for case in cases:
         print(f"   rollout {case.label} gated ...", file=sys.stderr, flush=True)
-        gated = _measure(case)
+        gated = {"n": case.n, **_measure(case)}
+        first = first or gated
         baseline = None
         if case.services == 1:
             print(f"   rollout {case.label} without gate ...", file=sys.stderr, flush=True)
             baseline = _measure(Case(case.n, False))
-        rows.extend(_rows(case, gated, baseline))
+        rows.extend(_rows(case, gated, baseline, first))
     return rows
