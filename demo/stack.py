@@ -227,8 +227,6 @@ class LocalStack:
             max_grace_s=opts.max_grace_s,
             audit_url=f"{self.relay.url}/audit",
             audit_batch_wait_s=opts.audit_batch_wait_s,
-            # Until the termination protection lands, the demo keeps its old app (serves until the kill).
-            default_on_sigterm="ignore",
         )
         self.sim.start()
         self._stoppers.append(self.sim.stop)

@@ -63,11 +63,6 @@ class Settings(BaseSettings):
     function_timeout_s: float = Field(default=60.0, gt=0)
     event_log_ttl_s: float = Field(default=3 * 24 * 3600.0, gt=0)
     lease_ttl_s: float = Field(default=30.0, gt=0)
-    schedule_visibility_s: float = Field(
-        default=180.0,
-        gt=0,
-        description="a claimed schedule item not completed within this time is due again (crash, dead letter)",
-    )
 
     # --- webhook / guardian --------------------------------------------------------------------------
     webhook_url: str | None = Field(default=None, description="https URL the API server calls")
@@ -117,6 +112,28 @@ class Settings(BaseSettings):
         default=15.0, gt=0, description="per-request read deadline incl. TLS handshake and keep-alive idle (408)"
     )
     http_max_connections: int = Field(default=64, ge=1, description="open connections per server (503 beyond)")
+
+    # --- termination protection (preStop drain wait) -------------------------------------------------
+    prestop_mode: Literal["auto", "http", "sleep", "off"] = Field(
+        default="auto",
+        description="preStop hook added to gated Pods: http (wait on the prestop endpoint), sleep (a native "
+        "sleep of prestop_drain_budget_s), off; auto = http when the endpoint URL is known, else sleep",
+    )
+    prestop_url: str | None = Field(
+        default=None,
+        description="https URL of the prestop function as the nodes reach it; default: webhook_url with its last "
+        "path segment replaced by /prestop (both behind one API gateway)",
+    )
+    prestop_hmac_key: SecretStr | None = Field(
+        default=None, description="key of the per-Pod hook tokens; default: a random key kept in the store"
+    )
+    prestop_drain_budget_s: float = Field(
+        default=10.0, gt=0, description="expected deletion -> weight 0 -> drained time (sleep hook, grace warning)"
+    )
+    prestop_linger_s: float = Field(default=1.0, ge=0, description="connection drain after weight 0 is applied")
+    prestop_max_hold_s: float = Field(default=300.0, gt=0, description="longest a prestop request is held")
+    prestop_max_holds: int = Field(default=256, ge=1, description="prestop requests held at once per instance")
+    prestop_poll_s: float = Field(default=0.25, gt=0, description="how often a held request re-reads the bindings")
 
     # --- logging -------------------------------------------------------------------------------------
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -27,7 +27,6 @@ from shared.domain.models import (
 )
 from shared.domain.routing import ObjectChange, plan_changes, selects
 from shared.logging import get_logger
-from shared.schedule import drain_schedule
 
 StepRunner = Callable[..., dict[str, Any]]
 
@@ -134,9 +133,7 @@ def _candidate_services(deps: Deps) -> list[ObjectKey]:
 def reconcile_all(
     deps: Deps, *, force: bool = False, correlation_id: str | None = None, runner: StepRunner | None = None
 ) -> dict[str, Any]:
-    """Drain the due schedule, one anti-entropy pass over every candidate Service, then ask the guardian
-    to check the webhook."""
-    scheduled = drain_schedule(deps) if deps.invoker is not None else None
+    """One anti-entropy pass over every candidate Service, then ask the guardian to check the webhook."""
     results = [
         reconcile_service(deps, key, force=force, reason=f"reconcile {correlation_id or ''}".strip(), runner=runner)
         for key in _candidate_services(deps)
@@ -147,13 +144,7 @@ def reconcile_all(
         guardian = deps.invoker.invoke_async("guardian", request.model_dump(mode="json"))
     walked = [r for r in results if "steps" in r]
     log.info("reconcile.pass", services=len(results), walked=len(walked), forced=force)
-    return {
-        "services": results,
-        "walked": len(walked),
-        "skipped": len(results) - len(walked),
-        "guardian": guardian,
-        "schedule": scheduled,
-    }
+    return {"services": results, "walked": len(walked), "skipped": len(results) - len(walked), "guardian": guardian}
 
 
 def replay_pod(deps: Deps, key: ObjectKey, *, runner: StepRunner | None = None) -> dict[str, Any]:

@@ -67,6 +67,8 @@ DEFAULT_FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec("bind"),
     FunctionSpec("unbind"),
     FunctionSpec("flip"),
+    # Holds the kubelet's preStop call until the Pod is drained: bounded by the grace period (<= 300 s).
+    FunctionSpec("prestop", memory_mb=128, timeout_s=330),
 )
 
 

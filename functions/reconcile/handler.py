@@ -1,8 +1,5 @@
 """SCF entry point of reconcile: timer anti-entropy passes, console replays, router `reconcile` requests.
 
-Two timer triggers: the reconcile pass (which also drains the due schedule) and `schedule` (argument
-"schedule", every 10 s), which only drains the schedule of delayed work (`shared.schedule`).
-
 Console test events: `{"replay": {"event_id": "..."}}`, `{"replay": {"service": "ns/name"}}` or
 `{"replay": {"pod": "ns/name"}}`. A `StepRequest(step="reconcile")` comes from the router (cluster
 config or TkeServiceConfig changed, or a Pod event without a body). Dependencies are built once per
@@ -16,16 +13,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from shared.deps import Deps
-from shared.domain.errors import ClbDirectError, InvalidInput
+from shared.domain.errors import InvalidInput, PermanentError
 from shared.domain.models import ObjectKey, StepRequest
 from shared.events.timer import TimerEvent
 from shared.reconcile import handle_step_request, reconcile_all, reconcile_service, replay_event, replay_pod
-from shared.schedule import drain_schedule
-from shared.shell import FunctionShell, async_error
+from shared.steps.handler_support import FunctionShell
 
 shell = FunctionShell("reconcile")
-# The argument of the `schedule` timer trigger (serverless.yml): drain the due schedule only.
-SCHEDULE_TIMER_MESSAGE = "schedule"
 
 
 class ReplayTarget(BaseModel):
@@ -57,18 +51,17 @@ def replay(deps: Deps, raw: object) -> dict[str, Any]:
 
 
 def main_handler(event: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    deps = shell.deps()
     shell.begin(context)
     request_id = str(context.get("request_id") or "local")
     try:
-        deps = shell.deps()
         if TimerEvent.looks_like(event):
-            if TimerEvent.model_validate(event).message == SCHEDULE_TIMER_MESSAGE:
-                return drain_schedule(deps)
             return reconcile_all(deps, correlation_id=request_id)
         if "replay" in event:
             return replay(deps, event["replay"])
         if event.get("step") == "reconcile":
             return handle_step_request(deps, StepRequest.model_validate(event))
         raise InvalidInput('reconcile accepts a timer event, {"replay": {...}} or a reconcile StepRequest')
-    except (ClbDirectError, ValidationError) as exc:
-        return async_error(shell.name, exc)
+    except (PermanentError, ValidationError) as exc:
+        error = exc if isinstance(exc, PermanentError) else InvalidInput(f"bad reconcile request: {exc}")
+        return {"ok": False, **error.to_dict()}

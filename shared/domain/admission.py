@@ -4,7 +4,10 @@ the readiness gate (reference/kubernetes.md §2.1-2.2).
 Pure: the admission step parses the review here, looks up the selector index (or the live Services),
 and calls `admit`. The gate is added once: the list is created when absent (`add …/-` on a missing array
 would fail the whole patch) and nothing is added when it is already there (reinvocation is idempotent).
-hostNetwork Pods never get the gate; the response carries a warning instead.
+hostNetwork Pods never get the gate; the response carries a warning instead. A gated Pod also gets the
+termination protection's preStop hooks (`shared.domain.termination.plan_protection`) unless a selecting
+Service turns it off; what the user must know about it (their own preStop kept, a grace period too
+short for the drain) comes back as `notices` and as warnings in the response.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from shared.domain.backends import selects
 from shared.domain.errors import InvalidInput
 from shared.domain.json_input import check_json_value, parse_json
 from shared.domain.models import GATE_CONDITION_TYPE, SelectorEntry
+from shared.domain.termination import ProtectionOptions, combine_modes, plan_protection, service_protection
 
 
 class AdmissionRequest(BaseModel):
@@ -95,6 +99,8 @@ class AdmissionDecision:
     patch: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     services: list[str] = field(default_factory=list)
+    protected: list[str] = field(default_factory=list)  # containers given the drain-wait preStop
+    notices: list[tuple[str, str]] = field(default_factory=list)  # (reason, message) for Warning Events
 
     def response(self) -> dict[str, Any]:
         """The AdmissionReview the API server expects back (same apiVersion, uid echoed)."""
@@ -117,14 +123,28 @@ def is_pod_create(review: AdmissionReview) -> bool:
     return request.operation == "CREATE" and request.kind.get("kind", "Pod") == "Pod" and request.object is not None
 
 
-def admit(review: AdmissionReview, selectors: Sequence[SelectorEntry]) -> AdmissionDecision:
+@dataclass(frozen=True)
+class Protection:
+    """What admission needs to add the termination protection: options, the token key, a fresh Pod id."""
+
+    options: ProtectionOptions
+    key: bytes
+    prestop_id: str
+
+
+def admit(
+    review: AdmissionReview, selectors: Sequence[SelectorEntry], protection: Protection | None = None
+) -> AdmissionDecision:
     """Decide the response for one review given the namespace's direct-access Service selectors."""
     decision = AdmissionDecision(uid=review.request.uid)
     if not is_pod_create(review):
         return decision
     pod = review.request.object or {}
     labels = (pod.get("metadata") or {}).get("labels") or {}
-    matched = sorted(f"{entry.namespace}/{entry.service}" for entry in selectors if selects(entry.selector, labels))
+    matching = sorted(
+        (entry for entry in selectors if selects(entry.selector, labels)), key=lambda e: (e.namespace, e.service)
+    )
+    matched = [f"{entry.namespace}/{entry.service}" for entry in matching]
     if not matched:
         return decision
     decision.services = matched
@@ -135,4 +155,33 @@ def admit(review: AdmissionReview, selectors: Sequence[SelectorEntry]) -> Admiss
         )
         return decision
     decision.patch = gate_patch(pod)
+    if protection is not None:
+        _protect(decision, pod, pod_namespace(review), matching, protection)
     return decision
+
+
+def _protect(
+    decision: AdmissionDecision,
+    pod: Mapping[str, Any],
+    namespace: str,
+    matching: Sequence[SelectorEntry],
+    protection: Protection,
+) -> None:
+    requested = []
+    for entry in matching:
+        try:
+            requested.append(service_protection(entry.annotations))
+        except ValueError as exc:
+            decision.warnings.append(f"clb-direct: {entry.namespace}/{entry.service}: {exc}; using the default")
+    mode = combine_modes(protection.options.mode, requested)
+    options = ProtectionOptions(
+        mode=mode,
+        endpoint=protection.options.endpoint,
+        drain_budget_s=protection.options.drain_budget_s,
+        sleep_s=protection.options.sleep_s,
+    )
+    plan = plan_protection(pod, namespace, options, prestop_id=protection.prestop_id, key=protection.key)
+    decision.patch.extend(plan.patch)
+    decision.protected = plan.protected
+    decision.notices = plan.notices
+    decision.warnings.extend(f"clb-direct: {message}" for _reason, message in plan.notices)

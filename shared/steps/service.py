@@ -35,6 +35,7 @@ from shared.domain.models import (
     ServiceInfo,
     StepRequest,
 )
+from shared.domain.termination import admission_annotations
 from shared.domain.tke_service_config import TkeServiceConfig, parse_tke_service_config
 from shared.steps.common import Recorder, emit, follow_up, service_record_key, service_ref
 from shared.steps.flip import flip_pods
@@ -200,7 +201,12 @@ def ensure_service(deps: Deps, service: ServiceInfo, request: StepRequest, rec: 
             ips=",".join(vips),
         )
     entry = SelectorEntry(
-        namespace=service.namespace, service=service.name, selector=service.selector, lb_id=lb_id, updated_at=now
+        namespace=service.namespace,
+        service=service.name,
+        selector=service.selector,
+        lb_id=lb_id,
+        updated_at=now,
+        annotations=admission_annotations(service.annotations),
     )
     rec.do("index_selector", lambda: deps.store.put_selector(entry), service=str(service.key))
     record = json.dumps({"lb_id": target, "adopted": adopted, "uid": service.uid})

@@ -27,8 +27,15 @@ def test_admission_injects_gate_from_selector_index(env: Env) -> None:
         response = review_response(env.invoke("admission", fixture))
         assert response["uid"] == "705ab4f5-6393-11e8-b7cc-42010a800002" and response["allowed"]
         patch = json.loads(base64.b64decode(response["patch"]))
-        assert patch == [
-            {"op": "add", "path": "/spec/readinessGates", "value": [{"conditionType": GATE_CONDITION_TYPE}]}
+        assert patch[0] == {
+            "op": "add",
+            "path": "/spec/readinessGates",
+            "value": [{"conditionType": GATE_CONDITION_TYPE}],
+        }
+        # then the termination protection: the drain-wait preStop and the Pod's prestop id label
+        assert [op["path"] for op in patch[1:]] == [
+            "/spec/containers/0/lifecycle",
+            "/metadata/labels/clb-direct.cloud.tencent.com~1prestop-id",
         ]
     assert env.cluster.list_service_calls == 0  # warm index: no API call on the admission path
 

@@ -79,7 +79,7 @@ def test_entry_point_handlers_import_each_function_lazily() -> None:
     import functions.flip.handler as flip
 
     handlers = EntryPointHandlers()
-    assert "flip" in handlers and len(handlers) == 9
+    assert "flip" in handlers and "prestop" in handlers and len(handlers) == 10
     assert handlers["flip"] is flip.main_handler
     with pytest.raises(KeyError):
         handlers["nope"]
