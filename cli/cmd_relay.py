@@ -39,8 +39,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--router-ca-file", help="CA bundle to verify an https router URL")
     parser.add_argument("--batch-size", type=int, default=200)
     parser.add_argument("--window", type=float, default=1.0, help="seconds the oldest event may wait")
-    parser.add_argument("--buffer-size", type=int, default=10_000, help="events held before drop-oldest")
+    parser.add_argument(
+        "--ack-timeout", type=float, default=10.0, help="seconds an audit POST waits for delivery before a 503"
+    )
     parser.add_argument("--name", default="relay", help="relay name carried in each batch")
+    parser.add_argument(
+        "--checkpoint-file",
+        help="where the watch resume point is kept (a volume that survives restarts); none: relist on start",
+    )
     parser.set_defaults(func=run)
 
 
@@ -70,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
             relay_name=args.name,
             batch_size=args.batch_size,
             window_s=args.window,
-            buffer_size=args.buffer_size,
+            ack_timeout_s=args.ack_timeout,
             ca_file=args.router_ca_file,
         )
     )
@@ -83,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         http_limits=http_limits(settings),
+        checkpoint_path=args.checkpoint_file,
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -1,15 +1,21 @@
-"""Bounded buffer -> size/time batches -> HMAC-signed POSTs to the router, with retries and backoff.
+"""Per-object pending events -> size/time batches -> HMAC-signed POSTs to the router, until delivered.
 
-The audit endpoint and the watch loops call `Batcher.offer()`, which never blocks: when the buffer
-is full the oldest item is dropped and counted (the API server must never wait on us; reconcile
-repairs what is lost). One sender thread cuts a batch when `batch_size` items are waiting or the
-oldest has waited `window_s`, signs it (`shared.signing`) and POSTs it; connection errors, 429 and
-5xx are retried with jittered exponential backoff, other 4xx (a rejected signature, a malformed batch)
-are not — retrying cannot fix them.
+The audit endpoint and the watch loops call `Batcher.offer()`, which never blocks and never drops:
+events wait in a `PendingBuffer` keyed per object, where a newer event for the same object supersedes
+the older one (events are hints; the steps re-read state), so memory grows with distinct objects, not
+with the event rate. One sender thread cuts a batch when `batch_size` objects wait or the oldest has
+waited `window_s`, signs it (`shared.signing`) and POSTs it:
+
+- 2xx: delivered; the tickets of its events complete (the audit endpoint answers 200 on that);
+- connection errors, 401/403 (a key mid-rotation), 429 and 5xx: the batch goes back to the front of
+  the buffer and is retried with jittered exponential backoff, without end and without loss;
+- another 4xx (the router refuses the batch itself): the batch is split in halves and each is sent
+  alone, so only the one item the router refuses is given up (counted, logged with its object key).
 """
 
 from __future__ import annotations
 
+import json
 import random
 import ssl
 import threading
@@ -17,16 +23,19 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from shared.events.relay import AuditItem, RelayBatch, WatchItem
+from relay.pending import Entry, PendingBuffer, Ticket
+from shared.logging import get_logger
 from shared.signing import sign_batch
 
-Item = AuditItem | WatchItem
 # (url, body, headers, timeout_s) -> HTTP status; raises OSError on transport failure.
 PostFunction = Callable[[str, bytes, dict[str, str], float], int]
+RETRIED_4XX = frozenset({401, 403, 408, 429})
+
+log = get_logger("clb_direct.relay")
 
 
 @dataclass(frozen=True)
@@ -36,12 +45,12 @@ class BatcherConfig:
     relay_name: str = "relay"
     batch_size: int = 200
     window_s: float = 1.0
-    buffer_size: int = 10_000
-    max_attempts: int = 6
     backoff_base_s: float = 0.5
     backoff_cap_s: float = 30.0
     timeout_s: float = 10.0
     ca_file: str | None = None
+    ack_timeout_s: float = 10.0  # how long the audit endpoint waits for delivery before a 503 (API server retries)
+    flush_timeout_s: float = 10.0  # how long stop() keeps delivering what is pending
 
 
 def urllib_post(ca_file: str | None = None) -> PostFunction:
@@ -62,95 +71,118 @@ class Batcher:
     def __init__(self, config: BatcherConfig, *, post: PostFunction | None = None) -> None:
         self.config = config
         self._post = post or urllib_post(config.ca_file)
-        self._buffer: deque[tuple[float, Item]] = deque()
-        self._cond = threading.Condition()
+        self.buffer = PendingBuffer()
+        self._wake = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.counters: Counter[str] = Counter()
+        self._failures = 0
 
     # --- producers -----------------------------------------------------------------------------------
-    def offer(self, item: Item) -> None:
-        with self._cond:
-            if len(self._buffer) >= self.config.buffer_size:
-                self._buffer.popleft()
-                self.counters["dropped_overflow"] += 1
-            self._buffer.append((time.monotonic(), item))
-            self.counters["buffered"] += 1
-            if len(self._buffer) >= self.config.batch_size:
-                self._cond.notify()
+    def offer(self, key: str, rv: str, is_delete: bool, item: bytes, ticket: Ticket | None = None) -> None:
+        """Queue one serialised relay item for the object `key`; never blocks, never drops."""
+        self.buffer.put(key, rv, is_delete, item, ticket)
+        self.counters["offered"] += 1
+        if len(self.buffer) >= self.config.batch_size:
+            with self._wake:
+                self._wake.notify()
 
     def pending(self) -> int:
-        with self._cond:
-            return len(self._buffer)
+        return len(self.buffer)
+
+    def stats(self) -> dict[str, int]:
+        return {**self.counters, "superseded": self.buffer.superseded, "pending_bytes": self.buffer.pending_bytes()}
 
     # --- sender --------------------------------------------------------------------------------------
     def start(self) -> None:
+        self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="relay-batcher", daemon=True)
         self._thread.start()
 
     def stop(self, *, flush: bool = True) -> None:
         self._stop.set()
-        with self._cond:
-            self._cond.notify()
+        with self._wake:
+            self._wake.notify()
         if self._thread is not None:
             self._thread.join(timeout=30)
-        if flush:
-            while batch := self._take(force=True):
-                self.send(batch)
+        deadline = time.monotonic() + self.config.flush_timeout_s
+        while flush and len(self.buffer) and time.monotonic() < deadline:
+            if not self._send_next(force=True):
+                break
 
-    def _take(self, *, force: bool = False) -> list[Item]:
-        with self._cond:
-            if not self._buffer:
-                return []
-            age = time.monotonic() - self._buffer[0][0]
-            if not force and len(self._buffer) < self.config.batch_size and age < self.config.window_s:
-                return []
-            count = min(self.config.batch_size, len(self._buffer))
-            return [self._buffer.popleft()[1] for _ in range(count)]
+    def _due(self) -> bool:
+        age = self.buffer.oldest_age()
+        return age is not None and (len(self.buffer) >= self.config.batch_size or age >= self.config.window_s)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            batch = self._take()
-            if batch:
-                self.send(batch)
+            if self._due():
+                if not self._send_next():
+                    self._backoff()
                 continue
-            with self._cond:
-                wait = self.config.window_s
-                if self._buffer:
-                    wait = max(0.0, self.config.window_s - (time.monotonic() - self._buffer[0][0]))
-                self._cond.wait(timeout=max(wait, 0.01))
+            age = self.buffer.oldest_age()
+            wait = self.config.window_s if age is None else max(0.01, self.config.window_s - age)
+            with self._wake:
+                self._wake.wait(timeout=wait)
 
-    def send(self, items: list[Item]) -> bool:
-        """POST one batch; True once the router accepted it."""
-        batch = RelayBatch(
-            batch_id=uuid.uuid4().hex,
-            relay=self.config.relay_name,
-            created_at=time.time(),
-            dropped_total=self.counters["dropped_overflow"] + self.counters["dropped_events"],
-            items=items,
-        )
-        body = batch.to_body()
-        for attempt in range(1, self.config.max_attempts + 1):
-            # Re-signed per attempt: a long backoff must not push the timestamp past the router's skew limit.
-            signed = sign_batch(self.config.hmac_key, body, batch_id=batch.batch_id, now=time.time())
-            headers = {"Content-Type": "application/json", **signed.as_dict()}
-            try:
-                status = self._post(self.config.router_url, body, headers, self.config.timeout_s)
-            except OSError:
-                status = 0
-            if 200 <= status < 300:
-                self.counters["batches_sent"] += 1
-                self.counters["events_sent"] += len(items)
-                return True
-            if 400 <= status < 500 and status != 429:
-                self.counters["batches_rejected"] += 1
-                self.counters["events_rejected"] += len(items)
-                return False
-            self.counters["retries"] += 1
-            if attempt < self.config.max_attempts:
-                delay = min(self.config.backoff_cap_s, self.config.backoff_base_s * 2 ** (attempt - 1))
-                if self._stop.wait(delay * random.uniform(0.8, 1.2)):
-                    break
-        self.counters["batches_dropped"] += 1
-        self.counters["dropped_events"] += len(items)
+    def _backoff(self) -> None:
+        exponent = min(self._failures - 1, 30)
+        delay = min(self.config.backoff_cap_s, self.config.backoff_base_s * 2**exponent)
+        self._stop.wait(delay * random.uniform(0.8, 1.2))
+
+    def _send_next(self, *, force: bool = False) -> bool:
+        """Send the oldest batch; False when it must be retried later (it is back in the buffer)."""
+        entries = self.buffer.take(self.config.batch_size)
+        if not entries:
+            return True
+        status = self._deliver(entries)
+        if 200 <= status < 300:
+            self._failures = 0
+            return True
+        if 400 <= status < 500 and status not in RETRIED_4XX:
+            self._failures = 0
+            self._isolate(entries, status)
+            return True
+        self._failures += 1
+        self.counters["retries"] += 1
+        self.buffer.requeue(entries)
         return False
+
+    def _isolate(self, entries: list[Entry], status: int) -> None:
+        """The router refused this batch: halve it until the refused item is alone, give up only that one."""
+        if len(entries) == 1:
+            self.counters["events_rejected"] += 1
+            log.warning("relay.item_refused", object=entries[0].key, status=status)
+            PendingBuffer.ack(entries)  # nothing retrying could fix: do not hold the sender's answer
+            return
+        middle = len(entries) // 2
+        for half in (entries[:middle], entries[middle:]):
+            result = self._deliver(half)
+            if 400 <= result < 500 and result not in RETRIED_4XX:
+                self._isolate(half, result)
+            elif not 200 <= result < 300:
+                self.buffer.requeue(half)
+
+    def _deliver(self, entries: list[Entry]) -> int:
+        batch_id = uuid.uuid4().hex
+        head = {
+            "batchId": batch_id,
+            "relay": self.config.relay_name,
+            "createdAt": time.time(),
+            "droppedTotal": self.counters["events_rejected"],
+        }
+        body = json.dumps(head, separators=(",", ":"))[:-1].encode()
+        body += b',"items":[' + b",".join(entry.body for entry in entries) + b"]}"
+        signed = sign_batch(self.config.hmac_key, body, batch_id=batch_id, now=time.time())
+        headers = {"Content-Type": "application/json", **signed.as_dict()}
+        try:
+            status = self._post(self.config.router_url, body, headers, self.config.timeout_s)
+        except OSError:
+            status = 0
+        if 200 <= status < 300:
+            self.counters["batches_sent"] += 1
+            self.counters["events_sent"] += len(entries)
+            PendingBuffer.ack(entries)
+        else:
+            self.counters["batches_failed"] += 1
+        return status

@@ -81,8 +81,8 @@ def _config_matters(resource: str, namespace: str, name: str) -> bool:
 
 
 def keep_audit_event(event: Mapping[str, Any], cache: SelectorCache) -> bool:
-    """Forward this audit event? Also feeds Service bodies into the cache. Malformed ones are kept
-    (the router reports them by index; the relay has no one to report to)."""
+    """Forward this audit event? Also feeds Service bodies into the cache. May raise on wrong-typed
+    fields: the caller then runs the full parser, which names the field (`relay.app`)."""
     ref = event.get("objectRef")
     if not isinstance(ref, dict):
         return False

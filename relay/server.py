@@ -1,8 +1,10 @@
 """The relay's HTTP(S) endpoint: audit webhook `EventList` POSTs and `GET /healthz`.
 
 The API server's webhook backend POSTs EventLists (reference/kubernetes.md §1.4) and retries on any
-non-2xx, so we answer 200 as soon as the events are filtered into the (non-blocking, bounded)
-buffer; only a body that is not an EventList gets 400. `/healthz` reports the counters the app
+non-2xx, so we answer 200 only once the kept events were delivered to the router (or 503 after
+`ack_timeout_s`, and its retry finds them coalesced in the buffer): a relay that dies holding events
+loses none the API server has not been told to resend. Poison events are listed by index in the
+answer and skipped; only a body that is not an EventList gets 400. `/healthz` reports the counters the app
 collects (`stats()`), for the Deployment's probes and for tests. The server is
 `limited_http.LimitedHTTPServer`: TLS handshakes off the accept path, a body cap, a read
 deadline and a connection cap (`HttpLimits`).
@@ -14,12 +16,15 @@ import json
 import ssl
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from limited_http import HttpLimits, LimitedHTTPServer, LimitedRequestHandler
 from shared.config import Settings
 
-EventListSink = Callable[[dict[str, Any]], int]
+if TYPE_CHECKING:
+    from relay.app import AuditReceipt
+
+EventListSink = Callable[[dict[str, Any]], "AuditReceipt"]
 
 
 def http_limits(settings: Settings) -> HttpLimits:
@@ -42,7 +47,9 @@ class RelayHttpServer:
         tls_cert: str | None = None,
         tls_key: str | None = None,
         limits: HttpLimits | None = None,
+        ack_timeout_s: float = 10.0,
     ) -> None:
+        self.ack_timeout_s = ack_timeout_s
         self._on_event_list = on_event_list
         self._stats = stats
         context: ssl.SSLContext | None = None
@@ -102,7 +109,12 @@ class RelayHttpServer:
                 if not isinstance(payload, dict) or payload.get("kind") != "EventList":
                     self.send_json(400, {"error": "InvalidInput", "message": "expected an audit.k8s.io/v1 EventList"})
                     return
-                kept = server._on_event_list(payload)
-                self.send_json(200, {"kept": kept})
+                receipt = server._on_event_list(payload)
+                answer = {"kept": receipt.kept, "rejected": receipt.rejected}
+                if receipt.ticket.wait(server.ack_timeout_s):
+                    self.send_json(200, answer)
+                    return
+                message = f"events not yet delivered to the router within {server.ack_timeout_s:g} s; retry"
+                self.send_json(503, {**answer, "error": "NotDelivered", "message": message})
 
         return Handler

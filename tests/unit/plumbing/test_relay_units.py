@@ -5,6 +5,7 @@ from typing import Any
 
 from relay.batcher import Batcher, BatcherConfig
 from relay.filters import SelectorCache, keep_audit_event, keep_watch_event
+from relay.pending import Ticket
 from shared.events.relay import AuditItem, RelayBatch, WatchItem
 from shared.signing import verify_batch
 from tests.conftest import load_event
@@ -58,21 +59,37 @@ def test_audit_filter_drops_reads_failures_and_noise() -> None:
     assert not keep_audit_event(lease, cache)
 
 
-def _item(i: int) -> WatchItem:
-    return WatchItem(type="ADDED", resource="pods", object={"metadata": {"name": f"p{i}"}})
+def _item(i: int, rv: int = 1) -> bytes:
+    item = WatchItem(type="ADDED", resource="pods", object={"metadata": {"name": f"p{i}", "resourceVersion": str(rv)}})
+    return json.dumps(item.model_dump(by_alias=True)).encode()
 
 
-def test_offer_never_blocks_and_drops_oldest() -> None:
-    batcher = Batcher(BatcherConfig(router_url="http://router", hmac_key=KEY, buffer_size=3, batch_size=10))
-    for i in range(5):
-        batcher.offer(_item(i))
-    assert batcher.pending() == 3 and batcher.counters["dropped_overflow"] == 2
-    assert [it.object["metadata"]["name"] for it in batcher._take(force=True)] == ["p2", "p3", "p4"]
+def _names(entries: list[Any]) -> list[str]:
+    return [json.loads(e.body)["object"]["metadata"]["name"] for e in entries]
 
 
-def test_send_signs_retries_and_gives_up() -> None:
+def test_offer_keeps_the_newest_event_per_object_and_never_drops() -> None:
+    batcher = Batcher(BatcherConfig(router_url="http://router", hmac_key=KEY, batch_size=10))
+    for rv in (1, 3, 2):  # 2 arrives late: the pending 3 stays
+        batcher.offer("Pod/shop/p0/u0", str(rv), False, _item(0, rv))
+    for i in range(1, 5):
+        batcher.offer(f"Pod/shop/p{i}/u{i}", "1", False, _item(i))
+    assert batcher.pending() == 5 and batcher.buffer.superseded == 2
+    taken = batcher.buffer.take(10)
+    assert _names(taken) == ["p0", "p1", "p2", "p3", "p4"]  # first-arrival order
+    assert json.loads(taken[0].body)["object"]["metadata"]["resourceVersion"] == "3"
+
+
+def test_a_delete_supersedes_the_update_at_its_version() -> None:
+    batcher = Batcher(BatcherConfig(router_url="http://router", hmac_key=KEY))
+    batcher.offer("k", "7", True, b"delete")
+    batcher.offer("k", "7", False, b"update")
+    assert [e.body for e in batcher.buffer.take(1)] == [b"delete"]
+
+
+def test_send_signs_and_retries_without_end_keeping_the_batch() -> None:
     posts: list[tuple[bytes, dict[str, str]]] = []
-    statuses = iter([503, 0, 200])
+    statuses = iter([503, 0, 401, 200])
 
     def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> int:
         posts.append((body, headers))
@@ -83,7 +100,11 @@ def test_send_signs_retries_and_gives_up() -> None:
 
     config = BatcherConfig(router_url="http://router", hmac_key=KEY, backoff_base_s=0.001, backoff_cap_s=0.002)
     batcher = Batcher(config, post=post)
-    assert batcher.send([AuditItem(event={"auditID": "a"}), _item(1)])
+    ticket = Ticket()
+    batcher.offer("a", "1", False, json.dumps(AuditItem(event={"auditID": "a"}).model_dump()).encode(), ticket)
+    batcher.offer("b", "1", False, _item(1), ticket)
+    results = [batcher._send_next() for _ in range(4)]
+    assert results == [False, False, False, True] and ticket.done and batcher.pending() == 0
     body, headers = posts[-1]
     batch = RelayBatch.parse(body)
     assert headers["X-Clb-Direct-Batch-Id"] == batch.batch_id and len(batch.items) == 2
@@ -95,11 +116,16 @@ def test_send_signs_retries_and_gives_up() -> None:
         now=float(headers["X-Clb-Direct-Timestamp"]),
         max_skew_s=5,
     )
-    assert batcher.counters["retries"] == 2 and batcher.counters["batches_sent"] == 1
-    rejected = Batcher(config, post=lambda *a: 401)
-    assert not rejected.send([_item(1)]) and rejected.counters["batches_rejected"] == 1
-    down = Batcher(
-        BatcherConfig(router_url="x", hmac_key=KEY, max_attempts=2, backoff_base_s=0.001), post=lambda *a: 500
-    )
-    assert not down.send([_item(1)])
-    assert down.counters["batches_dropped"] == 1 and down.counters["dropped_events"] == 1
+    assert batcher.counters["retries"] == 3 and batcher.counters["batches_sent"] == 1
+
+
+def test_a_refused_batch_is_halved_until_only_the_refused_item_is_lost() -> None:
+    def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> int:
+        return 400 if b'"p5"' in body else 200
+
+    batcher = Batcher(BatcherConfig(router_url="http://router", hmac_key=KEY, batch_size=8), post=post)
+    for i in range(8):
+        batcher.offer(f"k{i}", "1", False, _item(i))
+    assert batcher._send_next()
+    assert batcher.counters["events_rejected"] == 1 and batcher.counters["events_sent"] == 7
+    assert batcher.pending() == 0
