@@ -1,4 +1,10 @@
-"""Suite-wide rules: no test may be skipped (a skip proves nothing), events load by name, functions run inline."""
+"""Suite-wide rules: tiers by directory, no test may be skipped (a skip proves nothing), events load by name,
+functions run inline.
+
+Every test is marked with its tier from the directory it lives in (`-m unit`, `-m "not integration"`):
+tests/unit -> unit, tests/functional and tests/deploy -> functional, tests/integration and tests/contract
+(the CLB emulator as a server) -> integration, tests/chaos -> chaos. A test anywhere else is an error.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +22,28 @@ EVENTS_DIR = Path(__file__).parent / "events"
 
 # The suite hosts the functions in-process, as the CLI does: settings with invoker="inline" run them here.
 install_inline_invoker()
+
+
+TESTS_DIR = Path(__file__).parent
+TIER_BY_DIRECTORY = {
+    "unit": "unit",
+    "functional": "functional",
+    "deploy": "functional",
+    "integration": "integration",
+    "contract": "integration",
+    "chaos": "chaos",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        relative = item.path.resolve().relative_to(TESTS_DIR.resolve())
+        tier = TIER_BY_DIRECTORY.get(relative.parts[0]) if len(relative.parts) > 1 else None
+        if tier is None:
+            raise pytest.UsageError(
+                f"{item.nodeid}: a test lives in a tier directory, one of tests/{{{','.join(TIER_BY_DIRECTORY)}}}/"
+            )
+        item.add_marker(getattr(pytest.mark, tier))
 
 
 def load_event(name: str) -> Any:

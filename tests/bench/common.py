@@ -8,7 +8,6 @@ writes all rows to `bench-results.json`. Nothing here asserts timings: the numbe
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -29,6 +28,7 @@ from shared.deps import Deps
 from shared.domain.models import GATE_CONDITION_TYPE, ContainerPort, PodInfo, ServiceInfo, ServicePort
 from shared.logging import configure_logging
 from shared.ports import Store
+from tests.support.net import free_port
 
 WRITE_ACTIONS = frozenset(
     {
@@ -202,12 +202,6 @@ def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[float, Any]:
 # --- a real redis-server on a free loopback port ------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def redis_server(workdir: Path, *, start_deadline_s: float = 30.0) -> Iterator[str]:
     """Start `redis-server` (no persistence) on 127.0.0.1 and yield its URL; stopped on exit."""
@@ -218,7 +212,7 @@ def redis_server(workdir: Path, *, start_deadline_s: float = 30.0) -> Iterator[s
         raise RuntimeError("redis-server is not on PATH; run scripts/ensure-redis.sh (make bench does)")
     last_error = ""
     for _attempt in range(3):
-        port = _free_port()
+        port = free_port()
         args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         process = subprocess.Popen([*args, "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         admin = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5)

@@ -16,8 +16,6 @@ from shared.adapters.store_factory import open_store
 from shared.domain.errors import IdempotencyInProgress
 from tests.integration.store_engines import url_for
 
-pytestmark = pytest.mark.integration
-
 WORKERS = 6
 TAKES_PER_WORKER = 8
 BURST = 10

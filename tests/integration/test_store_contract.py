@@ -11,8 +11,6 @@ from shared.domain.errors import IdempotencyInProgress, IdempotencyKeyMismatch, 
 from shared.domain.models import BindingRecord, SelectorEntry, StoredEvent
 from tests.integration.store_engines import clock, store, store_url  # noqa: F401
 
-pytestmark = pytest.mark.integration
-
 IN_PROGRESS_TTL = 60.0
 RECORD_TTL = 3600.0
 

@@ -12,7 +12,6 @@ from shared.adapters.store_factory import open_store
 from shared.domain.errors import PermanentError, RetryableError
 from shared.domain.models import StoredEvent
 
-pytestmark = pytest.mark.integration
 NOW = 1_700_000_000.0
 
 

@@ -9,7 +9,6 @@ of the session. Every test that used one leaves it flushed for the next test.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -18,17 +17,13 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.support.net import free_port
+
 START_DEADLINE_S = 30.0
 _MISSING_BINARY = (
     "redis-server is not on PATH; run `scripts/ensure-redis.sh` (or `make test`, which runs it) to "
     "install it, then re-run the tests"
 )
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ServerExited(Exception):
@@ -42,7 +37,7 @@ class RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail(_MISSING_BINARY, pytrace=False)
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         args = [
             binary,
@@ -58,7 +53,7 @@ class RedisServer:
             args += [
                 "--cluster-enabled", "yes",
                 "--cluster-config-file", str(workdir / "nodes.conf"),
-                "--cluster-port", str(_free_port()),
+                "--cluster-port", str(free_port()),
             ]  # fmt: skip
         self.log = workdir / "redis.log"
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -1,44 +1,23 @@
 """Loopback helpers for the CLB dataplane tests: tiny HTTP backends, a callback receiver, a fake model.
 
-Every server binds port 0 on a 127.x address and is shut down in fixture teardown; `wait_until` polls
-with a generous deadline so the tests hold on a loaded 2-core machine.
+Every server binds port 0 on a 127.x address (`tests.support.net.BackgroundServer`) and is shut down in
+fixture teardown; the tests poll with `tests.support.polling.eventually`.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
-import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 
 from emulators.clb.views import ListenerView, TargetView
-
-DEADLINE_S = 30.0
-
-
-def wait_until(condition: Callable[[], Any], deadline_s: float = DEADLINE_S, what: str = "condition") -> Any:
-    """Poll `condition` until it returns something truthy; fail with `what` after the deadline."""
-    end = time.monotonic() + deadline_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > end:
-            pytest.fail(f"timed out after {deadline_s}s waiting for {what}")
-        time.sleep(0.05)
-
-
-def free_port(ip: str) -> int:
-    with socket.socket() as probe:
-        probe.bind((ip, 0))
-        return int(probe.getsockname()[1])
+from tests.support.net import BackgroundServer
 
 
 class Backend:
@@ -66,19 +45,11 @@ class Backend:
             def log_message(self, *_args: object) -> None:
                 return
 
-        self._server = ThreadingHTTPServer((ip, 0), Handler)
-        self._server.daemon_threads = True
-        self.ip, self.port = ip, int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        self.running = True
+        self._server = BackgroundServer(Handler, ip=ip)
+        self.ip, self.port = ip, self._server.port
 
     def stop(self) -> None:
-        if self.running:
-            self.running = False
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join(timeout=10)
+        self._server.stop()
 
 
 class CallbackReceiver:
@@ -98,19 +69,14 @@ class CallbackReceiver:
             def log_message(self, *_args: object) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/clb-health"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self._server = BackgroundServer(Handler)
+        self.url = self._server.url("/clb-health")
 
     def events(self) -> list[dict[str, Any]]:
         return [event for event, _, _ in self.received]
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
+        self._server.stop()
 
 
 def fetch(ip: str, port: int, path: str = "/") -> str:

@@ -19,10 +19,10 @@ from tests.integration.clb_dataplane.conftest import (
     CallbackReceiver,
     FakeModel,
     fetch,
-    free_port,
     listener_view,
-    wait_until,
 )
+from tests.support.net import free_port
+from tests.support.polling import eventually
 
 VIP = "127.1.0.77"
 LISTENER = "lbl-fake0001"
@@ -64,20 +64,20 @@ def test_probes_forward_and_notify(
     one, two = backends("127.0.11.1", "one"), backends("127.0.11.2", "two")
     port = free_port(VIP)
     model.put_listener(listener_view(VIP, port, [one, two]))
-    wait_until(lambda: all_health(model, "Alive"), what="both backends Alive")
+    eventually(lambda: all_health(model, "Alive"), "both backends Alive")
 
     served = [fetch(VIP, port) for _ in range(40)]
     assert served.count("one") == 20 and served.count("two") == 20
 
     view = model.dataplane_snapshot()[0]
     model.put_listener(replace(view, targets=(view.targets[0], replace(view.targets[1], weight=0))))
-    wait_until(lambda: plane.proxy.stats()[LISTENER]["eligible"] == [f"{one.ip}:{one.port}"], what="weight 0 applied")
+    eventually(lambda: plane.proxy.stats()[LISTENER]["eligible"] == [f"{one.ip}:{one.port}"], "weight 0 applied")
     assert {fetch(VIP, port) for _ in range(10)} == {"one"}
     # Weight-0 targets are still probed: stopping it turns it Dead.
     two.stop()
-    wait_until(lambda: model.health(LISTENER)[f"{two.ip}:{two.port}"] == "Dead", what="weight-0 target Dead")
+    eventually(lambda: model.health(LISTENER)[f"{two.ip}:{two.port}"] == "Dead", "weight-0 target Dead")
 
-    wait_until(lambda: len(callback_receiver.events()) >= 3, what="three notifications")
+    eventually(lambda: len(callback_receiver.events()) >= 3, "three notifications")
     events = callback_receiver.events()
     assert sorted((e["target"]["ip"], e["oldStatus"], e["newStatus"]) for e in events) == [
         ("127.0.11.1", "Unknown", "Alive"),
@@ -89,8 +89,8 @@ def test_probes_forward_and_notify(
     assert shape == {(LISTENER, port, "TCP", "ap-test")}
 
     one.stop()
-    wait_until(lambda: all_health(model, "Dead"), what="both Dead")
-    wait_until(lambda: refused(VIP, port), what="VIP resets with no eligible backend")
+    eventually(lambda: all_health(model, "Dead"), "both Dead")
+    eventually(lambda: refused(VIP, port), "VIP resets with no eligible backend")
     assert plane.proxy.stats()[LISTENER]["refused"] >= 1
 
 
@@ -101,17 +101,17 @@ def test_http_code_mismatch_is_dead_and_switch_off_is_close(
     port = free_port(VIP)
     # The backend answers 200 but only 4xx counts as healthy here.
     model.put_listener(listener_view(VIP, port, [one], HttpCode=8))
-    wait_until(lambda: all_health(model, "Dead"), what="wrong status code -> Dead")
+    eventually(lambda: all_health(model, "Dead"), "wrong status code -> Dead")
     assert refused(VIP, port)
 
     model.put_listener(listener_view(VIP, port, [one], HealthSwitch=0))
-    wait_until(lambda: all_health(model, "Close"), what="switch off -> Close")
+    eventually(lambda: all_health(model, "Close"), "switch off -> Close")
     # With checks off the CLB forwards to every backend.
-    wait_until(lambda: plane.proxy.stats()[LISTENER]["eligible"], what="Close target eligible")
+    eventually(lambda: plane.proxy.stats()[LISTENER]["eligible"], "Close target eligible")
     assert fetch(VIP, port) == "one"
 
     model.put_listener(listener_view(VIP, port, [one], CheckType="TCP"))
-    wait_until(lambda: all_health(model, "Alive"), what="switch on, TCP check -> Alive")
+    eventually(lambda: all_health(model, "Alive"), "switch on, TCP check -> Alive")
 
 
 def test_removed_targets_and_deleted_listeners_are_dropped(
@@ -120,14 +120,14 @@ def test_removed_targets_and_deleted_listeners_are_dropped(
     one, two = backends("127.0.11.4", "one"), backends("127.0.11.5", "two")
     port = free_port(VIP)
     model.put_listener(listener_view(VIP, port, [one, two], CheckType="TCP"))
-    wait_until(lambda: all_health(model, "Alive"), what="both Alive")
+    eventually(lambda: all_health(model, "Alive"), "both Alive")
 
     model.put_listener(listener_view(VIP, port, [two], CheckType="TCP"))
-    wait_until(lambda: [key.ip for key in plane.checker.statuses()] == [two.ip], what="removed target no longer probed")
-    wait_until(lambda: {fetch(VIP, port) for _ in range(6)} == {"two"}, what="traffic only to the remaining target")
+    eventually(lambda: [key.ip for key in plane.checker.statuses()] == [two.ip], "removed target no longer probed")
+    eventually(lambda: {fetch(VIP, port) for _ in range(6)} == {"two"}, "traffic only to the remaining target")
 
     model.delete_listener(LISTENER)
-    wait_until(lambda: LISTENER not in plane.proxy.stats(), what="listener stopped")
+    eventually(lambda: LISTENER not in plane.proxy.stats(), "listener stopped")
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((VIP, port), timeout=5).close()
     assert plane.checker.statuses() == {}

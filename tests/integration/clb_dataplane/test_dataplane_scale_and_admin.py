@@ -22,7 +22,8 @@ import pytest
 from emulators.clb.dataplane import DataPlane
 from emulators.clb.dataplane.admin import DataplaneAdminServer
 from emulators.clb.views import ListenerView, TargetView
-from tests.integration.clb_dataplane.conftest import FakeModel, wait_until
+from tests.integration.clb_dataplane.conftest import FakeModel
+from tests.support.polling import eventually
 
 SINK_IP = "127.0.13.1"
 
@@ -104,7 +105,7 @@ def test_three_hundred_targets_turn_alive_within_a_few_intervals(
     def alive_count() -> int:
         return sum(t.health == "Alive" for view in model.dataplane_snapshot() for t in view.targets)
 
-    wait_until(lambda: alive_count() == 300, what="300 targets Alive")
+    eventually(lambda: alive_count() == 300, "300 targets Alive")
     # HealthNum x IntervalTime = 2 s bounds one target; 300 take about that long on an idle 2-core machine
     # and stay far below this bound even when other processes hog both cores.
     assert time.monotonic() - started < 25
@@ -112,7 +113,7 @@ def test_three_hundred_targets_turn_alive_within_a_few_intervals(
 
     first = model.dataplane_snapshot()[0]
     model.put_listener(replace(first, targets=first.targets[:10]))
-    wait_until(lambda: len(plane.checker.statuses()) == 210, what="removed targets dropped")
+    eventually(lambda: len(plane.checker.statuses()) == 210, "removed targets dropped")
 
 
 @pytest.fixture

@@ -25,7 +25,9 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 
 from emulators.clb.app import ClbEmulator, ClbEmulatorOptions
 from emulators.clb.dataplane import SIGNATURE_HEADER
-from tests.integration.clb_dataplane.conftest import Backend, CallbackReceiver, fetch, free_port, wait_until
+from tests.integration.clb_dataplane.conftest import Backend, CallbackReceiver, fetch
+from tests.support.net import free_port
+from tests.support.polling import eventually
 
 SECRET_ID, SECRET_KEY, NOTIFY_SECRET = "AKIDemulator0001", "emulator-secret-key", "notify-secret"
 INTERVAL_S, HEALTH_NUM, UNHEALTH_NUM = 3, 2, 2
@@ -57,7 +59,7 @@ def clb(emulator: ClbEmulator) -> Callable[..., dict[str, Any]]:
 
 
 def wait_task(clb: Callable[..., dict[str, Any]], request_id: str) -> None:
-    wait_until(lambda: clb("DescribeTaskStatus", TaskId=request_id)["Status"] == 0, what=f"task {request_id}")
+    eventually(lambda: clb("DescribeTaskStatus", TaskId=request_id)["Status"] == 0, f"task {request_id}")
 
 
 def target_health(clb: Callable[..., dict[str, Any]], lb_id: str) -> dict[str, str]:
@@ -96,9 +98,9 @@ def test_health_traffic_and_notifications_through_the_sdk(
 ) -> None:
     one, two = backends("127.0.10.1", "one"), backends("127.0.10.2", "two")
     lb_id = clb("CreateLoadBalancer", LoadBalancerType="OPEN", LoadBalancerName="dataplane-it")["LoadBalancerIds"][0]
-    wait_until(
+    eventually(
         lambda: clb("DescribeLoadBalancers", LoadBalancerIds=[lb_id])["LoadBalancerSet"][0]["Status"] == 1,
-        what="CLB active",
+        "CLB active",
     )
     vip = clb("DescribeLoadBalancers", LoadBalancerIds=[lb_id])["LoadBalancerSet"][0]["LoadBalancerVips"][0]
     port = free_port(vip)
@@ -133,7 +135,7 @@ def test_health_traffic_and_notifications_through_the_sdk(
     started = time.monotonic()
     key_one, key_two = f"{one.ip}:{one.port}", f"{two.ip}:{two.port}"
 
-    wait_until(lambda: target_health(clb, lb_id) == {key_one: "Alive", key_two: "Alive"}, what="both Alive")
+    eventually(lambda: target_health(clb, lb_id) == {key_one: "Alive", key_two: "Alive"}, "both Alive")
     elapsed = time.monotonic() - started
     assert elapsed <= HEALTH_NUM * INTERVAL_S + 1 + SLACK_S, f"Alive after {elapsed:.1f}s"
 
@@ -141,11 +143,11 @@ def test_health_traffic_and_notifications_through_the_sdk(
     assert set(served) == {"one", "two"} and abs(served["one"] - served["two"]) <= 2, served
 
     two.stop()
-    wait_until(lambda: target_health(clb, lb_id)[key_two] == "Dead", what="stopped backend Dead")
-    wait_until(lambda: admin(emulator, "dataplane")["listeners"][listener_id]["eligible"] == [key_one], what="proxy")
+    eventually(lambda: target_health(clb, lb_id)[key_two] == "Dead", "stopped backend Dead")
+    eventually(lambda: admin(emulator, "dataplane")["listeners"][listener_id]["eligible"] == [key_one], "proxy")
     assert Counter(fetch(vip, port) for _ in range(50)) == {"one": 50}
 
-    wait_until(lambda: len(callback_receiver.received) >= 3, what="three notifications")
+    eventually(lambda: len(callback_receiver.received) >= 3, "three notifications")
     events = callback_receiver.events()
     assert [(e["target"]["ip"], e["oldStatus"], e["newStatus"]) for e in events[2:]] == [
         ("127.0.10.2", "Alive", "Dead")
@@ -166,14 +168,14 @@ def test_health_traffic_and_notifications_through_the_sdk(
     # Notifications off: the polling path (DescribeTargetHealth) still sees the change, no callback arrives.
     assert admin(emulator, "notifications", {"enabled": False})["enabled"] is False
     one.stop()
-    wait_until(lambda: target_health(clb, lb_id)[key_one] == "Dead", what="last backend Dead")
-    wait_until(lambda: admin(emulator, "notifications")["counters"]["suppressed"] == 1, what="transition suppressed")
+    eventually(lambda: target_health(clb, lb_id)[key_one] == "Dead", "last backend Dead")
+    eventually(lambda: admin(emulator, "notifications")["counters"]["suppressed"] == 1, "transition suppressed")
     assert len(callback_receiver.received) == 3
 
     # No healthy target left: the VIP resets every connection.
-    wait_until(lambda: admin(emulator, "dataplane")["listeners"][listener_id]["eligible"] == [], what="none eligible")
+    eventually(lambda: admin(emulator, "dataplane")["listeners"][listener_id]["eligible"] == [], "none eligible")
     assert vip_refuses(vip, port)
     assert admin(emulator, "dataplane")["listeners"][listener_id]["refused"] >= 1
 
     clb("DeleteLoadBalancer", LoadBalancerIds=[lb_id])
-    wait_until(lambda: listener_id not in admin(emulator, "dataplane")["listeners"], what="listener stopped")
+    eventually(lambda: listener_id not in admin(emulator, "dataplane")["listeners"], "listener stopped")

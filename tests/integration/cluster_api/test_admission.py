@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from kubernetes import client
 from emulators.cluster.admission import AdmissionChain
 from emulators.cluster.tls import CertificateAuthority
 from tests.integration.cluster_api.conftest import Cluster, error_body, pod_manifest
+from tests.support.net import BackgroundServer
 
 GATE = "cloud.tencent.com/load-balancer-backendgroup-ready"
 Responder = Callable[[dict[str, Any], str], dict[str, Any]]
@@ -58,20 +58,13 @@ class WebhookServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        context = ca.issue(["127.0.0.1"]).server_context()
-        self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
+        self._server = BackgroundServer(Handler, tls=ca.issue(["127.0.0.1"]).server_context())
 
     def url(self, path: str = "/admit") -> str:
-        return f"https://127.0.0.1:{self._httpd.server_address[1]}{path}"
+        return self._server.url(path)
 
     def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(10)
+        self._server.stop()
 
 
 @pytest.fixture

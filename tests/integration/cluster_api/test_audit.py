@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 
 from emulators.cluster.audit import AuditWebhookBackend
 from tests.integration.cluster_api.conftest import Cluster, pod_manifest
+from tests.support.net import BackgroundServer
 
 
 class Receiver:
@@ -38,23 +38,15 @@ class Receiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/audit"
+        self._server = BackgroundServer(Handler)
+        self.url = self._server.url("/audit")
 
     @property
     def events(self) -> list[dict[str, Any]]:
         return [event for batch in self.batches for event in batch["items"]]
 
     def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(10)
+        self._server.stop()
 
 
 @pytest.fixture

@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from kubernetes import client, config, watch
 
 from emulators.cluster.server import ClusterApiServer
 from emulators.cluster.store import ObjectStore
-
-
-def _wait_until(condition: Callable[[], bool], timeout_s: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
+from tests.support.polling import eventually
 
 
 def test_stop_ends_watches_and_threads(tmp_path: Path) -> None:
@@ -44,9 +34,9 @@ def test_stop_ends_watches_and_threads(tmp_path: Path) -> None:
     consumer = threading.Thread(target=consume, daemon=True)
     consumer.start()
     store.create("pods", "ns", {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}})
-    assert _wait_until(lambda: events == ["ADDED"])
+    eventually(lambda: events == ["ADDED"], "the ADDED watch event")
     server.stop()
     assert ended.wait(30), "the watch stream did not end when the server stopped"
     consumer.join(30)
     api.close()
-    assert _wait_until(lambda: not [t for t in set(threading.enumerate()) - before if t.is_alive()])
+    eventually(lambda: not [t for t in set(threading.enumerate()) - before if t.is_alive()], "server threads to end")

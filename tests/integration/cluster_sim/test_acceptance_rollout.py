@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,8 @@ from emulators.cluster.simulator import ClusterSimulator
 from emulators.cluster.tls import CertificateAuthority
 from tests.integration.cluster_sim.conftest import http_get
 from tests.manifests import web_deployment
-from tests.polling import eventually
+from tests.support.net import BackgroundServer
+from tests.support.polling import eventually
 
 GATE = "cloud.tencent.com/load-balancer-backendgroup-ready"
 NS = "default"
@@ -63,17 +63,8 @@ class _GateInjector(BaseHTTPRequestHandler):
 @pytest.fixture
 def webhook() -> Iterator[tuple[str, bytes]]:
     ca = CertificateAuthority(common_name="acceptance-test webhook CA")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _GateInjector)
-    server.daemon_threads = True
-    server.socket = ca.issue(["127.0.0.1"]).server_context().wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"https://127.0.0.1:{server.server_address[1]}/mutate", ca.cert_pem
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    with BackgroundServer(_GateInjector, tls=ca.issue(["127.0.0.1"]).server_context()) as server:
+        yield server.url("/mutate"), ca.cert_pem
 
 
 @pytest.fixture

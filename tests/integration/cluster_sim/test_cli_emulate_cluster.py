@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client, config
 
 from cli.main import build_parser
-from tests.polling import eventually
+from tests.support.polling import eventually
 
 
 def test_parser_shares_the_emulate_group_and_validates_arguments(capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,7 +9,7 @@ from emulators.cluster.ipam import PodIpam
 from emulators.cluster.patching import STRATEGIC_MERGE_PATCH
 from emulators.cluster.termination import ON_SIGTERM_ANNOTATION
 from tests.integration.cluster_sim.conftest import Behaviours, condition, http_get, running_behaviours
-from tests.polling import eventually
+from tests.support.polling import eventually
 
 GATE = "cloud.tencent.com/load-balancer-backendgroup-ready"
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from emulators.cluster.patching import STRATEGIC_MERGE_PATCH
 from tests.integration.cluster_sim.conftest import Behaviours, condition, http_get
-from tests.polling import eventually
+from tests.support.polling import eventually
 
 GATE = "example.com/gate"
 

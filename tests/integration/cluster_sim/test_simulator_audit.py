@@ -5,56 +5,51 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from emulators.cluster.simulator import ClusterSimulator, version_info
-from tests.polling import eventually
+from tests.support.net import BackgroundServer
+from tests.support.polling import eventually
 
 
-class _Receiver(ThreadingHTTPServer):
-    daemon_threads = True
+class _Receiver:
+    """Collects the audit events POSTed to it as EventList batches."""
 
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Collect)
         self.events: list[dict[str, Any]] = []
         self.lock = threading.Lock()
+        receiver = self
 
+        class Collect(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                batch = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                assert batch["kind"] == "EventList"
+                with receiver.lock:
+                    receiver.events.extend(batch["items"])
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
-class _Collect(BaseHTTPRequestHandler):
-    server: _Receiver
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet test output."""
 
-    def do_POST(self) -> None:
-        batch = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        assert batch["kind"] == "EventList"
-        with self.server.lock:
-            self.server.events.extend(batch["items"])
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet test output."""
+        self.server = BackgroundServer(Collect)
+        self.url = self.server.url("/audit")
 
 
 @pytest.fixture
 def receiver() -> Iterator[_Receiver]:
-    server = _Receiver()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    collected = _Receiver()
+    with collected.server:
+        yield collected
 
 
 def test_kubelet_and_scheduler_writes_are_audited_as_node_and_scheduler(receiver: _Receiver, tmp_path: Path) -> None:
-    url = f"http://127.0.0.1:{receiver.server_address[1]}/audit"
+    url = receiver.url
     with ClusterSimulator(
         kubeconfig_path=tmp_path / "kc", audit_url=url, audit_batch_wait_s=0.2, start_delay_s=0.05, node_count=2
     ) as cluster:

@@ -15,7 +15,7 @@ import pytest
 
 from emulators.cluster.termination import ON_SIGTERM_ANNOTATION
 from tests.integration.cluster_sim.conftest import Behaviours, condition, http_get, running_behaviours
-from tests.polling import eventually
+from tests.support.polling import eventually
 
 
 def _pod(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from shared.config import Settings
 from shared.deps import Deps
 from shared.events.apigw import ApiGatewayEvent
 from shared.router import route_signed
+from tests.support.net import BackgroundServer
 
 HMAC_KEY = "integration-relay-key"
 
@@ -71,22 +72,15 @@ class RouterServer:
                 self.end_headers()
                 self.wfile.write(payload)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/router"
+        self._server = BackgroundServer(Handler, start=False)
+        self.url = self._server.url("/router")
 
     def start(self) -> RouterServer:
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(10)
+        self._server.stop()
 
 
 @pytest.fixture

@@ -39,7 +39,7 @@ from shared.reconcile import handle_step_request
 from shared.steps import run_step
 from tests.integration.plumbing.conftest import HMAC_KEY, RouterServer
 from tests.manifests import web_deployment
-from tests.polling import eventually
+from tests.support.polling import eventually
 
 NS = "default"
 

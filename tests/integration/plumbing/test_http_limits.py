@@ -24,7 +24,7 @@ from emulators.runtime.runtime import FunctionSpec, LocalRuntime
 from limited_http import HttpLimits
 from relay.app import Relay
 from relay.batcher import Batcher, BatcherConfig
-from tests.polling import eventually
+from tests.support.polling import eventually
 
 LIMITS = HttpLimits(max_body_bytes=64 * 1024, read_timeout_s=1.0, max_connections=8)
 MODULE = "tests.integration.runtime.sample_functions"

@@ -25,7 +25,7 @@ from shared.deps import Deps
 from shared.domain.models import SelectorEntry
 from tests.integration.plumbing.conftest import HMAC_KEY, RouterServer, ThreadSafeInvoker
 from tests.manifests import web_deployment
-from tests.polling import eventually
+from tests.support.polling import eventually
 
 NS = "default"
 LB_ID = "lb-web00001"

@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from emulators.runtime.runtime import FunctionSpec, LocalRuntime, TimerSpec
 from tests.integration.runtime import sample_functions as sample
+from tests.support.polling import eventually
 
 MODULE = "tests.integration.runtime.sample_functions"
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture
@@ -72,14 +63,14 @@ def test_each_invocation_gets_a_fresh_context(runtime: LocalRuntime) -> None:
 def test_async_invoke_retries_twice_then_succeeds(runtime: LocalRuntime) -> None:
     status, body = _post(runtime.invoke_url, {"function": "flaky", "payload": {"key": "a", "fail_times": 2}})
     assert status == 202 and body["RequestId"]
-    wait_for(lambda: sample.attempts.get("a") == 3 and runtime.queue.pending() == 0)
+    eventually(lambda: sample.attempts.get("a") == 3 and runtime.queue.pending() == 0, "three attempts of a")
     assert runtime.queue.stats.succeeded >= 1
     assert runtime.queue.dead_letters == []
 
 
 def test_async_invoke_dead_letters_after_three_failed_attempts(runtime: LocalRuntime, tmp_path: Path) -> None:
     runtime.submit("flaky", {"key": "b", "fail_times": 99})
-    wait_for(lambda: len(runtime.queue.dead_letters) == 1)
+    eventually(lambda: len(runtime.queue.dead_letters) == 1, "one dead letter")
     assert sample.attempts["b"] == 3
     letter = json.loads((tmp_path / "dead.jsonl").read_text().splitlines()[0])
     assert letter["function"] == "flaky" and letter["attempts"] == 3 and "attempt 3 failed" in letter["error"]
@@ -93,7 +84,7 @@ def test_bad_invoke_requests_are_rejected_with_the_reason(runtime: LocalRuntime)
 
 
 def test_timers_deliver_timer_events(runtime: LocalRuntime) -> None:
-    wait_for(lambda: sum(1 for c in sample.calls if c[1].get("Type") == "Timer") >= 2)
+    eventually(lambda: sum(1 for c in sample.calls if c[1].get("Type") == "Timer") >= 2, "two timer events")
     timer_event = next(c[1] for c in sample.calls if c[1].get("Type") == "Timer")
     assert timer_event["TriggerName"] == "every-200ms" and timer_event["Message"] == "tick"
 

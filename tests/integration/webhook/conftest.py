@@ -12,7 +12,6 @@ settings (failure policy, rotation window).
 from __future__ import annotations
 
 import errno
-import socket
 import ssl
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -38,15 +37,10 @@ from shared.deps import Deps
 from shared.domain.models import GATE_CONDITION_TYPE, ObjectKey, StepRequest
 from shared.ports import Clock, Store
 from shared.steps import run_step
+from tests.support.net import free_port
 
 NS = "default"
 DIRECT_ACCESS = "service.cloud.tencent.com/direct-access"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def has_gate(pod: client.V1Pod) -> bool:

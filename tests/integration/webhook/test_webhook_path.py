@@ -24,8 +24,9 @@ from kubernetes import client
 from shared.certs import CA_BUNDLE, CA_CERT, TLS_CERT, generate_ca, split_bundle
 from shared.clock import FakeClock
 from shared.domain.webhook_config import WEBHOOK_NAME
-from tests.integration.webhook.conftest import NS, WebhookStack, condition, free_port, has_gate
-from tests.polling import eventually
+from tests.integration.webhook.conftest import NS, WebhookStack, condition, has_gate
+from tests.support.net import free_port
+from tests.support.polling import eventually
 
 DAY_S = 86_400.0
 
