@@ -107,7 +107,7 @@ resource "tencentcloud_cam_role_policy_attachment" "functions" {
   policy_id = tencentcloud_cam_policy.functions.id
 }
 
-# --- API gateway: the service and its three APIs, each with SCF integrated response ---------------------------
+# --- API gateway: the service and its four APIs, each with SCF integrated response ---------------------------
 # multi-scf's own apigw trigger cannot enable integrated response (it rebuilds each API's function block), so
 # the APIs live here. With integrated response the function's {statusCode, headers, body} is the HTTP answer:
 # the API server gets the AdmissionReview JSON, the relay and Cloud Monitor get 401/503 where we mean it.
@@ -122,9 +122,11 @@ resource "tencentcloud_api_gateway_service" "clb_direct" {
 
 locals {
   apis = {
-    admission = { path = "/admission", timeout = 10 }
-    router    = { path = "/router", timeout = 30 }
-    health    = { path = "/health", timeout = 15 }
+    admission = { path = "/admission", timeout = 10, method = "POST" }
+    router    = { path = "/router", timeout = 30, method = "POST" }
+    health    = { path = "/health", timeout = 15, method = "POST" }
+    # the kubelet's preStop httpGet: held until the Pod's CLB drain is done (<= its grace period)
+    prestop = { path = "/prestop", timeout = 330, method = "GET" }
   }
 }
 
@@ -136,7 +138,7 @@ resource "tencentcloud_api_gateway_api" "clb_direct" {
   auth_type                          = "NONE" # each function authenticates its caller (see docs/operator-guide.md)
   protocol                           = "HTTP"
   request_config_path                = each.value.path
-  request_config_method              = "POST"
+  request_config_method              = each.value.method
   service_type                       = "SCF"
   service_timeout                    = each.value.timeout
   service_scf_function_name          = "clb-direct-${var.stage}-clb-direct-${each.key}"

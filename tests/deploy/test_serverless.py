@@ -159,7 +159,7 @@ def test_triggers_timers_here_and_integrated_response_apis_in_terraform(rendered
     apis = re.search(r"apis = \{(.*?)\n  \}", tf, re.S)
     assert apis is not None
     routes = dict(re.findall(r"(\w+)\s+=\s+\{ path = \"(/\w+)\"", apis.group(1)))
-    assert routes == {"admission": "/admission", "router": "/router", "health": "/health"}
+    assert routes == {"admission": "/admission", "router": "/router", "health": "/health", "prestop": "/prestop"}
     api_block = tf[tf.index('resource "tencentcloud_api_gateway_api"') :]
     api_block = api_block[: api_block.index("\n}\n")]
     assert re.search(r"service_scf_is_integrated_response\s*=\s*true", api_block)
