@@ -1,6 +1,6 @@
 """The per-CLB write batch: registration (bind) and drain/deregistration (unbind) in one pass.
 
-The bind and unbind steps queue items on the CLB's `ClbWriter` (`bind:<ns>/<svc>`, `unbind:<pod_uid>`);
+The bind and unbind steps queue typed `ClbWork` items (bind a Service, unbind a Pod UID) on the CLB's `ClbWriter`;
 whichever invocation holds the CLB's lease runs `process_batch` over everything pending, so a rollout's
 many events collapse into one list, one plan and a few ≤500-target calls (DESIGN rule 5). Each item is
 re-checked against live state (rule 1), binding records are kept before and after every write (rule 4),
@@ -10,7 +10,6 @@ use limits are reported as Warning Events and remembered for the gate message (r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -24,6 +23,7 @@ from shared.domain.backends import (
     plan_unbind,
     selects,
 )
+from shared.domain.clb_work import ClbWork, split_work
 from shared.domain.limits import pod_limit_problems
 from shared.domain.listeners import listeners_for_service
 from shared.domain.models import BindingRecord, ObjectKey, ObjectRef, PodInfo, ServiceInfo, StepRequest, Target
@@ -39,9 +39,6 @@ from shared.steps.common import (
 )
 from shared.steps.extra_targets import remove_extra_targets, reused_by_live_pods
 from shared.timeline import record_bindings, record_registered
-
-BIND_PREFIX = "bind:"
-UNBIND_PREFIX = "unbind:"
 
 
 @dataclass
@@ -65,11 +62,10 @@ def _describe(t: DesiredTarget | BindingRecord) -> str:
 
 
 def process_batch(
-    deps: Deps, lb_id: str, items: Sequence[str], rec: Recorder, *, correlation_id: str | None
+    deps: Deps, lb_id: str, items: list[ClbWork], rec: Recorder, *, correlation_id: str | None
 ) -> BatchOutcome:
     outcome = BatchOutcome()
-    services = sorted({i[len(BIND_PREFIX) :] for i in items if i.startswith(BIND_PREFIX)})
-    pod_uids = sorted({i[len(UNBIND_PREFIX) :] for i in items if i.startswith(UNBIND_PREFIX)})
+    services, pod_uids = split_work(items)
     actual = deps.require_clb().list_targets(lb_id)
     flip: dict[str, ObjectKey] = {}
     if pod_uids:

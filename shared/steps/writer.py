@@ -1,32 +1,36 @@
 """Bind and unbind steps: turn a request into per-CLB work items and run them through the CLB writer.
 
 Called through `run_step` for StepRequest(step="bind") and StepRequest(step="unbind"). Both resolve
-which CLBs are involved, queue `bind:<ns>/<svc>` or `unbind:<pod_uid>` items on that CLB's `ClbWriter`
-(one writer per CLB; concurrent requests coalesce into its next batch) and report what the batch did —
-or that another invocation holding the lease will do it ("queued").
+which CLBs are involved, queue typed `ClbWork` items (bind a Service, unbind a Pod UID) on that CLB's
+`ClbWriter` (one writer per CLB; concurrent requests coalesce into its next batch) and report what the
+batch did — or that another invocation holding the lease will do it ("queued"). The batch runs with a
+`FencedLoadBalancer`, so none of its CLB writes is made once another writer has taken the lease over.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from typing import Any
 
 from shared.deps import Deps
+from shared.domain.clb_work import ClbWork
 from shared.domain.models import BindingRecord, ServiceInfo, StepRequest
-from shared.leases import ClbWriter
-from shared.steps.clb_batch import BIND_PREFIX, UNBIND_PREFIX, BatchOutcome, process_batch
+from shared.leases import ClbWriter, Fence, FencedLoadBalancer
+from shared.steps.clb_batch import BatchOutcome, process_batch
 from shared.steps.common import Recorder, follow_up, new_holder, selecting_services, service_lb_id
 
 
-def write_clb(deps: Deps, lb_id: str, items: list[str], rec: Recorder, request: StepRequest) -> dict[str, Any]:
+def write_clb(deps: Deps, lb_id: str, items: list[ClbWork], rec: Recorder, request: StepRequest) -> dict[str, Any]:
     """Run the items for one CLB as its writer, or queue them for the current writer."""
     if rec.dry_run:
         planned = process_batch(deps, lb_id, items, rec, correlation_id=request.correlation_id)
         return {"lb_id": lb_id, "writer": "dry-run", **planned.as_dict()}
     outcomes: list[BatchOutcome] = []
 
-    def work(batch: list[str], _token: int) -> None:
-        outcomes.append(process_batch(deps, lb_id, batch, rec, correlation_id=request.correlation_id))
+    def work(batch: list[ClbWork], fence: Fence) -> None:
+        fenced = dataclasses.replace(deps, clb=FencedLoadBalancer(deps.require_clb(), fence))
+        outcomes.append(process_batch(fenced, lb_id, batch, rec, correlation_id=request.correlation_id))
 
     writer = ClbWriter(deps.store, deps.clock, holder=new_holder(request.step), ttl_s=deps.settings.lease_ttl_s)
     wrote = writer.run(lb_id, items, work)
@@ -54,12 +58,12 @@ def run_bind(deps: Deps, request: StepRequest, rec: Recorder) -> dict[str, Any]:
         if pod is not None:
             for service in selecting_services(deps, pod, cache):
                 services.setdefault(str(service.key), service)
-    by_lb: dict[str, list[str]] = defaultdict(list)
+    by_lb: dict[str, list[ClbWork]] = defaultdict(list)
     waiting: list[str] = []
     for name, service in sorted(services.items()):
         lb_id = service_lb_id(service)
         if lb_id and lb_id != "<new>":
-            by_lb[lb_id].append(BIND_PREFIX + name)
+            by_lb[lb_id].append(ClbWork.bind(name))
         else:
             waiting.append(name)
             # No CLB yet: the service step creates it and asks for this bind again.
@@ -100,6 +104,9 @@ def run_unbind(deps: Deps, request: StepRequest, rec: Recorder) -> dict[str, Any
         add(store.list_bindings(service=str(service_key)))
     by_lb: dict[str, set[str]] = defaultdict(set)
     for binding in found.values():
-        by_lb[binding.lb_id].add(UNBIND_PREFIX + binding.pod_uid)
-    results = [write_clb(deps, lb_id, sorted(items), rec, request) for lb_id, items in sorted(by_lb.items())]
+        by_lb[binding.lb_id].add(binding.pod_uid)
+    results = [
+        write_clb(deps, lb_id, [ClbWork.unbind(uid) for uid in sorted(uids)], rec, request)
+        for lb_id, uids in sorted(by_lb.items())
+    ]
     return {"clbs": results, "bindings_considered": len(found)}

@@ -7,6 +7,7 @@ import pytest
 
 from shared.adapters.store_sqlite import MEMORY, SqliteStore
 from shared.clock import FakeClock
+from shared.domain.clb_work import ClbWork
 from shared.leases import ClbWriter, lease_name, pending_queue
 
 TTL = 30.0
@@ -24,8 +25,29 @@ def clock():
     return FakeClock()
 
 
+class Writer(ClbWriter):
+    """The writer with test shorthand: items are Service names, work sees names and the fence's token."""
+
+    def run(self, lb_id, items, work):
+        return super().run(
+            lb_id, [ClbWork.bind(n) for n in items], lambda batch, fence: work(names(batch), fence.token)
+        )
+
+
+def names(batch):
+    return [item.service for item in batch]
+
+
+def members(*items):
+    return [ClbWork.bind(n).member() for n in items]
+
+
+def pending(store, lb_id="lb-1"):
+    return names(ClbWork.decode(m) for m in store.pending_take(pending_queue(lb_id)))
+
+
 def writer(store, clock, holder):
-    return ClbWriter(store, clock, holder=holder, ttl_s=TTL)
+    return Writer(store, clock, holder=holder, ttl_s=TTL)
 
 
 def test_a_free_lease_runs_one_batch_and_is_released(store, clock):
@@ -34,7 +56,7 @@ def test_a_free_lease_runs_one_batch_and_is_released(store, clock):
     assert a.run("lb-1", ["web/b", "web/a", "web/b"], lambda batch, token: calls.append((batch, token)))
     assert calls == [(["web/a", "web/b"], 1)]
     assert store.current_lease(lease_name("lb-1"), now=clock.now()) is None
-    assert store.pending_take(pending_queue("lb-1")) == []
+    assert pending(store) == []
 
 
 def test_requests_arriving_while_the_lease_is_held_ride_in_the_next_batch(store, clock):
@@ -90,7 +112,7 @@ def test_lost_wakeup_guard_picks_up_items_queued_just_before_release(clock):
     assert outcome == [False]
     assert [batch for batch, _ in batches] == [["web/early"], ["web/late"]]
     assert batches[1][1] > batches[0][1]
-    assert store.pending_take(pending_queue("lb-1")) == []
+    assert pending(store) == []
     assert store.current_lease(lease_name("lb-1"), now=clock.now()) is None
     store.close()
 
@@ -127,7 +149,7 @@ def test_lease_is_renewed_between_batches(store, clock):
         batches.append(batch)
         clock.advance(TTL * 0.75)
         if len(batches) < 3:
-            store.pending_add(pending_queue("lb-1"), [f"more-{len(batches)}"])
+            store.pending_add(pending_queue("lb-1"), members(f"more-{len(batches)}"))
         assert a.check_fence("lb-1", token)
         assert store.acquire_lease(lease_name("lb-1"), "b", ttl_s=TTL, now=clock.now()) is None
 
@@ -142,14 +164,14 @@ def test_a_writer_that_lost_its_lease_stops_and_leaves_the_rest(store, clock):
 
     def stalled(batch, token):
         clock.advance(TTL + 1)
-        store.pending_add(pending_queue("lb-1"), ["later"])
+        store.pending_add(pending_queue("lb-1"), members("later"))
         tokens["b"] = store.acquire_lease(lease_name("lb-1"), "b", ttl_s=TTL, now=clock.now()).token
         assert not a.check_fence("lb-1", token)
 
     assert a.run("lb-1", ["first"], stalled)
     current = store.current_lease(lease_name("lb-1"), now=clock.now())
     assert (current.holder, current.token) == ("b", tokens["b"])
-    assert store.pending_take(pending_queue("lb-1")) == ["later"]
+    assert pending(store) == ["later"]
 
 
 def test_nothing_to_do_still_reports_the_writer_role(store, clock):
@@ -175,7 +197,7 @@ def test_items_found_by_the_recheck_stay_queued_when_another_writer_took_over(cl
     a = writer(store, clock, "a")
 
     def take_over():
-        store.pending_add(pending_queue("lb-1"), ["web/late"])
+        store.pending_add(pending_queue("lb-1"), members("web/late"))
         store.acquire_lease(lease_name("lb-1"), "b", ttl_s=TTL, now=clock.now())
 
     store.after_release = take_over
@@ -183,5 +205,76 @@ def test_items_found_by_the_recheck_stay_queued_when_another_writer_took_over(cl
     assert a.run("lb-1", ["web/early"], lambda batch, token: batches.append(batch))
     assert batches == [["web/early"]]
     assert store.current_lease(lease_name("lb-1"), now=clock.now()).holder == "b"
-    assert store.pending_take(pending_queue("lb-1")) == ["web/late"]
+    assert pending(store) == ["web/late"]
     store.close()
+
+
+class RecordingClb:
+    """A LoadBalancer stand-in that records the write calls that reach it."""
+
+    def __init__(self):
+        self.writes = []
+
+    def register_targets(self, lb_id, targets):
+        self.writes.append(("register", lb_id, list(targets)))
+
+    def set_target_weights(self, lb_id, targets):
+        self.writes.append(("weights", lb_id, list(targets)))
+
+    def list_targets(self, lb_id):
+        return []
+
+
+def test_a_writer_whose_lease_was_taken_over_cannot_write(store, clock):
+    from shared.domain.models import Target
+    from shared.leases import FencedLoadBalancer, LeaseLost
+
+    clb = RecordingClb()
+    a = ClbWriter(store, clock, holder="a", ttl_s=TTL)
+    seen = []
+
+    def stalled(batch, fence):
+        fenced = FencedLoadBalancer(clb, fence)
+        fenced.set_target_weights("lb-1", [Target(listener_id="l", ip="10.0.0.1", port=80, weight=0)])
+        clock.advance(TTL + 1)  # the function stalls past its lease (GC pause, slow API) ...
+        seen.append(store.acquire_lease(lease_name("lb-1"), "b", ttl_s=TTL, now=clock.now()).token)
+        assert fenced.list_targets("lb-1") == []  # reads still work
+        try:
+            fenced.register_targets("lb-1", [Target(listener_id="l", ip="10.0.0.2", port=80)])
+        except LeaseLost as exc:
+            seen.append(str(exc))
+            raise
+
+    assert a.run("lb-1", [ClbWork.bind("web/a")], stalled)
+    assert [call[0] for call in clb.writes] == ["weights"]  # ... and its register call is never made
+    assert seen[0] == 2 and "taken over by another writer" in seen[1]
+    current = store.current_lease(lease_name("lb-1"), now=clock.now())
+    assert (current.holder, current.token) == ("b", 2)
+    assert pending(store) == ["web/a"]  # the batch waits for the writer that took over
+
+
+def test_a_fenced_write_renews_the_lease_so_no_one_takes_it_during_the_call(store, clock):
+    from shared.domain.models import Target
+    from shared.leases import FencedLoadBalancer
+
+    clb = RecordingClb()
+    a = ClbWriter(store, clock, holder="a", ttl_s=TTL)
+
+    def slow(batch, fence):
+        clock.advance(TTL * 0.9)
+        FencedLoadBalancer(clb, fence).register_targets("lb-1", [Target(listener_id="l", ip="10.0.0.2", port=80)])
+        clock.advance(TTL * 0.9)  # past the original expiry, but within the renewed one
+        assert store.acquire_lease(lease_name("lb-1"), "b", ttl_s=TTL, now=clock.now()) is None
+
+    assert a.run("lb-1", [ClbWork.bind("web/a")], slow)
+    assert len(clb.writes) == 1
+
+
+def test_work_items_are_typed_and_unreadable_members_are_skipped(store, clock):
+    store.pending_add(pending_queue("lb-1"), ["bind:legacy/string", ClbWork.unbind("uid-1").member()])
+    batches = []
+    a = ClbWriter(store, clock, holder="a", ttl_s=TTL)
+    assert a.run("lb-1", [ClbWork.bind("ns/web")], lambda batch, fence: batches.append(batch))
+    assert batches == [[ClbWork.bind("ns/web"), ClbWork.unbind("uid-1")]]
+    with pytest.raises(ValueError, match="names its Service"):
+        ClbWork(kind="bind")
