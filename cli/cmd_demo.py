@@ -44,7 +44,11 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "demo",
         help="run the whole system locally: a zero-downtime rolling update you can watch",
-        description=__doc__,
+        description=(
+            "Run the whole system on this machine (CLB emulator, cluster simulator, relay, functions) and roll a "
+            "Deployment under load: watch Pods turn Ready only once the CLB health check passes. Writes a JSON "
+            "report and a timeline PNG to --out; exits 0 only if every phase met its expectation."
+        ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--replicas", type=_positive(int), default=6, help="Deployment replicas")

@@ -17,7 +17,7 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "events", help="recent events with their ids", description="List recent routed events, newest first."
     )
-    parser.add_argument("--limit", type=int, default=50)
+    parser.add_argument("--limit", type=int, default=50, help="newest N events (default 50)")
     parser.add_argument("--json", action="store_true", help="print the full stored events as JSON")
     parser.set_defaults(func=run)
 

@@ -34,7 +34,12 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "invoke",
         help="run a function handler locally with an event file and print its JSON result",
-        description=__doc__,
+        description=(
+            "Run one function's handler here with an event from a JSON file and print its result. The handler "
+            "uses the CLB_DIRECT_* settings of this shell exactly as on SCF (store, CLB endpoint, kubeconfig, "
+            "invoker), so any event (a tests/events/ fixture, a StepRequest, an API-gateway AdmissionReview) can "
+            "be tried against the configured endpoints; --dry-run plans without side effects."
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("function", metavar="FUNCTION", help=f"one of: {', '.join(available_functions())}")

@@ -21,7 +21,7 @@ def register(subparsers: Any) -> None:
         help="dry run: the steps a reconcile of one Service would take",
         description="Print the service/unbind/bind/flip actions a reconcile would take for one Service.",
     )
-    parser.add_argument("--service", type=_key, required=True, metavar="NS/NAME")
+    parser.add_argument("--service", type=_key, required=True, metavar="NS/NAME", help="the Service to plan for")
     parser.set_defaults(func=run)
 
 

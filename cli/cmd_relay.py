@@ -33,11 +33,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--sources", type=_sources, default=["watch", "audit"], help="watch,audit (default both)")
     parser.add_argument("--router-url", help="router URL (default CLB_DIRECT_ROUTER_URL)")
     parser.add_argument("--host", default="127.0.0.1", help="audit endpoint / healthz address (0.0.0.0 in a Pod)")
-    parser.add_argument("--port", type=int, default=8443)
+    parser.add_argument("--port", type=int, default=8443, help="audit endpoint / healthz port (default 8443)")
     parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (the audit webhook needs TLS)")
-    parser.add_argument("--tls-key")
+    parser.add_argument("--tls-key", help="private key of --tls-cert")
     parser.add_argument("--router-ca-file", help="CA bundle to verify an https router URL")
-    parser.add_argument("--batch-size", type=int, default=200)
+    parser.add_argument("--batch-size", type=int, default=200, help="events per forwarded batch (default 200)")
     parser.add_argument("--window", type=float, default=1.0, help="seconds the oldest event may wait")
     parser.add_argument(
         "--ack-timeout", type=float, default=10.0, help="seconds an audit POST waits for delivery before a 503"

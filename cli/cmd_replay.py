@@ -30,8 +30,8 @@ def register(subparsers: Any) -> None:
     )
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("event_id", nargs="?", help="an id from `clb-direct events`")
-    target.add_argument("--service", type=_key, metavar="NS/NAME")
-    target.add_argument("--pod", type=_key, metavar="NS/NAME")
+    target.add_argument("--service", type=_key, metavar="NS/NAME", help="reconcile this Service now")
+    target.add_argument("--pod", type=_key, metavar="NS/NAME", help="reconcile this Pod now")
     parser.set_defaults(func=run)
 
 

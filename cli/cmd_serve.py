@@ -21,7 +21,11 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "serve",
         help="run every function locally, SCF-style (HTTP events, async /_invoke queue, timers)",
-        description=__doc__,
+        description=(
+            "Run every function in one local SCF-style runtime: HTTP events on /<function>, async invocations "
+            "through /_invoke, and the timers (reconcile, health poll, guardian), with the CLB_DIRECT_* settings "
+            "of this shell. With CLB_DIRECT_WEBHOOK_URL set the admission endpoint is served over HTTPS."
+        ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--port", type=int, default=8080, help="HTTP port of the runtime (0 = any)")

@@ -25,7 +25,7 @@ def register(subparsers: Any) -> None:
         description="Print when each stage of a Pod's way onto and off the CLB was observed.",
     )
     timeline.add_argument("--pod", required=True, type=_key, help="namespace/name")
-    timeline.add_argument("--json", action="store_true")
+    timeline.add_argument("--json", action="store_true", help="print JSON instead of a table")
     timeline.set_defaults(func=run_timeline)
     latency = subparsers.add_parser(
         "latency",
@@ -33,7 +33,7 @@ def register(subparsers: Any) -> None:
         description="Summarise the stage latencies of every Pod recorded behind a Service.",
     )
     latency.add_argument("--service", required=True, type=_key, help="namespace/name")
-    latency.add_argument("--json", action="store_true")
+    latency.add_argument("--json", action="store_true", help="print JSON instead of a table")
     latency.add_argument("--prune", action="store_true", help="first forget Pods whose records have expired")
     latency.set_defaults(func=run_latency)
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Literal
 from urllib.parse import quote
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.domain.errors import ConfigError
@@ -205,7 +205,8 @@ class Settings(BaseSettings):
     @classmethod
     def _known_store_scheme(cls, value: str) -> str:
         if not value.startswith(("sqlite://", "redis://", "rediss://", "memory://")):
-            raise ValueError(f"store_url {value!r} has an unknown scheme; use sqlite:///path, redis://host:port/db")
+            scheme = value.split("://", 1)[0] if "://" in value else "(none)"
+            raise ValueError(f"store_url has an unknown scheme {scheme!r}; use sqlite:///path or redis://host:port/db")
         return value
 
     @model_validator(mode="after")
@@ -237,6 +238,8 @@ class Settings(BaseSettings):
         values.update(overrides)
         try:
             return cls.model_validate(values)
+        except ValidationError as exc:
+            raise ConfigError(f"invalid clb-direct settings: {_one_line(exc)}") from exc
         except ValueError as exc:
             raise ConfigError(f"invalid clb-direct settings: {exc}") from exc
 
@@ -262,3 +265,13 @@ class Settings(BaseSettings):
 
 def _keys(*secrets: SecretStr | None) -> list[bytes]:
     return [secret.get_secret_value().encode() for secret in secrets if secret and secret.get_secret_value()]
+
+
+def _one_line(exc: ValidationError) -> str:
+    """`CLB_DIRECT_<FIELD>: <what is wrong>` per error, on one line, without the rejected value."""
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field = ".".join(str(p) for p in error.get("loc") or ())
+        name = f"CLB_DIRECT_{field.upper()}" if field else "settings"
+        parts.append(f"{name}: {str(error.get('msg', '')).replace('Value error, ', '')}")
+    return "; ".join(parts)

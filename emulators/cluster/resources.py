@@ -151,6 +151,11 @@ RESOURCES: dict[str, ResourceType] = {
             tracks_generation=True,
             merge_keys={**_OBJECT_META, "webhooks": ("merge", "name")},
         ),
+        # RBAC objects are stored so that SelfSubjectAccessReview (``rbac.py``) can answer from them.
+        ResourceType("roles", "Role", "rbac.authorization.k8s.io", "v1", namespaced=True),
+        ResourceType("rolebindings", "RoleBinding", "rbac.authorization.k8s.io", "v1", namespaced=True),
+        ResourceType("clusterroles", "ClusterRole", "rbac.authorization.k8s.io", "v1", namespaced=False),
+        ResourceType("clusterrolebindings", "ClusterRoleBinding", "rbac.authorization.k8s.io", "v1", namespaced=False),
         ResourceType(
             "tkeserviceconfigs",
             "TkeServiceConfig",

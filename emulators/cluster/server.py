@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from emulators.cluster import api_handlers, events
+from emulators.cluster import api_handlers, events, rbac
 from emulators.cluster.context import RequestInfo, current_request
 from emulators.cluster.errors import ApiError, internal_error, status_body
 from emulators.cluster.kubeconfig import write_kubeconfig
@@ -32,6 +32,8 @@ from emulators.cluster.routing import Route, parse_path
 from emulators.cluster.store import ObjectStore
 from emulators.cluster.tls import CertificateAuthority, KeyPair
 from emulators.cluster.watch import WatchStream
+
+SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +223,10 @@ class _Handler(BaseHTTPRequestHandler):
             user = api.authenticate(self.headers.get("Authorization"))
             if url.path.rstrip("/") == "/version" and method == "GET":
                 self._send_json(200, api.version)
+                return
+            if url.path.rstrip("/") == SSAR_PATH and method == "POST":
+                review = json.loads(raw or b"{}")
+                self._send_json(201, rbac.self_subject_access_review(api.store, user, review))
                 return
             route = parse_path(url.path)
             if route is None:

@@ -103,6 +103,11 @@ class KubernetesCluster:
             claim_unclassed=settings.service_ownership == "annotation",
         )
 
+    @property
+    def api_client(self) -> client.ApiClient:
+        """The configured client (`clb-direct doctor` sends SelfSubjectAccessReviews with it)."""
+        return self._api
+
     def close(self) -> None:
         self._api.close()  # type: ignore[no-untyped-call]
 
