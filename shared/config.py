@@ -36,42 +36,96 @@ class Settings(BaseSettings):
     )
 
     # --- Tencent Cloud -------------------------------------------------------------------------------
-    region: str = "ap-guangzhou"
+    region: str = Field(
+        default="ap-guangzhou",
+        description="Tencent Cloud region of the CLBs and functions (SCF sets TENCENTCLOUD_REGION; this wins)",
+    )
     clb_endpoint: str | None = Field(
         default=None, description="host[:port] of the CLB API; None = clb.tencentcloudapi.com"
     )
-    clb_protocol: Literal["https", "http"] = "https"
-    scf_endpoint: str | None = None
-    scf_namespace: str = "default"
-    secret_id: SecretStr | None = None
-    secret_key: SecretStr | None = None
-    session_token: SecretStr | None = None
-    vpc_id: str | None = None
-    cluster_id: str = "cls-local"
+    clb_protocol: Literal["https", "http"] = Field(
+        default="https", description="scheme of the CLB API; http only for the local emulator"
+    )
+    scf_endpoint: str | None = Field(
+        default=None, description="host of the SCF API for async Invoke; None = scf.tencentcloudapi.com"
+    )
+    scf_namespace: str = Field(
+        default="default", description="SCF namespace the functions are deployed in (async Invoke targets)"
+    )
+    secret_id: SecretStr | None = Field(
+        default=None, description="Tencent SecretId; normally unset, the execution role's TENCENTCLOUD_SECRETID is used"
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Tencent SecretKey; normally unset, the execution role's TENCENTCLOUD_SECRETKEY is used",
+    )
+    session_token: SecretStr | None = Field(
+        default=None, description="temporary-credential token; normally the execution role's TENCENTCLOUD_SESSIONTOKEN"
+    )
+    vpc_id: str | None = Field(default=None, description="VPC of the cluster: internal CLBs are created in it")
+    cluster_id: str = Field(
+        default="cls-local", description="TKE cluster id (cls-...): tags every CLB clb-direct creates (tke-clusterId)"
+    )
     clb_write_rate_per_s: float = Field(default=20.0, gt=0, description="CLB write API limit (20/s)")
-    clb_call_deadline_s: float = Field(default=60.0, gt=0)
-    clb_task_timeout_s: float = Field(default=60.0, gt=0)
+    clb_call_deadline_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="give up retrying one CLB/SCF call (throttling, instance lock) after this many seconds",
+    )
+    clb_task_timeout_s: float = Field(
+        default=60.0, gt=0, description="longest wait for an async CLB task (DescribeTaskStatus)"
+    )
 
     # --- Kubernetes ----------------------------------------------------------------------------------
-    kubeconfig: str | None = None
-    kube_context: str | None = None
+    kubeconfig: str | None = Field(
+        default=None, description="path of a kubeconfig; unset = kube_api_server + kube_token, else in-cluster config"
+    )
+    kube_context: str | None = Field(
+        default=None, description="context of that kubeconfig (default: its current context)"
+    )
 
     # --- behaviour -----------------------------------------------------------------------------------
     backend_quota: int = Field(default=200, ge=1, description="max backends per CLB (CLB default 200)")
-    drain_timeout_s: float = Field(default=30.0, ge=0)
-    default_weight: int = Field(default=10, ge=0, le=100)
-    function_timeout_s: float = Field(default=60.0, gt=0)
-    event_log_ttl_s: float = Field(default=3 * 24 * 3600.0, gt=0)
-    lease_ttl_s: float = Field(default=30.0, gt=0)
+    drain_timeout_s: float = Field(
+        default=30.0, ge=0, description="how long a leaving Pod's target stays at weight 0 before it is deregistered"
+    )
+    default_weight: int = Field(
+        default=10, ge=0, le=100, description="CLB weight of a bound Pod without the custom-weight annotation"
+    )
+    function_timeout_s: float = Field(
+        default=60.0, gt=0, description="this function's SCF timeout; idempotency claims and leases expire after it"
+    )
+    event_log_ttl_s: float = Field(
+        default=3 * 24 * 3600.0,
+        gt=0,
+        description="how long received events are kept for `clb-direct events` / `replay`",
+    )
+    lease_ttl_s: float = Field(
+        default=30.0, gt=0, description="lease of the per-CLB writer (one writer per CLB at a time)"
+    )
 
     # --- webhook / guardian --------------------------------------------------------------------------
     webhook_url: str | None = Field(default=None, description="https URL the API server calls")
-    webhook_configuration_name: str = "clb-direct-readiness-gate"
-    webhook_failure_policy: Literal["Ignore", "Fail"] = "Ignore"
-    webhook_secret_namespace: str = "kube-system"
-    webhook_secret_name: str = "clb-direct-webhook-tls"
-    cert_validity_days: int = Field(default=365, ge=1)
-    cert_rotate_before_days: int = Field(default=30, ge=0)
+    webhook_configuration_name: str = Field(
+        default="clb-direct-readiness-gate",
+        description="name of the MutatingWebhookConfiguration the guardian maintains",
+    )
+    webhook_failure_policy: Literal["Ignore", "Fail"] = Field(
+        default="Ignore",
+        description="Ignore: Pods are created without the gate while the webhook is down; Fail: Pod creation stops",
+    )
+    webhook_secret_namespace: str = Field(
+        default="kube-system", description="namespace of the guardian's CA Secret (webhook_ca_mode own)"
+    )
+    webhook_secret_name: str = Field(
+        default="clb-direct-webhook-tls", description="name of the guardian's CA Secret (pre-created by infra/k8s)"
+    )
+    cert_validity_days: int = Field(
+        default=365, ge=1, description="validity of the guardian's CA and serving certificate"
+    )
+    cert_rotate_before_days: int = Field(
+        default=30, ge=0, description="rotate that long before expiry (both CAs trusted during the overlap)"
+    )
 
     # --- relay / router ------------------------------------------------------------------------------
     relay_hmac_key: SecretStr | None = Field(
@@ -82,8 +136,12 @@ class Settings(BaseSettings):
         description="the key being rotated out: the router accepts it too (set it to the old key, move the "
         "router and then the relay to the new relay_hmac_key, then unset it)",
     )
-    relay_max_skew_s: float = Field(default=300.0, gt=0)
-    router_url: str | None = None
+    relay_max_skew_s: float = Field(
+        default=300.0, gt=0, description="relay batches signed further from the router's clock than this are refused"
+    )
+    router_url: str | None = Field(
+        default=None, description="the router's URL the relay posts batches to (https://<api gateway>/release/router)"
+    )
     health_notify_secret: SecretStr | None = Field(
         default=None,
         description="HMAC key of CLB health notifications (X-Emulator-Timestamp/Nonce/Signature); unsigned, "
@@ -101,8 +159,11 @@ class Settings(BaseSettings):
     health_notify_allow_unsigned: bool = Field(
         default=False, description="accept unauthenticated health callbacks (only on a private route)"
     )
-    invoker: Literal["scf", "local", "inline"] = "inline"
-    local_invoke_url: str | None = None
+    invoker: Literal["scf", "local", "inline"] = Field(
+        default="inline",
+        description="scf = async SCF Invoke (production); local = clb-direct serve's /_invoke; inline = in-process",
+    )
+    local_invoke_url: str | None = Field(default=None, description="the local runtime's /_invoke URL (invoker local)")
 
     # --- HTTP servers we run (relay, local runtime): one set of limits ---------------------------------
     http_max_body_bytes: int = Field(
@@ -136,7 +197,9 @@ class Settings(BaseSettings):
     prestop_poll_s: float = Field(default=0.25, gt=0, description="how often a held request re-reads the bindings")
 
     # --- logging -------------------------------------------------------------------------------------
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="structlog level of the JSON logs"
+    )
 
     # --- deployment ----------------------------------------------------------------------------------
     function_name_template: str = Field(

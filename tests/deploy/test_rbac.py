@@ -153,3 +153,14 @@ def test_derivation_sees_a_method_passed_as_a_callable(tmp_path: Path) -> None:
     source.write_text("class C:\n    def f(self):\n        return call(self._core.read_namespaced_pod_status, 'p')\n")
     assert client_calls([str(source)]) == {"read_namespaced_pod_status"}
     assert to_grant("list_pod_for_all_namespaces", watches=True) == {("", "pods", "list"), ("", "pods", "watch")}
+
+
+def test_doctor_checks_exactly_the_permissions_the_adapter_needs() -> None:
+    from shared.permissions import function_permissions
+
+    table = {(p.group, p.resource, p.verb) for p in function_permissions(SETTINGS)}
+    calls = derived(FUNCTION_SOURCES, watches=False) - {("", "secrets", "create")}  # the Secret is pre-created
+    assert table == calls
+    for permission in function_permissions(SETTINGS):
+        if (permission.group, permission.resource) in NAMED and permission.verb != "create":
+            assert permission.name == NAMED[(permission.group, permission.resource)], permission

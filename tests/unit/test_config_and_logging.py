@@ -44,9 +44,9 @@ def test_missing_credentials_say_how_to_provide_them() -> None:
 
 
 def test_bad_setting_names_the_problem() -> None:
-    with pytest.raises(ConfigError, match="store_url"):
+    with pytest.raises(ConfigError, match="CLB_DIRECT_STORE_URL"):
         Settings.load({"CLB_DIRECT_STORE_URL": "mysql://x"})
-    with pytest.raises(ConfigError, match="backend_quota"):
+    with pytest.raises(ConfigError, match="CLB_DIRECT_BACKEND_QUOTA"):
         Settings.load({"CLB_DIRECT_BACKEND_QUOTA": "zero"})
 
 
