@@ -4,9 +4,11 @@ Called by `functions/reconcile/handler.py` (timer ticks, console test events `{"
 `StepRequest(step="reconcile")` from the router) and by the CLI (`clb-direct replay`, `plan`). For each
 Service it runs the service, unbind, bind and flip steps (`shared.steps.run_step`, which re-read live
 state and do only what is missing; bind also removes extra targets from the Service's listeners, see
-`shared/domain/extra_targets.py`), unless its checkpoint hash (Service spec + selected Pods' uid/rv +
-the CLB's target set) is unchanged since the last clean pass — so an idle cluster costs one target read
-per CLB (DESIGN rule 10). Webhook damage is the guardian's job: each timer pass invokes it.
+`shared/domain/extra_targets.py`), unless its checkpoint hash is unchanged since the last clean pass.
+The checkpoint covers everything a pass compares (Service spec, TkeServiceConfig, cluster switches,
+selected Pods' uid/rv, the CLB's listeners and targets, binding records) and is the snapshot the pass
+read before its steps ran, so anything that changed during the pass is walked by the next one. An idle
+cluster costs a listener and a target read per CLB. Webhook damage is the guardian's job: each timer pass invokes it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from shared.domain.errors import ClbDirectError, NotFound
 from shared.domain.models import (
     LB_ID_ANNOTATION,
     SERVICE_FINALIZER,
+    TKE_SERVICE_CONFIG_ANNOTATION,
     ObjectKey,
     ServiceInfo,
     StepRequest,
@@ -51,13 +54,25 @@ def _checkpoint_key(key: ObjectKey) -> str:
 
 
 def checkpoint_hash(deps: Deps, service: ServiceInfo) -> str:
-    """Hash of what the steps act on: Service spec, selected Pods (uid, rv), the CLB's targets."""
+    """Hash of everything a pass compares: the Service spec, its TkeServiceConfig, the cluster switches,
+    the selected Pods (uid, rv), the CLB's listeners and targets, and the Service's binding records."""
     cluster = deps.require_cluster()
     pods = cluster.list_pods(service.namespace, service.selector) if service.selector else []
     lb_id = service.annotations.get(LB_ID_ANNOTATION)
-    targets = sorted(t.model_dump_json() for t in deps.require_clb().list_targets(lb_id)) if lb_id else []
-    spec = service.model_dump(mode="json", exclude={"resource_version", "ingress_ips"})
-    material = {"service": spec, "pods": sorted((p.uid, p.resource_version) for p in pods), "targets": targets}
+    clb = deps.require_clb()
+    listeners = sorted(listener.model_dump_json() for listener in clb.list_listeners(lb_id)) if lb_id else []
+    targets = sorted(t.model_dump_json() for t in clb.list_targets(lb_id)) if lb_id else []
+    config_name = service.annotations.get(TKE_SERVICE_CONFIG_ANNOTATION)
+    bindings = deps.store.list_bindings(service=str(service.key))
+    material = {
+        "service": service.model_dump(mode="json", exclude={"resource_version", "ingress_ips"}),
+        "tke_service_config": cluster.get_tke_service_config(service.namespace, config_name) if config_name else None,
+        "cluster_config": cluster.get_cluster_config(),
+        "pods": sorted((p.uid, p.resource_version) for p in pods),
+        "listeners": listeners,
+        "targets": targets,
+        "bindings": sorted(b.model_dump_json() for b in bindings),
+    }
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -94,7 +109,11 @@ def reconcile_service(
             raise NotFound(f"Service {key} does not exist and nothing is bound for it; check the name")
         return {"service": str(key), "skipped": "gone"}
     checkpoint = deps.store.kv_get(_checkpoint_key(key), now=deps.clock.now())
-    if not (force or dry_run) and service is not None and checkpoint == checkpoint_hash(deps, service):
+    # The snapshot this pass works from. After a clean pass it becomes the checkpoint: whatever changed
+    # during the pass (the steps' own writes, a port removed meanwhile) differs from it, so the next
+    # pass walks again and finds it; a checkpoint from a later re-read could absorb such a change unseen.
+    observed = checkpoint_hash(deps, service) if service is not None else None
+    if not (force or dry_run) and observed is not None and checkpoint == observed:
         return {"service": str(key), "skipped": "unchanged"}
     outcome: list[dict[str, Any]] = []
     failed = False
@@ -107,14 +126,10 @@ def reconcile_service(
             outcome.append({"step": request.step, "error": exc.to_dict()})
             log.warning("reconcile.step_failed", service=str(key), step=request.step, error=exc.message)
     if not dry_run:
-        if failed or service is None:
+        if failed or observed is None:
             deps.store.kv_delete(_checkpoint_key(key))
         else:
-            after = cluster.get_service(key.namespace, key.name)
-            if after is not None:
-                deps.store.kv_set(
-                    _checkpoint_key(key), checkpoint_hash(deps, after), ttl_s=CHECKPOINT_TTL_S, now=deps.clock.now()
-                )
+            deps.store.kv_set(_checkpoint_key(key), observed, ttl_s=CHECKPOINT_TTL_S, now=deps.clock.now())
     return {"service": str(key), "dryRun": dry_run, "steps": outcome}
 
 

@@ -119,7 +119,7 @@ def test_duplicated_reordered_and_lost_events_converge_after_one_reconcile(env: 
         assert gate is not None and gate[0] == "True", (name, gate)
 
 
-def test_idle_reconcile_costs_only_a_target_read_per_clb(env: Env) -> None:
+def test_idle_reconcile_costs_only_a_listener_and_target_read_per_clb(env: Env) -> None:
     env.cluster.put_service(service())
     env.cluster.put_pod(pod("web-1", "10.0.0.1"))
     reconcile_all(env.deps)
@@ -132,5 +132,52 @@ def test_idle_reconcile_costs_only_a_target_read_per_clb(env: Env) -> None:
     second = reconcile_all(env.deps)
     assert second["skipped"] == 1 and second["walked"] == 0
     spent = {k: v - before.get(k, 0) for k, v in env.counts().items() if v != before.get(k, 0)}
-    # One target read for the CLB (the gateway lists its listeners to map targets): no writes at all.
-    assert set(spent) <= {"DescribeTargets", "DescribeListeners"} and sum(spent.values()) <= 2
+    # The checkpoint reads the CLB's listeners and targets (the gateway lists listeners to map targets
+    # too): three reads, no writes at all.
+    assert set(spent) <= {"DescribeTargets", "DescribeListeners"} and sum(spent.values()) <= 3
+
+
+def test_a_listener_orphaned_by_a_port_removed_during_a_pass_is_removed_by_the_next(env: Env) -> None:
+    from shared.domain.models import ServicePort
+    from shared.steps import run_step
+
+    ports = [
+        ServicePort(name="http", port=80, target_port="http"),
+        ServicePort(name="alt", port=81, target_port="http"),
+    ]
+    env.cluster.put_service(service(ports=ports))
+    env.cluster.put_pod(pod("web-1", "10.0.0.1"))
+
+    def remove_port_after_the_service_step(deps: Any, request: Any, *, dry_run: bool = False) -> dict[str, Any]:
+        result = run_step(deps, request, dry_run=dry_run)
+        if request.step == "service":  # the user edits the Service while the pass is still running
+            live = env.cluster.services[("default", "web")]
+            env.cluster.put_service(live.model_copy(update={"ports": ports[:1]}))
+        return result
+
+    assert reconcile_all(env.deps, runner=remove_port_after_the_service_step)["walked"] == 1
+    env.drain(delayed=True)
+    lb_id = env.lb_id()
+    assert sorted(listener.port for listener in env.deps.require_clb().list_listeners(lb_id)) == [80, 81]
+    report = reconcile_all(env.deps)  # the next pass must see the orphan, not skip by checkpoint
+    env.drain(delayed=True)
+    assert report["walked"] == 1
+    assert [listener.port for listener in env.deps.require_clb().list_listeners(lb_id)] == [80]
+
+
+def test_a_listener_changed_behind_our_back_is_walked(env: Env) -> None:
+    from shared.domain.models import ListenerSpec
+
+    env.cluster.put_service(service())
+    env.cluster.put_pod(pod("web-1", "10.0.0.1"))
+    for _ in range(3):
+        reconcile_all(env.deps)
+        env.drain(delayed=True)
+    assert reconcile_all(env.deps)["walked"] == 0
+    lb_id = env.lb_id()
+    [listener] = env.deps.require_clb().list_listeners(lb_id)
+    drifted = ListenerSpec(port=80, protocol=listener.protocol, scheduler="LEAST_CONN")
+    env.deps.require_clb().modify_listener(lb_id, listener.listener_id, drifted)  # e.g. edited in the console
+    assert reconcile_all(env.deps)["walked"] == 1
+    env.drain(delayed=True)
+    assert [lst.scheduler for lst in env.deps.require_clb().list_listeners(lb_id)] == [listener.scheduler]

@@ -142,7 +142,9 @@ def settings_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
 @pytest.fixture
 def env(settings_overrides: dict[str, Any]) -> Iterator[Env]:
     clock = FakeClock()
-    with clb_fake(config=ClbEmulatorConfig(task_duration_s=0)) as (model, endpoint):
+    # The emulator keeps the test's time too: its rate limits hold, and a throttled call's backoff
+    # (clock.sleep) really lets the window pass instead of retrying within one real millisecond.
+    with clb_fake(config=ClbEmulatorConfig(task_duration_s=0), clock=clock.monotonic) as (model, endpoint):
         settings = make_settings(endpoint, **settings_overrides)
         store = open_store("memory://")
         cluster = FakeCluster()

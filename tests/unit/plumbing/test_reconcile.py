@@ -11,6 +11,7 @@ from shared.domain.errors import NotFound, RetryableError
 from shared.domain.models import (
     DIRECT_ACCESS_ANNOTATION,
     LB_ID_ANNOTATION,
+    Listener,
     PodInfo,
     SelectorEntry,
     ServiceInfo,
@@ -39,6 +40,12 @@ class FakeCluster:
     def get_pod(self, namespace: str, name: str) -> PodInfo | None:
         return self.pods.get(f"{namespace}/{name}")
 
+    def get_cluster_config(self) -> dict[str, str]:
+        return {}
+
+    def get_tke_service_config(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return None
+
     def list_pods(self, namespace: str, selector: Mapping[str, str]) -> list[PodInfo]:
         return [
             p
@@ -50,11 +57,16 @@ class FakeCluster:
 class FakeClb:
     def __init__(self) -> None:
         self.targets: dict[str, list[Target]] = {}
+        self.listeners: dict[str, list[Listener]] = {}
         self.reads = 0
 
     def list_targets(self, lb_id: str) -> list[Target]:
         self.reads += 1
         return self.targets.get(lb_id, [])
+
+    def list_listeners(self, lb_id: str) -> list[Listener]:
+        self.reads += 1
+        return self.listeners.get(lb_id, [])
 
 
 class Runner:
@@ -101,7 +113,7 @@ def test_idle_pass_skips_by_checkpoint(deps: Deps, world: Any, invoker: Recordin
     reads = world[1].reads
     second = reconcile_all(deps, runner=runner)
     assert second["skipped"] == 1 and runner.requests == []
-    assert world[1].reads - reads == 1  # one target read per CLB is the whole cost of an idle pass
+    assert world[1].reads - reads == 2  # a listener and a target read per CLB is the whole cost of an idle pass
 
 
 def test_drift_in_pods_or_targets_walks_again(deps: Deps, world: Any) -> None:
