@@ -10,30 +10,79 @@ Two trust modes (`Settings.webhook_ca_mode`): where the guardian's certificate a
 (the local runtime, an in-cluster endpoint mounting the Secret) the caBundle carries the guardian's CA;
 behind the API gateway, which serves a publicly trusted certificate, the caBundle stays empty (the API
 server's system roots) and the guardian touches no Secret at all.
+
+Runs are serialised by a store lease (`guardian:<webhook configuration name>`) whose token fences every
+write, so two overlapping runs never both mint a CA.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import uuid
+from collections.abc import Callable
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from shared.certs import plan_certificates
+from shared.config import Settings
 from shared.deps import Deps
 from shared.domain.errors import ConfigError
 from shared.domain.models import StepRequest
 from shared.domain.webhook_config import desired_webhook_configuration, webhook_drift
+from shared.logging import get_logger
 from shared.steps.common import Recorder
+
+log = get_logger("clb_direct.guardian")
+
+
+GUARDIAN_LEASE_PREFIX = "guardian:"
+
+WriteGuard = Callable[[str], None]
+
+
+class _LeaseLost(Exception):
+    """Another guardian run holds the lease now: this one makes no further write."""
+
+
+def guardian_lease(settings: Settings) -> str:
+    return GUARDIAN_LEASE_PREFIX + settings.webhook_configuration_name
 
 
 def run_guardian(deps: Deps, request: StepRequest, rec: Recorder) -> dict[str, Any]:
+    """One guardian run at a time, under a lease: two overlapping runs (timer, admission cold start) would
+    each mint a CA, and the caBundle and the served certificate would then disagree. A run that finds the
+    lease held leaves the work to its holder; every write is fenced by the lease token, so a run that
+    stalled past its lease stops before writing anything more."""
+    if rec.dry_run:
+        return _run_guardian(deps, rec, guard=lambda action: None)
+    store, clock, name = deps.store, deps.clock, guardian_lease(deps.settings)
+    holder, ttl_s = uuid.uuid4().hex, deps.settings.function_timeout_s
+    lease = store.acquire_lease(name, holder, ttl_s=ttl_s, now=clock.now())
+    if lease is None:
+        current = store.current_lease(name, now=clock.now())
+        return {"skipped": f"another guardian run holds the lease {name} (token {current.token if current else '?'})"}
+
+    def guard(action: str) -> None:
+        if not store.renew_lease(name, holder, lease.token, ttl_s=ttl_s, now=clock.now()):
+            raise _LeaseLost(f"{action} not made: the guardian lease {name} was taken over by another run")
+
+    try:
+        return _run_guardian(deps, rec, guard=guard)
+    except _LeaseLost as lost:
+        log.warning("guardian.lease_lost", lease=name, message=str(lost))
+        return {"skipped": str(lost)}
+    finally:
+        store.release_lease(name, holder, lease.token)
+
+
+def _run_guardian(deps: Deps, rec: Recorder, *, guard: WriteGuard) -> dict[str, Any]:
     settings, cluster, now = deps.settings, deps.require_cluster(), deps.clock.now()
     url = settings.webhook_url
     host = urlsplit(url).hostname if url else None
     if not url or not host:
         raise ConfigError("the guardian needs the admission endpoint: set CLB_DIRECT_WEBHOOK_URL to its https:// URL")
     if ca_mode(settings.webhook_ca_mode, host) == "public":
-        return _ensure_configuration(deps, rec, ca_bundle_pem="") | {
+        return _ensure_configuration(deps, rec, ca_bundle_pem="", guard=guard) | {
             "certificates": "public",
             "reason": (f"{host} serves a publicly trusted certificate: caBundle left empty (system roots)"),
         }
@@ -46,8 +95,9 @@ def run_guardian(deps: Deps, request: StepRequest, rec: Recorder) -> dict[str, A
         validity_days=settings.cert_validity_days,
         rotate_before_days=settings.cert_rotate_before_days,
     )
-    drift = _ensure_configuration(deps, rec, ca_bundle_pem=plan.ca_bundle)["webhook_drift"]
+    drift = _ensure_configuration(deps, rec, ca_bundle_pem=plan.ca_bundle, guard=guard)["webhook_drift"]
     if plan.action != "keep" or secret != plan.data:
+        guard("apply_secret")
         rec.do(
             "apply_secret",
             lambda: cluster.apply_secret(namespace, name, plan.data),
@@ -72,7 +122,7 @@ def ca_mode(mode: Literal["auto", "own", "public"], host: str) -> Literal["own",
     return "public"
 
 
-def _ensure_configuration(deps: Deps, rec: Recorder, *, ca_bundle_pem: str) -> dict[str, Any]:
+def _ensure_configuration(deps: Deps, rec: Recorder, *, ca_bundle_pem: str, guard: WriteGuard) -> dict[str, Any]:
     settings, cluster = deps.settings, deps.require_cluster()
     desired = desired_webhook_configuration(
         name=settings.webhook_configuration_name,
@@ -82,6 +132,7 @@ def _ensure_configuration(deps: Deps, rec: Recorder, *, ca_bundle_pem: str) -> d
     )
     drift = webhook_drift(cluster.get_mutating_webhook_configuration(settings.webhook_configuration_name), desired)
     if drift:
+        guard("apply_webhook_configuration")
         rec.do(
             "apply_webhook_configuration",
             lambda: cluster.apply_mutating_webhook_configuration(desired),
