@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     lease_ttl_s: float = Field(
         default=30.0, gt=0, description="lease of the per-CLB writer (one writer per CLB at a time)"
     )
+    schedule_visibility_s: float = Field(
+        default=180.0,
+        gt=0,
+        description="a claimed schedule item not completed within this time is due again (crash, dead letter)",
+    )
 
     # --- webhook / guardian --------------------------------------------------------------------------
     webhook_url: str | None = Field(default=None, description="https URL the API server calls")

@@ -11,6 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from shared.domain.models import (
     BindingRecord,
+    DueItem,
     IdempotencyRecord,
     Lease,
     Listener,
@@ -132,6 +133,26 @@ class Store(Protocol):
 
     def pending_members(self, queue: str) -> list[str]:
         """Every member, sorted, without removing any (readers such as the timeline CLI)."""
+    # --- schedule (due-set of delayed work; the typed API is `shared/schedule.py`) -------------------
+    def schedule_put(self, key: str, due_at: float, payload: str) -> None:
+        """Schedule `key` for `due_at` with `payload`; re-scheduling a key moves it (and drops any claim,
+        so the old taker's `schedule_complete` no longer removes it)."""
+        ...
+
+    def schedule_take_due(self, *, now: float, limit: int, visibility_s: float, claim: str) -> list[DueItem]:
+        """Atomically claim up to `limit` items due at `now` (earliest first): each gets `claim` as its
+        token and becomes due again at `now + visibility_s` unless completed before. Two takers never get
+        the same item while its claim is live."""
+        ...
+
+    def schedule_complete(self, key: str, claim: str) -> bool:
+        """Remove the item if `claim` is still its claim token (False: re-scheduled or taken again)."""
+        ...
+
+    def schedule_cancel(self, key: str) -> None: ...
+
+    def schedule_list(self, *, limit: int = 100) -> list[DueItem]:
+        """Items by due time, earliest first, without claiming them (inspection, tests)."""
         ...
 
     def close(self) -> None: ...

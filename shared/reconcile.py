@@ -30,6 +30,7 @@ from shared.domain.models import (
 )
 from shared.domain.routing import ObjectChange, plan_changes, selects
 from shared.logging import get_logger
+from shared.schedule import drain_schedule
 
 StepRunner = Callable[..., dict[str, Any]]
 
@@ -148,7 +149,9 @@ def _candidate_services(deps: Deps) -> list[ObjectKey]:
 def reconcile_all(
     deps: Deps, *, force: bool = False, correlation_id: str | None = None, runner: StepRunner | None = None
 ) -> dict[str, Any]:
-    """One anti-entropy pass over every candidate Service, then ask the guardian to check the webhook."""
+    """Drain the due schedule, one anti-entropy pass over every candidate Service, then ask the guardian
+    to check the webhook."""
+    scheduled = drain_schedule(deps) if deps.invoker is not None else None
     results = [
         reconcile_service(deps, key, force=force, reason=f"reconcile {correlation_id or ''}".strip(), runner=runner)
         for key in _candidate_services(deps)
@@ -159,7 +162,13 @@ def reconcile_all(
         guardian = deps.invoker.invoke_async("guardian", request.model_dump(mode="json"))
     walked = [r for r in results if "steps" in r]
     log.info("reconcile.pass", services=len(results), walked=len(walked), forced=force)
-    return {"services": results, "walked": len(walked), "skipped": len(results) - len(walked), "guardian": guardian}
+    return {
+        "services": results,
+        "walked": len(walked),
+        "skipped": len(results) - len(walked),
+        "guardian": guardian,
+        "schedule": scheduled,
+    }
 
 
 def replay_pod(deps: Deps, key: ObjectKey, *, runner: StepRunner | None = None) -> dict[str, Any]:

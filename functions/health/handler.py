@@ -1,8 +1,9 @@
 """SCF entry point of the health function: CLB health notifications, Cloud Monitor alarms, timer polls.
 
 Notifications and alarm callbacks arrive through the API gateway (the emulator's callback URL, the
-Cloud Monitor callback URL); the timer trigger starts a DescribeTargetHealth poll of CLBs with
-gate-pending Pods. Dependencies (store, CLB, invoker) are built once per cold start; the work is in
+Cloud Monitor callback URL); the timer trigger drains the due schedule of delayed work
+(`shared.schedule`) and starts a DescribeTargetHealth poll of CLBs with gate-pending Pods.
+Dependencies (store, CLB, invoker) are built once per cold start; the work is in
 `shared.health`.
 """
 
@@ -20,6 +21,7 @@ from shared.events.health import AlarmCallback, TargetHealthChanged
 from shared.events.timer import TimerEvent
 from shared.health import on_alarm, on_target_health_changed, poll_pending
 from shared.health_auth import authenticate_callback
+from shared.schedule import drain_schedule
 from shared.signing import SignatureRejected
 from shared.steps.handler_support import FunctionShell
 
@@ -59,5 +61,7 @@ def main_handler(event: dict[str, Any], context: dict[str, Any]) -> dict[str, An
         except RetryableError as exc:
             return ApiGatewayResponse.of(503, exc.to_dict()).to_wire()
     if TimerEvent.looks_like(event):
-        return poll_pending(deps, correlation_id=str(context.get("request_id") or "timer"))
+        scheduled = drain_schedule(deps)
+        polled = poll_pending(deps, correlation_id=str(context.get("request_id") or "timer"))
+        return {**polled, "schedule": scheduled}
     return {"ok": False, **InvalidInput("health accepts an API gateway callback or a timer event").to_dict()}

@@ -1,5 +1,8 @@
 """SCF entry point of reconcile: timer anti-entropy passes, console replays, router `reconcile` requests.
 
+Two timer triggers: the reconcile pass (which also drains the due schedule) and `schedule` (argument
+"schedule", every 10 s), which only drains the schedule of delayed work (`shared.schedule`).
+
 Console test events: `{"replay": {"event_id": "..."}}`, `{"replay": {"service": "ns/name"}}` or
 `{"replay": {"pod": "ns/name"}}`. A `StepRequest(step="reconcile")` comes from the router (cluster
 config or TkeServiceConfig changed, or a Pod event without a body). Dependencies are built once per
@@ -17,9 +20,12 @@ from shared.domain.errors import InvalidInput, PermanentError
 from shared.domain.models import ObjectKey, StepRequest
 from shared.events.timer import TimerEvent
 from shared.reconcile import handle_step_request, reconcile_all, reconcile_service, replay_event, replay_pod
+from shared.schedule import drain_schedule
 from shared.steps.handler_support import FunctionShell
 
 shell = FunctionShell("reconcile")
+# The argument of the `schedule` timer trigger (serverless.yml): drain the due schedule only.
+SCHEDULE_TIMER_MESSAGE = "schedule"
 
 
 class ReplayTarget(BaseModel):
@@ -56,6 +62,8 @@ def main_handler(event: dict[str, Any], context: dict[str, Any]) -> dict[str, An
     request_id = str(context.get("request_id") or "local")
     try:
         if TimerEvent.looks_like(event):
+            if TimerEvent.model_validate(event).message == SCHEDULE_TIMER_MESSAGE:
+                return drain_schedule(deps)
             return reconcile_all(deps, correlation_id=request_id)
         if "replay" in event:
             return replay(deps, event["replay"])

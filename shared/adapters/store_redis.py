@@ -21,7 +21,7 @@ import redis.cluster
 from shared.adapters import store_redis_scripts as lua
 from shared.adapters import store_rules
 from shared.domain.errors import PermanentError, RetryableError
-from shared.domain.models import BindingRecord, IdempotencyRecord, Lease, SelectorEntry, StoredEvent
+from shared.domain.models import BindingRecord, DueItem, IdempotencyRecord, Lease, SelectorEntry, StoredEvent
 
 DEFAULT_PREFIX = "clb-direct:"
 
@@ -65,6 +65,9 @@ class RedisStore:
                 "APPEND_EVENT",
                 "KV_SET",
                 "PENDING_TAKE",
+                "SCHEDULE_PUT",
+                "SCHEDULE_TAKE",
+                "SCHEDULE_REMOVE",
             )
         }
 
@@ -383,3 +386,48 @@ class RedisStore:
         with self._guard("pending_members"):
             members = self._client.smembers(self._key(f"pending:{queue}"))
         return sorted(str(m) for m in members)
+    # -------------------------------------------------------------------------------------- schedule
+    # Every schedule key shares the `{schedule}` tag, so each script runs on one Cluster slot.
+    def _schedule_keys(self) -> list[str]:
+        return [self._key("schedule", f":{part}") for part in ("due", "payload", "claim", "attempts")]
+
+    def schedule_put(self, key: str, due_at: float, payload: str) -> None:
+        with self._guard("schedule_put"):
+            self._run("SCHEDULE_PUT", self._schedule_keys(), [key, _num(due_at), payload])
+
+    def schedule_take_due(self, *, now: float, limit: int, visibility_s: float, claim: str) -> list[DueItem]:
+        if limit <= 0:
+            return []
+        with self._guard("schedule_take_due"):
+            flat = self._run(
+                "SCHEDULE_TAKE", self._schedule_keys(), [_num(now), str(limit), _num(now + visibility_s), claim]
+            )
+        return [
+            DueItem(key=flat[i], due_at=float(flat[i + 1]), payload=flat[i + 2], claim=claim, attempts=int(flat[i + 3]))
+            for i in range(0, len(flat), 4)
+        ]
+
+    def schedule_complete(self, key: str, claim: str) -> bool:
+        if not claim:
+            return False
+        with self._guard("schedule_complete"):
+            return bool(self._run("SCHEDULE_REMOVE", self._schedule_keys(), [key, claim]) == 1)
+
+    def schedule_cancel(self, key: str) -> None:
+        with self._guard("schedule_cancel"):
+            self._run("SCHEDULE_REMOVE", self._schedule_keys(), [key, ""])
+
+    def schedule_list(self, *, limit: int = 100) -> list[DueItem]:
+        due_key, payload_key, claim_key, attempts_key = self._schedule_keys()
+        with self._guard("schedule_list"):
+            entries: list[tuple[str, float]] = self._client.zrange(due_key, 0, max(limit, 1) - 1, withscores=True)
+            if not entries or limit <= 0:
+                return []
+            keys = [k for k, _ in entries]
+            payloads = self._client.hmget(payload_key, keys)
+            claims = self._client.hmget(claim_key, keys)
+            attempts = self._client.hmget(attempts_key, keys)
+        return [
+            DueItem(key=k, due_at=float(d), payload=p or "", claim=c or "", attempts=int(a or 0))
+            for (k, d), p, c, a in zip(entries, payloads, claims, attempts, strict=True)
+        ]

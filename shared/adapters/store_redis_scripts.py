@@ -165,3 +165,41 @@ local members = redis.call('SMEMBERS', KEYS[1])
 redis.call('DEL', KEYS[1])
 return members
 """
+
+# The schedule: KEYS: due zset (score = due time), payload hash, claim hash, attempts hash (one tag).
+# ARGV: key, due_at, payload
+SCHEDULE_PUT = """
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[3], ARGV[1], '')
+redis.call('HSET', KEYS[4], ARGV[1], 0)
+return 1
+"""
+
+# ARGV: now, limit, new due time (now + visibility), claim
+# Returns flat [key, due score, payload, attempts, ...]; each taken item is due again at ARGV[3].
+SCHEDULE_TAKE = """
+local keys = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {}
+for _, key in ipairs(keys) do
+  local due = redis.call('ZSCORE', KEYS[1], key)
+  redis.call('ZADD', KEYS[1], ARGV[3], key)
+  redis.call('HSET', KEYS[3], key, ARGV[4])
+  local attempts = redis.call('HINCRBY', KEYS[4], key, 1)
+  table.insert(out, key)
+  table.insert(out, due)
+  table.insert(out, redis.call('HGET', KEYS[2], key) or '')
+  table.insert(out, tostring(attempts))
+end
+return out
+"""
+
+# ARGV: key, claim ('' = cancel whatever the claim)
+SCHEDULE_REMOVE = """
+if ARGV[2] ~= '' and redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[2] then return 0 end
+local removed = redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+return removed
+"""

@@ -20,7 +20,7 @@ from typing import Any
 
 from shared.adapters import store_rules
 from shared.domain.errors import RetryableError
-from shared.domain.models import BindingRecord, IdempotencyRecord, Lease, SelectorEntry, StoredEvent
+from shared.domain.models import BindingRecord, DueItem, IdempotencyRecord, Lease, SelectorEntry, StoredEvent
 
 MEMORY = ":memory:"
 
@@ -50,6 +50,10 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS kv_expiry ON kv (expires_at)",
     """CREATE TABLE IF NOT EXISTS pending (
         queue TEXT NOT NULL, member TEXT NOT NULL, PRIMARY KEY (queue, member))""",
+    """CREATE TABLE IF NOT EXISTS schedule (
+        key TEXT PRIMARY KEY, due_at REAL NOT NULL, payload TEXT NOT NULL, claim TEXT NOT NULL,
+        attempts INTEGER NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS schedule_due ON schedule (due_at, key)",
 )
 
 
@@ -376,3 +380,36 @@ class SqliteStore:
         with self._tx(write=False) as conn:
             rows = conn.execute("SELECT member FROM pending WHERE queue = ? ORDER BY member", (queue,)).fetchall()
         return [str(row[0]) for row in rows]
+    # -------------------------------------------------------------------------------------- schedule
+    def schedule_put(self, key: str, due_at: float, payload: str) -> None:
+        with self._tx(write=True) as conn:
+            conn.execute("INSERT OR REPLACE INTO schedule VALUES (?, ?, ?, '', 0)", (key, due_at, payload))
+
+    def schedule_take_due(self, *, now: float, limit: int, visibility_s: float, claim: str) -> list[DueItem]:
+        with self._tx(write=True) as conn:
+            rows = conn.execute(
+                "SELECT key, due_at, payload, attempts FROM schedule WHERE due_at <= ? ORDER BY due_at, key LIMIT ?",
+                (now, max(limit, 0)),
+            ).fetchall()
+            conn.executemany(
+                "UPDATE schedule SET due_at = ?, claim = ?, attempts = attempts + 1 WHERE key = ?",
+                [(now + visibility_s, claim, row[0]) for row in rows],
+            )
+        return [DueItem(key=row[0], due_at=row[1], payload=row[2], claim=claim, attempts=row[3] + 1) for row in rows]
+
+    def schedule_complete(self, key: str, claim: str) -> bool:
+        with self._tx(write=True) as conn:
+            cursor = conn.execute("DELETE FROM schedule WHERE key = ? AND claim = ? AND claim != ''", (key, claim))
+            return cursor.rowcount == 1
+
+    def schedule_cancel(self, key: str) -> None:
+        with self._tx(write=True) as conn:
+            conn.execute("DELETE FROM schedule WHERE key = ?", (key,))
+
+    def schedule_list(self, *, limit: int = 100) -> list[DueItem]:
+        with self._tx(write=False) as conn:
+            rows = conn.execute(
+                "SELECT key, due_at, payload, claim, attempts FROM schedule ORDER BY due_at, key LIMIT ?",
+                (max(limit, 0),),
+            ).fetchall()
+        return [DueItem(key=r[0], due_at=r[1], payload=r[2], claim=r[3], attempts=r[4]) for r in rows]

@@ -314,6 +314,23 @@ class SelectorEntry(_Model):
 StepKind = Literal["service", "bind", "unbind", "flip", "reconcile", "guardian", "health"]
 
 
+class ScheduleClaim(_Model):
+    """A claimed item of the delayed-work schedule that a step completes once its work is done."""
+
+    key: str
+    claim: str
+
+
+class DueItem(_Model):
+    """One item of the delayed-work schedule as the store returns it (`shared/schedule.py` has the API)."""
+
+    key: str
+    due_at: float = Field(description="epoch seconds the item was due (before it was claimed)")
+    payload: str = Field(description="JSON of the typed payload")
+    claim: str = Field(default="", description="claim token of the current taker; '' while not claimed")
+    attempts: int = Field(default=0, ge=0, description="times the item was taken since it was scheduled")
+
+
 class StepRequest(_Model):
     """The payload one function invocation receives from the router / reconcile / replay.
 
@@ -329,3 +346,6 @@ class StepRequest(_Model):
     reason: str = ""
     correlation_id: str | None = None
     not_before: float | None = Field(default=None, description="epoch seconds: delayed retry (drain)")
+    scheduled: list[ScheduleClaim] = Field(
+        default_factory=list, description="schedule items this request carries out (completed when it succeeds)"
+    )

@@ -4,7 +4,8 @@ Called by the step functions' handlers (`functions/{service,bind,unbind,flip,gua
 reconcile and replay, and by the CLI. Each step is level-triggered (re-reads live state; the request is
 a hint), idempotent (a duplicate delivery with the same correlation id replays the stored result) and
 honours `dry_run` (returns the planned actions, changes nothing). A request with `not_before` in the
-future waits (briefly, via the injected clock) or is handed back as retryable.
+future is put into the store's schedule (`shared/schedule.py`) and run by a timer when due; no function
+sleeps waiting for it. A request carrying schedule claims completes them once it succeeded.
 """
 
 from __future__ import annotations
@@ -13,13 +14,11 @@ from collections.abc import Callable
 from typing import Any
 
 from shared.deps import Deps
-from shared.domain.errors import InvalidInput, RetryableError
+from shared.domain.errors import InvalidInput
 from shared.domain.models import StepRequest
+from shared.schedule import complete_claims, schedule_request
 from shared.steps.common import Recorder
 
-# A delayed request (drain re-check) waits in-process when the wait fits comfortably in one invocation;
-# longer waits go back to the caller as retryable so no function idles near its timeout.
-_MAX_INLINE_WAIT_FRACTION = 0.5
 IDEMPOTENCY_RECORD_TTL_S = 3600.0
 
 
@@ -49,22 +48,23 @@ def _runner(step: str) -> Callable[[Deps, StepRequest, Recorder], dict[str, Any]
 def run_step(deps: Deps, request: StepRequest, *, dry_run: bool = False) -> dict[str, Any]:
     """Run one step and return its result: {"step", "dry_run", "result", "actions"}."""
     runner = _runner(request.step)
-    now = deps.clock.now()
-    if request.not_before is not None and request.not_before > now and not dry_run:
-        wait = request.not_before - now
-        if wait > deps.settings.function_timeout_s * _MAX_INLINE_WAIT_FRACTION:
-            raise RetryableError(f"{request.step} step is scheduled for later; retry in {wait:.0f}s", delay_s=wait)
-        deps.clock.sleep(wait)
+    if request.not_before is not None and request.not_before > deps.clock.now() and not dry_run:
+        keys = schedule_request(deps.store, request, request.not_before)
+        return {"step": request.step, "dry_run": False, "result": {"scheduled": keys}, "actions": []}
 
     def execute() -> dict[str, Any]:
         rec = Recorder(dry_run=dry_run)
         result = runner(deps, request, rec)
         return {"step": request.step, "dry_run": dry_run, "result": result, "actions": rec.actions}
 
-    if dry_run or not request.correlation_id or request.step == "flip":
+    if dry_run:
+        return execute()
+    if not request.correlation_id or request.step == "flip":
         # A flip re-reads the Pod and the CLB and writes only a changed condition: running it twice is
         # harmless, while a claim made duplicates wait for each other (retried tens of seconds later).
-        return execute()
+        done = execute()
+        complete_claims(deps.store, request)
+        return done
     from shared.idempotency import run_idempotent
 
     # Keyed by the whole request incl. correlation id: a redelivered event replays; a new event (or a
@@ -78,6 +78,7 @@ def run_step(deps: Deps, request: StepRequest, *, dry_run: bool = False) -> dict
         in_progress_ttl_s=deps.settings.function_timeout_s,
         record_ttl_s=IDEMPOTENCY_RECORD_TTL_S,
     )
+    complete_claims(deps.store, request)
     return result
 
 

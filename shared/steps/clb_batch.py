@@ -377,12 +377,10 @@ def _unbind(
             )
     due: dict[float, list[str]] = {}
     for uid, when in sorted(recheck.items()):
-        # One delayed re-check per Pod and deadline, however many duplicate events asked for it.
-        marker = f"recheck:{lb_id}:{uid}:{int(when)}"
-        if rec.dry_run or store.kv_set_if_absent(marker, "1", ttl_s=deps.settings.drain_timeout_s + 3600, now=now):
-            due.setdefault(when, []).append(uid)
+        due.setdefault(when, []).append(uid)
     for when, uids in sorted(due.items()):
-        # Pods drained together are re-checked together: one deregistration call for the whole wave.
+        # Scheduled per Pod (a duplicate event moves the same item, it adds none); Pods drained together
+        # are due together, so the timer re-checks them in one request: one deregistration for the wave.
         follow_up(
             deps,
             rec,

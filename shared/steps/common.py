@@ -25,6 +25,7 @@ from shared.domain.models import (
     StepRequest,
 )
 from shared.logging import get_logger
+from shared.schedule import schedule_request
 
 T = TypeVar("T")
 log = get_logger("clb_direct.steps")
@@ -102,7 +103,22 @@ def service_ref(service: ServiceInfo) -> ObjectRef:
 
 
 def follow_up(deps: Deps, rec: Recorder, request: StepRequest) -> None:
-    """Invoke another step asynchronously (the invoker queues it; SCF Event invocation in production)."""
+    """Invoke another step asynchronously (the invoker queues it; SCF Event invocation in production).
+
+    A request for later (`not_before` in the future) goes into the store's schedule instead, which a
+    timer drains when it is due (`shared/schedule.py`)."""
+    if request.not_before is not None and request.not_before > deps.clock.now():
+        due_at = request.not_before
+        rec.do(
+            "schedule",
+            lambda: schedule_request(deps.store, request, due_at),
+            function=request.step,
+            services=[str(s) for s in request.services],
+            pods=[str(p) for p in request.pods],
+            pod_uids=list(request.pod_uids),
+            due_at=due_at,
+        )
+        return
     if deps.invoker is None:
         log.info("step.follow_up_skipped", step=request.step, why="no invoker configured")
         return

@@ -1,13 +1,13 @@
 """The chaos world: a fake cluster, the CLB emulator model with faults, the real router, steps and gateway.
 
-Everything runs in one thread on a `FakeClock` that the CLB model, the gateway's retries and the steps'
-delayed re-checks all share, so a seed fixes the whole run. Cluster changes become watch events that
+Everything runs in one thread on a `FakeClock` that the CLB model, the gateway's retries and the store's
+schedule of delayed re-checks all share, so a seed fixes the whole run. Cluster changes become watch events that
 are delivered to the real router (`route_changes`) dropped, duplicated or reordered at chosen rates;
 the steps it dispatches queue on `ChaosQueue`, which runs them through the real function handlers in a
 seeded random order with SCF's async retry rule (3 attempts, then a dead letter). `CrashingStore` makes
 a step die right after its CLB call and before its binding record is written. `settle()` ends the chaos
-and runs one reconcile pass (plus the health poll and the follow-ups they queue); `violations()` then
-lists every broken invariant.
+and runs one reconcile pass (plus the schedule timer, the health poll and the follow-ups they queue);
+`violations()` then lists every broken invariant.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from shared.domain.models import GATE_CONDITION_TYPE, ContainerPort, PodInfo, Se
 from shared.health import poll_pending
 from shared.normalize import normalize_watch
 from shared.reconcile import reconcile_all
+from shared.schedule import drain_schedule
 from shared.router import RouteResult, route_changes
 from shared.steps import run_step
 from tests.unit.steps.fakes import FakeCluster
@@ -165,6 +166,16 @@ class World:
 
     def run_queue(self, *, ordered: bool = False) -> None:
         self.queue.run(self.invoke, ordered=ordered)
+
+    def run_schedule_timer(self, *, rounds: int = 10) -> None:
+        """The schedule timer of production: let time pass to each scheduled item's due time, drain the
+        schedule (drain re-checks, including ones whose invocation went to the dead letters) and run
+        what it invoked."""
+        while rounds > 0 and (due := self.deps.store.schedule_list(limit=1)):
+            rounds -= 1
+            self.clock.advance(max(0.0, due[0].due_at - self.clock.now()))
+            drain_schedule(self.deps)
+            self.run_queue(ordered=True)
 
     # --- the Service ------------------------------------------------------------------------------
     def create_service(self) -> str:
@@ -314,6 +325,7 @@ class World:
         self.clock.advance(self.settings.drain_timeout_s + 5)
         report = reconcile_all(self.deps)
         self.run_queue(ordered=True)
+        self.run_schedule_timer()
         self.set_health_from_pods()
         poll_pending(self.deps, correlation_id="chaos-final-poll")
         self.run_queue(ordered=True)

@@ -120,3 +120,33 @@ def test_processes_race_through_their_own_connections(engine_url):
                 process.join(10)
         results.close()
         results.join_thread()
+
+
+def test_threads_racing_schedule_takers_never_share_an_item(engine_url):
+    store = open_store(engine_url)
+    items = 40
+    for n in range(items):
+        store.schedule_put(f"race-{n:02d}", NOW - n, "p")
+    barrier = threading.Barrier(WORKERS)
+    taken: list[list[str]] = [[] for _ in range(WORKERS)]
+    errors: list[BaseException] = []
+
+    def taker(index: int) -> None:
+        try:
+            barrier.wait(timeout=DEADLINE_S)
+            while batch := store.schedule_take_due(now=NOW, limit=3, visibility_s=60, claim=f"c{index}"):
+                taken[index].extend(item.key for item in batch)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=taker, args=(i,)) for i in range(WORKERS)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(DEADLINE_S)
+        assert not errors, errors
+        every = [key for keys in taken for key in keys]
+        assert sorted(every) == sorted(f"race-{n:02d}" for n in range(items))  # each exactly once
+    finally:
+        store.close()

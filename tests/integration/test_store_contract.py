@@ -384,3 +384,65 @@ def test_pending_sets_dedupe_and_take_everything_once(store):
     assert store.pending_take("lb:lb-1") == []
     assert store.pending_take("lb:lb-2") == ["web/z"]
     assert store.pending_take("lb:never") == []
+
+
+# -------------------------------------------------------------------------------------------- schedule
+
+VISIBILITY = 120.0
+
+
+def take(store, clock, claim, limit=10):
+    return store.schedule_take_due(now=clock.now(), limit=limit, visibility_s=VISIBILITY, claim=claim)
+
+
+def test_schedule_takes_only_due_items_earliest_first(store, clock):
+    now = clock.now()
+    store.schedule_put("b", now + 10, '{"n":2}')
+    store.schedule_put("a", now + 5, '{"n":1}')
+    store.schedule_put("c", now + 10.25, '{"n":3}')
+    assert take(store, clock, "c1") == []
+    clock.advance(10)
+    taken = take(store, clock, "c1")
+    assert [(i.key, i.due_at, i.payload, i.claim, i.attempts) for i in taken] == [
+        ("a", now + 5, '{"n":1}', "c1", 1),
+        ("b", now + 10, '{"n":2}', "c1", 1),
+    ]
+    assert [i.key for i in store.schedule_list()] == ["c", "a", "b"]  # a, b now due after the visibility
+
+
+def test_schedule_claimed_items_are_not_taken_twice_and_come_back_after_the_visibility(store, clock):
+    store.schedule_put("k", clock.now(), "p")
+    assert [i.key for i in take(store, clock, "first")] == ["k"]
+    assert take(store, clock, "second") == []
+    clock.advance(VISIBILITY - 1)
+    assert take(store, clock, "second") == []
+    clock.advance(1)
+    [again] = take(store, clock, "second")
+    assert (again.claim, again.attempts, again.payload) == ("second", 2, "p")
+    assert store.schedule_complete("k", "first") is False  # the lapsed claim no longer completes it
+    assert store.schedule_complete("k", "second") is True
+    assert store.schedule_list() == []
+    assert store.schedule_complete("k", "second") is False
+
+
+def test_schedule_limit_and_reschedule_moves_the_key_and_drops_its_claim(store, clock):
+    for n in range(5):
+        store.schedule_put(f"k{n}", clock.now() - n, str(n))
+    assert [i.key for i in take(store, clock, "c1", limit=2)] == ["k4", "k3"]
+    store.schedule_put("k4", clock.now() + 30, "moved")
+    assert store.schedule_complete("k4", "c1") is False  # re-scheduled: the old taker's completion is void
+    [item] = [i for i in store.schedule_list() if i.key == "k4"]
+    assert (item.due_at, item.payload, item.claim, item.attempts) == (clock.now() + 30, "moved", "", 0)
+    assert [i.key for i in take(store, clock, "c2", limit=10)] == ["k2", "k1", "k0"]
+    assert take(store, clock, "c3", limit=0) == []
+
+
+def test_schedule_cancel_removes_claimed_or_not(store, clock):
+    store.schedule_put("a", clock.now(), "1")
+    store.schedule_put("b", clock.now(), "2")
+    take(store, clock, "c1", limit=1)
+    store.schedule_cancel("a")
+    store.schedule_cancel("b")
+    store.schedule_cancel("missing")
+    assert store.schedule_list() == []
+    assert take(store, clock, "c2") == []

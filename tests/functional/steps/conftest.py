@@ -22,6 +22,7 @@ from shared.clock import FakeClock
 from shared.config import Settings
 from shared.deps import Deps
 from shared.domain.models import GATE_CONDITION_TYPE, ContainerPort, PodInfo, ServiceInfo, ServicePort
+from shared.schedule import drain_schedule
 from tests.conftest import load_event
 from tests.unit.steps.fakes import FakeCluster, StepQueue
 
@@ -55,8 +56,16 @@ class Env:
             event = load_event(event)
         return handler(function).main_handler(event, {"request_id": "test", "function_name": function})
 
-    def drain(self, *, delayed: bool = False) -> list[tuple[str, Any]]:
-        return self.queue.run(self.invoke, delayed=delayed)
+    def drain(self, *, delayed: bool = False, rounds: int = 10) -> list[tuple[str, Any]]:
+        """Run the queued invocations; `delayed=True` then also lets (fake) time pass to each scheduled
+        item's due time and drains the schedule as the timers do, until nothing is scheduled."""
+        results = self.queue.run(self.invoke)
+        while delayed and rounds > 0 and (due := self.deps.store.schedule_list(limit=1)):
+            rounds -= 1
+            self.clock.advance(max(0.0, due[0].due_at - self.clock.now()))
+            drain_schedule(self.deps)
+            results += self.queue.run(self.invoke)
+        return results
 
     def counts(self) -> dict[str, int]:
         return dict(self.clb.calls()["counts"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from shared.domain.models import GATE_READY_REASON
+from tests.conftest import load_event
 from tests.functional.steps.conftest import Env, pod, service
 
 
@@ -56,14 +57,16 @@ def test_scale_up_custom_weight_and_scale_down_with_drain(env: Env) -> None:
     assert result["ok"] and result["result"]["clbs"][0]["drained"]
     assert ("10.0.0.1", 8080, 0) in env.targets(lb_id)
     assert [b.state for b in env.deps.store.list_bindings(pod_uid="uid-web-1")] == ["draining"]
-    delayed = [p for f, p in env.queue.queue if f == "unbind"]
-    assert len(delayed) == 1 and delayed[0]["not_before"] == env.clock.now() + 30
+    [recheck] = env.deps.store.schedule_list()
+    assert recheck.key == f"unbind:{lb_id}:uid:uid-web-1" and recheck.due_at == env.clock.now() + 30
+    assert [f for f, _ in env.queue.queue if f == "unbind"] == []  # nothing waits in an invocation
     # a duplicate terminating event neither drains twice nor schedules a second re-check
-    env.invoke("unbind", {**delayed[0], "not_before": None, "correlation_id": "audit-dup"})
+    env.invoke("unbind", {**load_event("unbind_pod"), "correlation_id": "audit-dup"})
     assert env.counts()["BatchModifyTargetWeight"] == 1
-    assert len([f for f, _ in env.queue.queue if f == "unbind"]) == 1
-    # the drain timeout passes (the re-check waits on the fake clock) -> deregistered
+    assert [(i.key, i.due_at) for i in env.deps.store.schedule_list()] == [(recheck.key, recheck.due_at)]
+    # the drain timeout passes and a timer drains the schedule -> deregistered
     env.drain(delayed=True)
+    assert env.deps.store.schedule_list() == []
     assert env.targets(lb_id) == {("10.0.0.2", 8080, 60)}
     assert env.deps.store.list_bindings(pod_uid="uid-web-1") == []
     assert env.deps.store.kv_get("gate:uid-web-1", now=env.clock.now()) is None

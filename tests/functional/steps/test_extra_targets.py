@@ -87,12 +87,13 @@ def test_a_live_unready_pods_target_without_a_record_is_drained_then_deregistere
     env.cluster.update_pod("default", "web-2", containers_ready=False)
     wipe_store(env)
 
-    reconcile(env)  # delayed invocations stay queued: the re-check waits for the drain timeout
+    reconcile(env)  # the re-check goes into the schedule, due after the drain timeout
 
     assert env.targets(lb_id) == {("10.0.0.1", 8080, 10), ("10.0.0.2", 8080, 0)}
     assert "default/web-2" in service_events(env, "DrainingExtraTargets")[0]
-    assert [f for f, p in env.queue.queue if p.get("reason") == "extra target drain re-check"] == ["bind"]
-    env.drain(delayed=True)  # the re-check runs after the drain timeout (the fake clock sleeps)
+    [recheck] = env.deps.store.schedule_list()
+    assert recheck.key == f"bind:{lb_id}:svc:default/web" and recheck.due_at == env.clock.now() + 30
+    env.drain(delayed=True)  # the timer takes the re-check once it is due
     assert env.targets(lb_id) == {("10.0.0.1", 8080, 10)}
     assert "drain timeout of 30s elapsed" in service_events(env, "RemovedExtraTargets")[0]
 

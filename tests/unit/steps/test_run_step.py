@@ -8,7 +8,7 @@ from shared.adapters.store_factory import open_store
 from shared.clock import FakeClock
 from shared.config import Settings
 from shared.deps import Deps
-from shared.domain.errors import InvalidInput, RetryableError
+from shared.domain.errors import InvalidInput
 from shared.domain.models import ObjectKey, StepRequest
 from shared.steps import run_step
 from shared.steps.handler_support import FunctionShell, parse_step_event, run_step_event
@@ -28,16 +28,30 @@ def test_unknown_step_is_invalid(deps: Deps) -> None:
         run_step(deps, StepRequest(step="reconcile"))
 
 
-def test_far_future_request_is_retryable_and_near_one_waits_on_the_clock(deps: Deps) -> None:
+def test_delayed_request_goes_into_the_schedule_and_nothing_sleeps(deps: Deps) -> None:
     clock = deps.clock
     assert isinstance(clock, FakeClock)
-    far = StepRequest(step="flip", not_before=clock.now() + 600)
-    with pytest.raises(RetryableError) as err:
-        run_step(deps, far)
-    assert err.value.delay_s == pytest.approx(600)
-    near = StepRequest(step="flip", pods=[ObjectKey.parse("ns/gone")], not_before=clock.now() + 20)
-    result = run_step(deps, near)
-    assert clock.sleeps == [pytest.approx(20)] and result["result"]["pods"] == []
+    later = StepRequest(step="flip", pods=[ObjectKey.parse("ns/gone")], not_before=clock.now() + 20)
+    result = run_step(deps, later)
+    assert clock.sleeps == [] and result["result"] == {"scheduled": ["flip:-:pod:ns/gone"]}
+    [item] = deps.store.schedule_list()
+    assert item.key == "flip:-:pod:ns/gone" and item.due_at == clock.now() + 20
+
+
+def test_scheduled_claims_are_completed_only_when_the_step_succeeds(deps: Deps) -> None:
+    from shared.schedule import drain_schedule
+
+    clock = deps.clock
+    queue = deps.invoker
+    assert isinstance(clock, FakeClock) and isinstance(queue, StepQueue)
+    run_step(deps, StepRequest(step="flip", pods=[ObjectKey.parse("ns/gone")], not_before=clock.now() + 20))
+    clock.advance(20)
+    assert drain_schedule(deps)["due"] == 1
+    [(function, payload)] = queue.queue
+    assert function == "flip" and payload["scheduled"][0]["key"] == "flip:-:pod:ns/gone"
+    assert drain_schedule(deps)["due"] == 0  # claimed: a second timer does not take it
+    run_step(deps, StepRequest.model_validate(payload))
+    assert deps.store.schedule_list() == []
 
 
 def test_flip_takes_no_idempotency_claim_so_duplicates_never_wait(deps: Deps) -> None:
@@ -68,8 +82,8 @@ def test_shell_maps_errors(deps: Deps) -> None:
     shell.use(deps)
     bad = run_step_event(shell, {"step": "flip", "pods": "nope"}, {})
     assert bad["ok"] is False and bad["error"] == "InvalidInput"
-    with pytest.raises(RetryableError):
-        run_step_event(shell, {"step": "flip", "not_before": deps.clock.now() + 3600}, {})
+    later = run_step_event(shell, {"step": "flip", "not_before": deps.clock.now() + 3600}, {})
+    assert later["ok"] and later["result"] == {"scheduled": ["flip:-:all"]}
     ok = run_step_event(shell, {"step": "flip"}, {"request_id": "r1"})
     assert ok["ok"] and ok["result"] == {"pods": [], "changed": 0}
 
