@@ -133,6 +133,7 @@ class Store(Protocol):
 
     def pending_members(self, queue: str) -> list[str]:
         """Every member, sorted, without removing any (readers such as the timeline CLI)."""
+
     # --- schedule (due-set of delayed work; the typed API is `shared/schedule.py`) -------------------
     def schedule_put(self, key: str, due_at: float, payload: str) -> None:
         """Schedule `key` for `due_at` with `payload`; re-scheduling a key moves it (and drops any claim,

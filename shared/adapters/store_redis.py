@@ -386,6 +386,7 @@ class RedisStore:
         with self._guard("pending_members"):
             members = self._client.smembers(self._key(f"pending:{queue}"))
         return sorted(str(m) for m in members)
+
     # -------------------------------------------------------------------------------------- schedule
     # Every schedule key shares the `{schedule}` tag, so each script runs on one Cluster slot.
     def _schedule_keys(self) -> list[str]:

@@ -380,6 +380,7 @@ class SqliteStore:
         with self._tx(write=False) as conn:
             rows = conn.execute("SELECT member FROM pending WHERE queue = ? ORDER BY member", (queue,)).fetchall()
         return [str(row[0]) for row in rows]
+
     # -------------------------------------------------------------------------------------- schedule
     def schedule_put(self, key: str, due_at: float, payload: str) -> None:
         with self._tx(write=True) as conn:

@@ -34,8 +34,8 @@ from shared.domain.models import GATE_CONDITION_TYPE, ContainerPort, PodInfo, Se
 from shared.health import poll_pending
 from shared.normalize import normalize_watch
 from shared.reconcile import reconcile_all
-from shared.schedule import drain_schedule
 from shared.router import RouteResult, route_changes
+from shared.schedule import drain_schedule
 from shared.steps import run_step
 from tests.unit.steps.fakes import FakeCluster
 
