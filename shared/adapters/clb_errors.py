@@ -20,6 +20,7 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentClo
 
 from shared.domain.errors import LimitExceeded, NotFound, PermanentError, RetryableError
 from shared.logging import get_logger
+from shared.metrics import emit_metric
 from shared.ports import Clock
 
 T = TypeVar("T")
@@ -107,11 +108,13 @@ def call_with_retry(
         if before_attempt is not None:
             before_attempt(deadline)
         try:
-            return send()
+            result = send()
         except TencentCloudSDKException as exc:
             code = str(exc.get_code() or "UnknownError")
             if not is_retryable_code(code):
+                _count_call(service, action, code, "error")
                 raise permanent_error(action, exc, lb_id, service=service) from exc
+            _count_call(service, action, code, "throttled" if code.startswith("RequestLimitExceeded") else "retried")
             delay = policy.backoff(attempt)
             remaining = deadline - clock.monotonic()
             if remaining <= delay:
@@ -124,3 +127,16 @@ def call_with_retry(
             log.info("clb.call.retrying", action=action, lb_id=lb_id, code=code, attempt=attempt + 1, delay_s=delay)
             clock.sleep(delay)
             attempt += 1
+        else:
+            _count_call(service, action, "OK", "ok")
+            return result
+
+
+def _count_call(service: str, action: str, code: str, outcome: str) -> None:
+    """One `cloud_api_call` metric per attempt: throttles = outcome throttled, errors = outcome error."""
+    emit_metric("cloud_api_call", 1, "Count", service=service, action=_action_name(action), code=code, outcome=outcome)
+
+
+def _action_name(action: str) -> str:
+    # "Invoke(bind)" -> "Invoke": the target is in the logs; a metric dimension stays low-cardinality.
+    return action.split("(", 1)[0]

@@ -33,6 +33,7 @@ from shared.domain.models import (
     TargetHealth,
 )
 from shared.logging import get_logger
+from shared.metrics import emit_metric
 from shared.ports import Clock, Store
 from shared.ratelimit import SharedRateLimiter
 
@@ -50,6 +51,7 @@ _WRITE_FAMILIES = {
     "BatchDeregisterTargets": "deregister",
     "BatchModifyTargetWeight": "weight",
 }
+_BATCH_METRICS = {"BatchRegisterTargets": "targets_bound", "BatchDeregisterTargets": "targets_unbound"}
 _BATCH_EVENTS = {
     "BatchRegisterTargets": "clb.targets.registered",
     "BatchDeregisterTargets": "clb.targets.deregistered",
@@ -335,7 +337,7 @@ class TencentClbGateway:
         self._batch_targets("BatchDeregisterTargets", lb_id, targets)
 
     def _batch_targets(self, action: str, lb_id: str, targets: Sequence[Target]) -> None:
-        # Batch(De)RegisterTargets are synchronous (reference §3.4): trust FailListenerIdSet and let the
+        # Batch(De)RegisterTargets answer synchronously (no task to wait for): trust FailListenerIdSet and let the
         # reconcile loop verify with DescribeTargets.
         for part in m.chunks(list(targets), m.BATCH_TARGETS_PER_CALL):
             params = {"LoadBalancerId": lb_id, "Targets": [m.batch_target(t) for t in part]}
@@ -349,12 +351,18 @@ class TencentClbGateway:
                     code="FailListenerIdSet",
                 )
             log.info(_BATCH_EVENTS[action], lb_id=lb_id, count=len(part))
+            emit_metric(_BATCH_METRICS[action], len(part), "Count", lb_id=lb_id)
 
     def set_target_weights(self, lb_id: str, targets: Sequence[Target]) -> None:
         for modify_list in m.weight_modify_lists(targets):
             self._write_and_wait(
                 "BatchModifyTargetWeight", {"LoadBalancerId": lb_id, "ModifyList": modify_list}, lb_id=lb_id
             )
+        drained = sum(1 for t in targets if t.weight == 0)
+        if drained:
+            emit_metric("targets_drained", drained, "Count", lb_id=lb_id)
+        if len(targets) > drained:
+            emit_metric("targets_weighted", len(targets) - drained, "Count", lb_id=lb_id)
 
     def describe_target_health(self, lb_ids: Sequence[str]) -> dict[str, list[TargetHealth]]:
         result: dict[str, list[TargetHealth]] = {lb_id: [] for lb_id in lb_ids}

@@ -14,11 +14,13 @@ from collections.abc import Callable
 from typing import Any
 
 from shared.deps import Deps
-from shared.domain.errors import InvalidInput
-from shared.domain.models import StepRequest
+from shared.domain.errors import ClbDirectError, InvalidInput
+from shared.domain.failures import service_warning_reason
+from shared.domain.models import ObjectRef, StepRequest
 from shared.schedule import complete_claims, schedule_request
-from shared.steps.common import Recorder
+from shared.steps.common import Recorder, emit
 
+_MAX_WARNED_SERVICES = 5
 IDEMPOTENCY_RECORD_TTL_S = 3600.0
 
 
@@ -54,7 +56,11 @@ def run_step(deps: Deps, request: StepRequest, *, dry_run: bool = False) -> dict
 
     def execute() -> dict[str, Any]:
         rec = Recorder(dry_run=dry_run)
-        result = runner(deps, request, rec)
+        try:
+            result = runner(deps, request, rec)
+        except ClbDirectError as exc:
+            _warn_services(deps, request, rec, exc)
+            raise
         return {"step": request.step, "dry_run": dry_run, "result": result, "actions": rec.actions}
 
     if dry_run:
@@ -80,6 +86,16 @@ def run_step(deps: Deps, request: StepRequest, *, dry_run: bool = False) -> dict
     )
     complete_claims(deps.store, request)
     return result
+
+
+def _warn_services(deps: Deps, request: StepRequest, rec: Recorder, exc: ClbDirectError) -> None:
+    """Permission, quota and throttling failures also show as a Warning Event on the Services concerned."""
+    reason = service_warning_reason(exc)
+    if reason is None or deps.cluster is None:
+        return
+    for key in request.services[:_MAX_WARNED_SERVICES]:
+        ref = ObjectRef(kind="Service", namespace=key.namespace, name=key.name)
+        emit(deps, rec, ref, type="Warning", reason=reason, message=f"{request.step} step failed: {exc}"[:1000])
 
 
 __all__ = ["run_step"]
