@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint fmt demo bench lock clean venv
+.PHONY: test lint fmt demo bench lock clean venv package
 
 $(STAMP): pyproject.toml uv.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,4 +41,8 @@ lock:
 	$(UV) lock
 
 clean:
-	rm -rf $(VENV) .clb-direct demo-report
+	rm -rf $(VENV) .clb-direct demo-report build
+
+# The artifacts serverless.yml uploads (build/package/{layer,code}.zip), sizes checked against SCF's limits.
+package: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) scripts/package.py

@@ -3,7 +3,8 @@
 Each request opens a new TCP connection (so the emulated L4 CLB picks a backend per request, as a real one does
 per connection) and reads the Pod's answer, which names the Pod and its version. Failures (refused, reset,
 timeout, non-2xx) are counted with their kind, per second, so the report can place them on the timeline; each
-outcome is also kept with its completion time so a scenario phase counts exactly the requests it saw.
+outcome is also kept with its completion time so a scenario phase counts exactly the requests it saw, and each
+failure with the local port of its connection, which the CLB emulator's connection log maps to a backend.
 """
 
 from __future__ import annotations
@@ -14,6 +15,15 @@ import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failed request: when, the local port of its connection (0 if it never connected), what failed."""
+
+    at: float
+    local_port: int
+    error: str
 
 
 @dataclass
@@ -37,6 +47,7 @@ class LoadGenerator:
         self._next_slot = 0.0
         self.started_at = 0.0
         self._outcomes: list[tuple[float, bool]] = []
+        self.failures: list[Failure] = []
 
     def start(self) -> None:
         self.started_at = time.time()
@@ -100,9 +111,12 @@ class LoadGenerator:
 
     def _one_request(self) -> None:
         second = int(time.time())
-        version, error = None, None
+        version, error, local_port = None, None, 0
         connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
         try:
+            connection.connect()
+            if connection.sock is not None:
+                local_port = int(connection.sock.getsockname()[1])
             connection.request("GET", "/", headers={"Connection": "close"})
             response = connection.getresponse()
             body = response.read()
@@ -123,6 +137,7 @@ class LoadGenerator:
             else:
                 bucket.failed += 1
                 bucket.errors[error] += 1
+                self.failures.append(Failure(time.time(), local_port, error))
 
 
 def _version_of(body: bytes) -> str:

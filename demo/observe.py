@@ -8,6 +8,7 @@ report. The scenario's expectations are checked against fresh snapshots taken wi
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from kubernetes import client
 from demo.report import RunReport, Sample
 from emulators.clb.model import ClbModel
 from shared.domain.models import GATE_CONDITION_TYPE, LB_ID_ANNOTATION
+
+HISTORY_SIZE = 4000  # 0.5 s ticks: about half an hour
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,8 @@ class Observer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.phase = ""
+        # Recent snapshots, for attributing failed requests to the Pod and weight of their backend then.
+        self.history: collections.deque[Snapshot] = collections.deque(maxlen=HISTORY_SIZE)
 
     @property
     def latest(self) -> Snapshot:
@@ -163,6 +168,7 @@ class Observer:
                 snap = self.snapshot()
             except Exception:  # the API may be briefly busy; the next tick tries again
                 continue
+            self.history.append(snap)
             live = snap.live_pods()
             self._report.samples.append(
                 Sample(

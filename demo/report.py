@@ -45,6 +45,8 @@ class RunReport:
     traffic: dict[int, dict[str, int]] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
+    failures: list[dict[str, Any]] = field(default_factory=list)  # every failed request, attributed
+    failure_summary: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

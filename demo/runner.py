@@ -156,6 +156,12 @@ def run_demo(
     console.print(summary_table(runs))
     for note in explain(runs):
         console.print(f"[yellow]{note}[/]")
+    for run in runs:
+        if run.failure_summary:
+            console.print(f"[bold]{run.label}[/]: {len(run.failures)} failed requests, by backend (Pod, backend, state")
+            console.print("then, CLB weight and health then -> what the CLB proxy saw):")
+            for line in run.failure_summary:
+                console.print(f"  {line}", highlight=False)
     ok = all(run.ok for run in runs)
     gated = runs[0]
     console.print(

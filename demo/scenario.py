@@ -19,6 +19,7 @@ from typing import Any, cast
 
 from kubernetes import client, config
 
+from demo.attribution import attribute, summarize
 from demo.load import LoadGenerator
 from demo.observe import Observer, Snapshot
 from demo.report import Phase, RunReport
@@ -371,6 +372,11 @@ class Scenario:
             second: {"ok": bucket.ok, "failed": bucket.failed} for second, bucket in sorted(self.load.seconds.items())
         }
         self.report.errors = dict(self.load.errors())
+        if self.load.failures and self.stack.clb is not None:
+            connections = self.stack.clb.dataplane.proxy.connections(since=self.load.started_at - 1.0)
+            attributed = attribute(self.load.failures, connections, list(self.observer.history))
+            self.report.failures = [f.to_dict() for f in attributed]
+            self.report.failure_summary = summarize(attributed)
         assert self.stack.runtime is not None
         runtime = self.stack.runtime.snapshot()
         self.report.stats["runtime"] = {

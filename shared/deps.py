@@ -59,8 +59,12 @@ def build_deps(
         deps.clb = TencentClbGateway.from_settings(settings, store=deps.store, clock=clock)
     if with_cluster:
         from shared.adapters.kubernetes_api import KubernetesCluster
+        from shared.versions import VersionConfirmingCluster
 
-        deps.cluster = KubernetesCluster.from_settings(settings)
+        # Every Service/Pod the steps read confirms its live resourceVersion for the router's stale filter.
+        deps.cluster = VersionConfirmingCluster(
+            KubernetesCluster.from_settings(settings), deps.store, clock, ttl_s=settings.event_log_ttl_s
+        )
     if with_invoker:
         from shared.adapters.invokers import build_invoker
 

@@ -2,9 +2,10 @@
 
 Called by `functions/router/handler.py`. Flow: verify (signature, skew, batch-id replay) -> normalise
 each item (a malformed one is reported by index, the rest go on) -> drop duplicates (event log ids:
-auditID+stage, watch uid+resourceVersion) and stale versions (last routed resourceVersion per object)
+auditID+stage, watch uid+resourceVersion) and stale versions (older than the live version a step read,
+never a version remembered from an event)
 -> plan (pure, `shared.domain.routing`) -> dispatch through the Invoker (split under 128 KB) -> only
-then record the events and the resourceVersions. The batch id is claimed atomically before routing
+then record the events. The batch id is claimed atomically before routing
 and released when routing fails, so a failed dispatch can be retried by the sender and a replayed
 batch (even 8 concurrent copies) changes nothing.
 """
@@ -38,6 +39,7 @@ from shared.signing import (
     SignatureRejected,
     verify_batch,
 )
+from shared.versions import version_key
 
 log = get_logger("clb_direct.router")
 
@@ -68,32 +70,34 @@ class RouteResult:
         }
 
 
-def _rv_key(change: ObjectChange) -> str:
-    # Keyed by UID as well: a deleted and recreated object (or one from a rebuilt cluster) starts a new
-    # version history, and must never be judged stale against its predecessor's versions.
-    return f"rv:{change.object_key}#{change.uid}" if change.uid else f"rv:{change.object_key}"
+def _rv_key(change: ObjectChange) -> str | None:
+    """Where the confirmed live version of the changed object is (None: no UID, nothing to compare)."""
+    kind = {"Pod": "Pod", "Service": "Service"}.get(change.kind)
+    return version_key(kind, change.namespace, change.name, change.uid) if kind and change.uid else None
 
 
 def _select_fresh(deps: Deps, changes: list[ObjectChange], result: RouteResult) -> list[ObjectChange]:
-    """Drop duplicates and stale versions; reads only (writes happen after a successful dispatch)."""
+    """Drop duplicates and versions older than the live object's (reads only).
+
+    The version compared against is one the API server returned to a step (`shared.versions`), never one
+    from an event: a forged or buggy hint can make its own event look fresh, never a later one stale.
+    """
     now = deps.clock.now()
     fresh: list[ObjectChange] = []
     seen_ids: set[str] = set()
-    newest_rv: dict[str, str] = {}
+    confirmed: dict[str, str] = {}
     for change in changes:
         if change.event_id in seen_ids or deps.store.get_event(change.event_id, now=now) is not None:
             result.duplicates += 1
             continue
         seen_ids.add(change.event_id)
         key = _rv_key(change)
-        if key not in newest_rv:
-            newest_rv[key] = deps.store.kv_get(key, now=now) or ""
-        if is_stale(change, newest_rv[key]):
+        if key is not None and key not in confirmed:
+            confirmed[key] = deps.store.kv_get(key, now=now) or ""
+        if key is not None and is_stale(change, confirmed[key]):
             result.stale += 1
             log.info("event.stale", event_id=change.event_id, object=change.object_key, rv=change.resource_version)
             continue
-        if change.resource_version:
-            newest_rv[key] = change.resource_version
         fresh.append(change)
     return fresh
 
@@ -114,10 +118,6 @@ def _record(deps: Deps, changes: list[ObjectChange]) -> None:
             ttl_s=ttl,
             now=now,
         )
-        if change.resource_version:
-            current = deps.store.kv_get(_rv_key(change), now=now)
-            if not is_stale(change, current):
-                deps.store.kv_set(_rv_key(change), change.resource_version, ttl_s=ttl, now=now)
 
 
 def load_selectors(deps: Deps, changes: list[ObjectChange]) -> dict[str, list[SelectorEntry]]:

@@ -1,6 +1,6 @@
 """Secret settings by reference: `ssm:<name>[@<version>]` values resolved from Tencent Secrets Manager.
 
-Called once per cold start by the function shell (`shared.steps.handler_support.FunctionShell.deps`)
+Called once per cold start by the function shell (`shared.shell.FunctionShell.deps`)
 and by `clb-direct doctor`. No secret is written into serverless.yml or a function's plain environment:
 an operator stores the HMAC keys, the Redis password and the cluster token in Secrets Manager (SSM)
 and sets the setting to a reference, e.g. `CLB_DIRECT_RELAY_HMAC_KEY=ssm:clb-direct-relay-hmac-key`.

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 from shared.deps import Deps
 from shared.domain.errors import ClbDirectError, InvalidInput
 from shared.events.apigw import ApiGatewayEvent, ApiGatewayResponse
 from shared.ports import Cluster
+from shared.shell import FunctionShell, http_error, log
 from shared.steps.admission import review_admission
-from shared.steps.handler_support import FunctionShell, log
 
 shell = FunctionShell("admission", with_clb=False, with_cluster=False, with_invoker=False)
 
@@ -59,12 +61,8 @@ def main_handler(event: Any, context: dict[str, Any] | None = None) -> dict[str,
             cluster_factory=lambda: _cluster(deps),
             settings=deps.settings,
         )
-    except InvalidInput as exc:
-        log.warning("admission.bad_request", message=exc.message)
-        return ApiGatewayResponse.of(400, {"error": "BadRequest", "message": exc.message}).to_wire()
-    except ClbDirectError as exc:
-        log.error("admission.failed", error=type(exc).__name__, message=exc.message)
-        return ApiGatewayResponse.of(500, exc.to_dict()).to_wire()
+    except (ClbDirectError, ValidationError) as exc:
+        return http_error(shell.name, exc)
     log.info(
         "admission.reviewed",
         uid=decision.uid,

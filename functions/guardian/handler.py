@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.steps.handler_support import FunctionShell, run_step_event
+from shared.shell import FunctionShell, run_step_event
 
 shell = FunctionShell("guardian", with_clb=False, with_invoker=False)
 

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared.deps import Deps
-from shared.domain.errors import InvalidInput, PermanentError, RetryableError
+from shared.domain.errors import ClbDirectError, InvalidInput
 from shared.domain.json_input import parse_json
 from shared.events.apigw import ApiGatewayEvent, ApiGatewayResponse
 from shared.events.health import AlarmCallback, TargetHealthChanged
@@ -22,8 +22,8 @@ from shared.events.timer import TimerEvent
 from shared.health import on_alarm, on_target_health_changed, poll_pending
 from shared.health_auth import authenticate_callback
 from shared.schedule import drain_schedule
+from shared.shell import FunctionShell, async_error, http_error
 from shared.signing import SignatureRejected
-from shared.steps.handler_support import FunctionShell
 
 shell = FunctionShell("health", with_cluster=False)
 
@@ -49,19 +49,19 @@ def _callback(deps: Deps, event: ApiGatewayEvent) -> ApiGatewayResponse:
 
 
 def main_handler(event: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
-    deps = shell.deps()
     shell.begin(context)
     if ApiGatewayEvent.looks_like(event):
         try:
+            deps = shell.deps()
             return _callback(deps, ApiGatewayEvent.model_validate(event)).to_wire()
-        except SignatureRejected as exc:
-            return ApiGatewayResponse.of(401, exc.to_dict()).to_wire()
-        except PermanentError as exc:
-            return ApiGatewayResponse.of(400, exc.to_dict()).to_wire()
-        except RetryableError as exc:
-            return ApiGatewayResponse.of(503, exc.to_dict()).to_wire()
-    if TimerEvent.looks_like(event):
-        scheduled = drain_schedule(deps)
-        polled = poll_pending(deps, correlation_id=str(context.get("request_id") or "timer"))
-        return {**polled, "schedule": scheduled}
-    return {"ok": False, **InvalidInput("health accepts an API gateway callback or a timer event").to_dict()}
+        except (ClbDirectError, ValidationError) as exc:
+            return http_error(shell.name, exc)
+    try:
+        if TimerEvent.looks_like(event):
+            deps = shell.deps()
+            scheduled = drain_schedule(deps)
+            polled = poll_pending(deps, correlation_id=str(context.get("request_id") or "timer"))
+            return {**polled, "schedule": scheduled}
+        raise InvalidInput("health accepts an API gateway callback or a timer event")
+    except (ClbDirectError, ValidationError) as exc:
+        return async_error(shell.name, exc)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 from shared.domain.errors import ClbDirectError, InvalidInput
 from shared.domain.termination import PRESTOP_TOKEN_HEADER
 from shared.events.apigw import ApiGatewayEvent, ApiGatewayResponse
-from shared.steps.handler_support import FunctionShell, log
+from shared.shell import FunctionShell, http_error, log
 from shared.steps.prestop import PrestopCall, TooManyHolds, Unauthorized, wait_for_drain
 
 shell = FunctionShell("prestop", with_clb=False, with_invoker=False)
@@ -34,10 +36,8 @@ def main_handler(event: Any, context: dict[str, Any] | None = None) -> dict[str,
     except TooManyHolds as exc:
         log.warning("prestop.too_many_holds", message=exc.message)
         return ApiGatewayResponse.of(429, {"error": "TooManyRequests", "message": exc.message}).to_wire()
-    except InvalidInput as exc:
-        log.warning("prestop.bad_request", message=exc.message)
-        return ApiGatewayResponse.of(400, {"error": "BadRequest", "message": exc.message}).to_wire()
-    except ClbDirectError as exc:
-        log.error("prestop.failed", error=type(exc).__name__, message=exc.message)
-        return ApiGatewayResponse.of(503, exc.to_dict()).to_wire()
+    except (ClbDirectError, ValidationError) as exc:
+        # 400 naming the field for bad input, 500 for a misconfiguration, 503 for a transient failure: the
+        # kubelet goes on to SIGTERM at once whatever the answer (fail-safe).
+        return http_error(shell.name, exc)
     return ApiGatewayResponse.of(200, result.as_dict()).to_wire()

@@ -16,12 +16,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from shared.deps import Deps
-from shared.domain.errors import InvalidInput, PermanentError
+from shared.domain.errors import ClbDirectError, InvalidInput
 from shared.domain.models import ObjectKey, StepRequest
 from shared.events.timer import TimerEvent
 from shared.reconcile import handle_step_request, reconcile_all, reconcile_service, replay_event, replay_pod
 from shared.schedule import drain_schedule
-from shared.steps.handler_support import FunctionShell
+from shared.shell import FunctionShell, async_error
 
 shell = FunctionShell("reconcile")
 # The argument of the `schedule` timer trigger (serverless.yml): drain the due schedule only.
@@ -57,10 +57,10 @@ def replay(deps: Deps, raw: object) -> dict[str, Any]:
 
 
 def main_handler(event: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
-    deps = shell.deps()
     shell.begin(context)
     request_id = str(context.get("request_id") or "local")
     try:
+        deps = shell.deps()
         if TimerEvent.looks_like(event):
             if TimerEvent.model_validate(event).message == SCHEDULE_TIMER_MESSAGE:
                 return drain_schedule(deps)
@@ -70,6 +70,5 @@ def main_handler(event: dict[str, Any], context: dict[str, Any]) -> dict[str, An
         if event.get("step") == "reconcile":
             return handle_step_request(deps, StepRequest.model_validate(event))
         raise InvalidInput('reconcile accepts a timer event, {"replay": {...}} or a reconcile StepRequest')
-    except (PermanentError, ValidationError) as exc:
-        error = exc if isinstance(exc, PermanentError) else InvalidInput(f"bad reconcile request: {exc}")
-        return {"ok": False, **error.to_dict()}
+    except (ClbDirectError, ValidationError) as exc:
+        return async_error(shell.name, exc)

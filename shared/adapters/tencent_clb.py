@@ -59,6 +59,7 @@ _BATCH_EVENTS = {
 _TASK_SUCCEEDED, _TASK_FAILED = 0, 1
 _FORCE_DELETE_GUARDS = {"FailedOperation.TargetNumCheckRisk", "FailedOperation.TrafficCheckRisk"}
 _TASK_POLL_FIRST_S, _TASK_POLL_MAX_S = 0.5, 3.0
+_TASK_FAILED_RETRY_S = 2.0
 
 
 def build_clb_client(settings: Settings) -> clb_client.ClbClient:
@@ -162,9 +163,14 @@ class TencentClbGateway:
             if code == _TASK_SUCCEEDED:
                 return [str(i) for i in status.get("LoadBalancerIds") or []]
             if code == _TASK_FAILED:
-                raise PermanentError(
-                    f"CLB {action} on {lb_id or '-'} failed asynchronously: {status.get('Message') or 'no message'}"
-                    f" (task {task_id}); fix the request or the CLB, then retry",
+                # A task fails for transient reasons (instance lock, backend busy) as often as for bad
+                # input, and the step re-reads the CLB before writing again: retry it (the platform's
+                # async retries), and let the dead-letter queue catch one that keeps failing.
+                raise RetryableError(
+                    f"CLB {action} on {lb_id or '-'} failed asynchronously (task {task_id}): "
+                    f"{status.get('Message') or 'no message'}; the step is retried and dead-lettered if it "
+                    "keeps failing",
+                    delay_s=_TASK_FAILED_RETRY_S,
                     code="TaskFailed",
                 )
             if self._clock.monotonic() + interval > deadline:

@@ -103,19 +103,18 @@ class ObjectChange(BaseModel):
 # ---------------------------------------------------------------------------------------------- stale
 
 
-def is_stale(change: ObjectChange, last_seen_rv: str | None) -> bool:
-    """True when an equal-or-newer version of the object was already routed.
+def is_stale(change: ObjectChange, live_rv: str | None) -> bool:
+    """True when the live object (as a step last read it) is already at a newer version than the event.
 
     resourceVersions are opaque in Kubernetes but integers in practice (etcd revisions); when either is
-    not an integer we cannot order them and keep the event (steps re-read state anyway). A delete with
-    the same version as the last update is not stale: it is the terminal event for that version.
+    not an integer we cannot order them and keep the event (steps re-read state anyway). An event at the
+    live version itself is kept: a step having read that version does not mean every step it needs ran.
     """
-    if not last_seen_rv or not change.resource_version:
+    if not live_rv or not change.resource_version:
         return False
-    if not (change.resource_version.isdigit() and last_seen_rv.isdigit()):
+    if not (change.resource_version.isdigit() and live_rv.isdigit()):
         return False
-    current, last = int(change.resource_version), int(last_seen_rv)
-    return current < last or (current == last and change.action != "delete")
+    return int(change.resource_version) < int(live_rv)
 
 
 # ---------------------------------------------------------------------------------------------- plan

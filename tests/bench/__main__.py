@@ -1,9 +1,10 @@
 """`make bench`: run the benchmarks, print one row per case (both sides measured in this run), write JSON.
 
 Usage: `python -m tests.bench [--quick] [--out PATH] [--only NAME ...]`. Names: coalescing,
-reconcile, store, admission, relay. The ratio column is B/A: how many times the baseline (B) costs what
-clb-direct's way (A) does. Nothing here passes or fails on a number; the exit code is non-zero only
-when a benchmark could not run or its side effects were wrong (e.g. a wave not fully bound).
+reconcile, store, admission, relay, rollout (`--only rollout --quick`: one N = 20 rollout, gated and
+not, about a minute). The ratio column is B/A: how many times the baseline (B) costs what clb-direct's
+way (A) does. Nothing here passes or fails on a number; the exit code is non-zero only when a benchmark
+could not run or its side effects were wrong (e.g. a wave not fully bound).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 from tests.bench.common import Row, format_table, quiet_logs
 
-BENCHES = ("coalescing", "reconcile", "store", "admission", "relay")
+BENCHES = ("coalescing", "reconcile", "store", "admission", "relay", "rollout")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,16 +8,20 @@ checks off the CLB forwards to every backend) and weight > 0 — chosen by the l
 (`balancer.py`); bytes are pumped both ways with half-close passed through. With no eligible backend,
 or when the chosen backend refuses, the client connection is reset at once, as an L4 CLB does. A backend
 that turns Dead or weight 0 gets no new connections; its existing connections are left alone. HTTP
-listeners are relayed at L4, which serves HTTP/1.x clients unchanged.
+listeners are relayed at L4, which serves HTTP/1.x clients unchanged. The last connections are kept
+(`connections()`: client address, backend, outcome) so a tool can say which backend a failed request hit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import socket
 import struct
+import threading
+import time
 from dataclasses import dataclass, field
 
 from emulators.clb.dataplane.balancer import TargetPicker
@@ -29,8 +33,26 @@ log = logging.getLogger("clb_emulator.proxy")
 
 FORWARDED_PROTOCOLS = frozenset({"TCP", "HTTP"})
 _CHUNK = 64 * 1024
+CONNECTION_LOG_SIZE = 50_000
 
 Backend = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class ConnectionRecord:
+    """One client connection as the proxy handled it: which backend it went to and how it ended.
+
+    `outcome`: `served` (relayed, both sides closed normally), `reset` (the backend reset or aborted the
+    connection mid-way), `refused` (the chosen backend did not accept), `no-backend` (nothing eligible).
+    Tools match a client's failed request to its backend by the client's address (`client_port`).
+    """
+
+    at: float
+    listener_id: str
+    client_ip: str
+    client_port: int
+    backend: str  # "ip:port", "" for no-backend
+    outcome: str
 
 
 @dataclass
@@ -61,6 +83,19 @@ class ForwardingProxy:
         self._connections: set[asyncio.Task[None]] = set()
         self._loop = LoopThread("clb-forwarding-proxy")
         self._sync_pending = False
+        self._log: collections.deque[ConnectionRecord] = collections.deque(maxlen=CONNECTION_LOG_SIZE)
+        self._log_lock = threading.Lock()
+
+    def connections(self, since: float = 0.0) -> list[ConnectionRecord]:
+        """The most recent connections (up to CONNECTION_LOG_SIZE) handled at or after `since` (epoch s)."""
+        with self._log_lock:
+            return [r for r in self._log if r.at >= since]
+
+    def _record(self, listener_id: str, peer: object, backend: Backend | None, outcome: str) -> None:
+        ip, port = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) and len(peer) >= 2 else ("", 0)
+        where = f"{backend[0]}:{backend[1]}" if backend else ""
+        with self._log_lock:
+            self._log.append(ConnectionRecord(time.time(), listener_id, ip, port, where, outcome))
 
     def start(self) -> None:
         self._loop.start()
@@ -177,6 +212,7 @@ class ForwardingProxy:
         if entry is None or backend is None:
             if entry is not None:
                 entry.refused += 1
+            self._record(listener_id, peer, None, "no-backend")
             _reset(writer)
             return
         entry.active[backend] = entry.active.get(backend, 0) + 1
@@ -188,15 +224,17 @@ class ForwardingProxy:
                 )
             except (OSError, asyncio.TimeoutError):
                 entry.refused += 1
+                self._record(listener_id, peer, backend, "refused")
                 _reset(writer)
                 return
             upstream_writer = upstream
             entry.served[backend] = entry.served.get(backend, 0) + 1
-            await asyncio.gather(
+            clean = await asyncio.gather(
                 _pump(reader, upstream),
                 _pump(upstream_reader, writer),
                 return_exceptions=True,
             )
+            self._record(listener_id, peer, backend, "served" if all(c is True for c in clean) else "reset")
             for open_stream in (upstream, writer):
                 open_stream.close()
                 with contextlib.suppress(OSError):
@@ -217,7 +255,8 @@ class ForwardingProxy:
         await asyncio.gather(*self._connections, return_exceptions=True)
 
 
-async def _pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+async def _pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> bool:
+    """Copy until EOF; False when either side failed (the other one is then aborted too)."""
     try:
         while chunk := await source.read(_CHUNK):
             sink.write(chunk)
@@ -225,8 +264,10 @@ async def _pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> Non
         # Pass the half-close on so request/response protocols that shut down writing still work.
         if sink.can_write_eof() and not sink.is_closing():
             sink.write_eof()
+        return True
     except OSError:
         sink.transport.abort()
+        return False
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:

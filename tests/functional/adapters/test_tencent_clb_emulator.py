@@ -194,10 +194,10 @@ def test_unknown_listener_in_batch_names_the_listener(rig: Rig) -> None:
         rig.gateway.register_targets(lb_id, pods(1, "lbl-nope"))
 
 
-def test_failed_async_task_is_permanent(rig: Rig) -> None:
+def test_failed_async_task_is_retryable_naming_action_and_task(rig: Rig) -> None:
     lb_id, listener_id = rig.lb_with_listener()
     rig.model.set_fault({"action": "ModifyListener", "fail_task": True, "count": 1})
-    with pytest.raises(PermanentError, match="failed asynchronously") as info:
+    with pytest.raises(RetryableError, match=r"ModifyListener on lb-\S+ failed asynchronously \(task \S+\)") as info:
         rig.gateway.modify_listener(lb_id, listener_id, ListenerSpec(port=80, scheduler="LEAST_CONN"))
     assert info.value.code == "TaskFailed"
     assert rig.gateway.list_listeners(lb_id)[0].scheduler == "WRR"

@@ -18,6 +18,7 @@ from shared.adapters.store_factory import open_store
 from shared.adapters.tencent_clb import TencentClbGateway
 from shared.clock import FakeClock
 from shared.deps import Deps
+from shared.versions import VersionConfirmingCluster
 from tests.functional.steps.conftest import FUNCTIONS, Env, handler, make_settings
 from tests.unit.steps.fakes import FakeCluster, StepQueue
 
@@ -32,7 +33,9 @@ def env() -> Iterator[Env]:
         store = open_store("memory://")
         cluster, queue = FakeCluster(), StepQueue()
         gateway = TencentClbGateway.from_settings(settings, clock=clock)
-        deps = Deps(settings=settings, store=store, clock=clock, clb=gateway, cluster=cluster, invoker=queue)
+        # As build_deps does: the steps' reads confirm live resourceVersions for the router's stale filter.
+        confirming = VersionConfirmingCluster(cluster, store, clock, ttl_s=settings.event_log_ttl_s)
+        deps = Deps(settings=settings, store=store, clock=clock, clb=gateway, cluster=confirming, invoker=queue)
         for function in FUNCTIONS:
             handler(function).shell.use(deps)
         try:

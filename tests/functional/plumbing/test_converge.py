@@ -88,6 +88,8 @@ def test_duplicated_reordered_and_lost_events_converge_after_one_reconcile(env: 
     for p in old:
         env.cluster.put_pod(p)
     first = [("MODIFIED", "pods", pod_json(p)) for p in old]
+    for _, _, obj in first:  # the API server's objects are at the versions their events carry
+        env.cluster.update_pod("default", obj["metadata"]["name"], resource_version=obj["metadata"]["resourceVersion"])
     deliver(env, *first)
     again = deliver(env, *first)  # the same events re-sent in a new batch
     assert again["duplicates"] == 2 and again["dispatched"] == []
@@ -96,7 +98,8 @@ def test_duplicated_reordered_and_lost_events_converge_after_one_reconcile(env: 
     env.drain(delayed=True)
     assert {(ip, w) for ip, _, w in env.targets(lb_id)} == {("10.0.0.1", 10), ("10.0.0.2", 10)}
 
-    # Reordered: an older, terminating-looking version of a1 arrives after the ready one: discarded.
+    # Reordered: an older, terminating-looking version of a1 arrives after the ready one, whose version the
+    # steps read from the API server: discarded.
     late = pod_json(old[0], deleting=True)
     late["metadata"]["resourceVersion"] = str(int(first[0][2]["metadata"]["resourceVersion"]) - 1)
     reordered = deliver(env, ("MODIFIED", "pods", late))

@@ -92,6 +92,11 @@ def test_probes_forward_and_notify(
     eventually(lambda: all_health(model, "Dead"), "both Dead")
     eventually(lambda: refused(VIP, port), "VIP resets with no eligible backend")
     assert plane.proxy.stats()[LISTENER]["refused"] >= 1
+    # The connection log says where each connection went and how it ended (the demo attributes failures).
+    log = plane.proxy.connections()
+    assert sum(1 for r in log if r.outcome == "served" and r.backend == f"{one.ip}:{one.port}") >= 30
+    assert any(r.outcome == "no-backend" and r.backend == "" and r.client_port > 0 for r in log)
+    assert all(r.listener_id == LISTENER and r.client_ip == "127.0.0.1" for r in log)
 
 
 def test_http_code_mismatch_is_dead_and_switch_off_is_close(

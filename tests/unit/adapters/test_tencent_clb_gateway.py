@@ -389,14 +389,15 @@ def test_task_still_running_is_polled_until_done(gateway: TencentClbGateway, clb
     assert len(clock.sleeps) == 2
 
 
-def test_failed_task_is_permanent_with_its_message(gateway: TencentClbGateway, clb_stub: ClbStub) -> None:
+def test_failed_task_is_retryable_with_action_task_and_message(gateway: TencentClbGateway, clb_stub: ClbStub) -> None:
     clb_stub.on("DescribeTaskStatus", {"Status": 1, "Message": "backend quota exceeded"})
     clb_stub.on("BatchModifyTargetWeight", {})
     with pytest.raises(
-        PermanentError,
-        match=r"BatchModifyTargetWeight on lb-1 failed asynchronously: backend quota exceeded \(task req-1\)",
-    ):
+        RetryableError,
+        match=r"BatchModifyTargetWeight on lb-1 failed asynchronously \(task req-1\): backend quota exceeded",
+    ) as failed:
         gateway.set_target_weights("lb-1", targets(1))
+    assert failed.value.code == "TaskFailed"
 
 
 def test_task_running_past_timeout_is_retryable(gateway: TencentClbGateway, clb_stub: ClbStub) -> None:

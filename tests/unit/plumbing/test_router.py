@@ -13,6 +13,7 @@ from shared.events.apigw import ApiGatewayEvent
 from shared.events.cls import ClsEvent
 from shared.router import route_signed
 from shared.signing import sign_batch
+from shared.versions import version_key
 from tests.conftest import load_event
 from tests.unit.plumbing.conftest import HMAC_KEY, RecordingInvoker
 
@@ -113,6 +114,8 @@ def test_malformed_batch_is_400(deps: Deps, invoker: RecordingInvoker, batch: di
 def test_duplicates_and_stale_versions_are_dropped(deps: Deps, invoker: RecordingInvoker, batch: dict) -> None:
     route_signed(deps, signed(deps, batch))
     invoker.calls.clear()
+    # The service step read the live Service at resourceVersion 90 (what the API server returned).
+    deps.store.kv_set(version_key("Service", "shop", "web", "uid-svc-web"), "90", ttl_s=None, now=deps.clock.now())
     again = copy.deepcopy(batch)
     again["batchId"] = "1" * 32  # a new batch re-carrying the same events (audit webhook re-send)
     older = copy.deepcopy(batch["items"][1])

@@ -217,3 +217,46 @@ def test_a_key_rotation_loses_no_batch(deps: Deps, invoker: RecordingInvoker, ba
     third = copy.deepcopy(batch)
     third["batchId"] = "8" * 32
     assert route_signed(deps, signed(deps, third, key="some-other-key")).status_code == 401
+
+
+def _service_event(batch: dict[str, Any], rv: str, batch_id: str) -> dict[str, Any]:
+    event = copy.deepcopy(batch)
+    event["batchId"] = batch_id
+    service = copy.deepcopy(batch["items"][1])
+    service["object"]["metadata"]["resourceVersion"] = rv
+    event["items"] = [service]
+    return event
+
+
+def test_a_forged_huge_resource_version_never_makes_real_events_stale(
+    deps: Deps, invoker: RecordingInvoker, batch: dict[str, Any]
+) -> None:
+    from shared.versions import version_key
+
+    key = version_key("Service", "shop", "web", "uid-svc-web")
+    deps.store.kv_set(key, "90", ttl_s=None, now=deps.clock.now())  # what a step read from the API server
+    forged = json.loads(route_signed(deps, signed(deps, _service_event(batch, "999999999999", "f" * 32))).body)
+    assert forged["accepted"] == 1  # routed: the step re-reads the Service and finds what is really there
+    assert deps.store.kv_get(key, now=deps.clock.now()) == "90"  # never remembered
+    invoker.calls.clear()
+    real = json.loads(route_signed(deps, signed(deps, _service_event(batch, "91", "r" * 32))).body)
+    assert (real["stale"], real["accepted"]) == (0, 1)
+    assert invoker.steps() == ["service"]
+    late = json.loads(route_signed(deps, signed(deps, _service_event(batch, "85", "l" * 32))).body)
+    assert late["stale"] == 1  # older than what the API server returned: stale
+
+
+def test_only_versions_the_api_server_returned_are_remembered(deps: Deps) -> None:
+    from shared.domain.models import PodInfo, ServiceInfo
+    from shared.versions import VersionConfirmingCluster, version_key
+    from tests.unit.steps.fakes import FakeCluster
+
+    fake = FakeCluster()
+    fake.put_service(ServiceInfo(namespace="shop", name="web", uid="uid-svc-web", resource_version="120"))
+    fake.put_pod(PodInfo(namespace="shop", name="p1", uid="u1", resource_version="130", labels={"app": "web"}))
+    cluster = VersionConfirmingCluster(fake, deps.store, deps.clock, ttl_s=3600)
+    assert cluster.get_service("shop", "web") is not None
+    assert [p.name for p in cluster.list_pods("shop", {"app": "web"})] == ["p1"]
+    now = deps.clock.now()
+    assert deps.store.kv_get(version_key("Service", "shop", "web", "uid-svc-web"), now=now) == "120"
+    assert deps.store.kv_get(version_key("Pod", "shop", "p1", "u1"), now=now) == "130"

@@ -10,8 +10,8 @@ from shared.config import Settings
 from shared.deps import Deps
 from shared.domain.errors import InvalidInput
 from shared.domain.models import ObjectKey, StepRequest
+from shared.shell import FunctionShell, parse_step_event, run_step_event
 from shared.steps import run_step
-from shared.steps.handler_support import FunctionShell, parse_step_event, run_step_event
 from tests.unit.steps.fakes import FakeCluster, StepQueue
 
 
