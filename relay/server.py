@@ -1,6 +1,6 @@
 """The relay's HTTP(S) endpoint: audit webhook `EventList` POSTs and `GET /healthz`.
 
-The API server's webhook backend POSTs EventLists (reference/kubernetes.md §1.4) and retries on any
+The API server's webhook backend POSTs EventLists and retries on any
 non-2xx, so we answer 200 only once the kept events were delivered to the router (or 503 after
 `ack_timeout_s`, and its retry finds them coalesced in the buffer): a relay that dies holding events
 loses none the API server has not been told to resend. Poison events are listed by index in the

@@ -4,7 +4,7 @@ Built once per cold start by a handler (or the CLI / local runtime) and passed d
 handler reads the environment. Every field can be set by an environment variable with the prefix
 `CLB_DIRECT_` (e.g. `CLB_DIRECT_STORE_URL`). Tencent credentials also come from the SCF execution role
 variables `TENCENTCLOUD_SECRETID` / `TENCENTCLOUD_SECRETKEY` / `TENCENTCLOUD_SESSIONTOKEN`
-(reference/tencent-clb-scf.md §4.3) when the explicit settings are absent.
+(injected by SCF for the function's execution role) when the explicit settings are absent.
 """
 
 from __future__ import annotations

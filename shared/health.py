@@ -2,7 +2,7 @@
 
 Called by `functions/health/handler.py` for three inputs: the CLB (emulator) `TargetHealthChanged`
 notification (precise: one target on one listener), the Cloud Monitor `UnhealthRsCount` alarm callback
-(coarse: only says "look at this CLB", reference/tencent-clb-scf.md §6) and the timer poll, which asks
+(coarse: only says "look at this CLB") and the timer poll, which asks
 DescribeTargetHealth (≤30 CLBs per call) only for CLBs that still have Pods whose gate is not True —
 the flip step records each Pod's gate in the store as `gate:<pod_uid>`. Each flip asked for names only
 the Pods concerned, so one health change costs one Pod's flip, and Pods whose gate is True (a fence)
@@ -22,7 +22,7 @@ from shared.events.health import AlarmAck, AlarmCallback, TargetHealthChanged
 from shared.logging import get_logger
 from shared.timeline import record_stage
 
-# DescribeTargetHealth accepts up to 30 LoadBalancerIds per call (reference/tencent-clb-scf.md §6).
+# DescribeTargetHealth accepts up to 30 LoadBalancerIds per call.
 DESCRIBE_HEALTH_BATCH = 30
 ACTIVE_STATES = frozenset({"registering", "registered"})
 ALARM_METRICS = frozenset({"UnhealthRsCount", "HealthRsCount"})

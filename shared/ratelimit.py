@@ -1,4 +1,4 @@
-"""A token bucket shared by every concurrent function instance (DESIGN.md §3 rule 6).
+"""A token bucket shared by every concurrent function instance (architecture rule 6, docs/architecture.md).
 
 The CLB adapter calls `SharedRateLimiter(...).acquire()` before each write API call so that all
 instances together stay under CLB's 20 requests/second. The bucket lives in the Store

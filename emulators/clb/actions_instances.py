@@ -36,7 +36,7 @@ from emulators.clb.state import ClbState, LoadBalancerState
 
 Handler = Callable[[ClbState, Params, str], dict[str, Any]]
 
-# Default CLB quota per region and network type (reference §3.2 CreateLoadBalancer).
+# Default CLB quota per region and network type.
 LB_QUOTA_PER_TYPE = 100
 MAX_TAGS = 20
 MAX_NAME_LEN = 60

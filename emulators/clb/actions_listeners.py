@@ -41,7 +41,7 @@ from emulators.clb.state import (
 )
 from emulators.clb.views import HEALTH_CLOSE, HEALTH_UNKNOWN
 
-# "Length of .Ports should be less than 50" (reference §3.2 CreateListener).
+# "Length of .Ports should be less than 50".
 MAX_PORTS_PER_CALL = 49
 MAX_LISTENER_NAME_LEN = 255
 _UDP_FAMILY = frozenset({"UDP", "QUIC"})

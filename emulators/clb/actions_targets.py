@@ -3,7 +3,7 @@ DescribeTargetHealth.
 
 Handlers follow `actions_instances.Handler`. RegisterTargets, DeregisterTargets and the weight changes are
 async (applied when their task ends); BatchRegisterTargets / BatchDeregisterTargets apply at once and
-report unknown listeners in `FailListenerIdSet`, as the real service does in practice (reference §3.4).
+report unknown listeners in `FailListenerIdSet`, as the real service does in practice.
 Registering a bound target or deregistering an unbound one is a no-op, so retries are safe.
 """
 

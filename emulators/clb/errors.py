@@ -2,7 +2,7 @@
 
 Every model and dispatcher function raises `ClbApiError`; the dispatcher (`emulators.clb.api`) turns it
 into `{"Response": {"Error": {"Code", "Message"}, "RequestId"}}` with HTTP 200, exactly as the real API
-does. Codes are spelled as in the SDK's errorcodes.py (reference §3.3).
+does. Codes are spelled as in the SDK's errorcodes.py.
 """
 
 from __future__ import annotations

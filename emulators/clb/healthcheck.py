@@ -2,7 +2,7 @@
 
 Called by the listener actions (`actions_listeners.py`) with the listener protocol, the caller's
 HealthCheck object and the listener's current (or default) settings; returns the merged settings or
-raises the real API's refusal. Ranges come from the SDK's HealthCheck docs (reference §3.1).
+raises the real API's refusal. Ranges come from the SDK's HealthCheck docs.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """In-process CLB fake: a `responses` callback that answers the real SDK's requests from a `ClbModel`.
 
 The sync `ClbClient` sends through `requests`, so registering `POST https://<endpoint>/` on a
-`responses.RequestsMock` intercepts it (reference §8). Unit and functional tests use `clb_fake()`; the
+`responses.RequestsMock` intercepts it. Unit and functional tests use `clb_fake()`; the
 answers come from the same dispatcher (`api.py`) the HTTP server uses. Other URLs pass through, so tests
 can use the cluster simulator alongside. A drop-response fault surfaces as `requests.ConnectionError`.
 """

@@ -3,7 +3,7 @@
 The SDK (abstract_client.py `_build_req_with_tc3_signature`, sign.py `sign_tc3`) signs
 `POST\\n/\\n\\ncontent-type:<ct>\\nhost:<host>\\n\\ncontent-type;host\\n<sha256(body)>` under the scope
 `<UTC date>/clb/tc3_request` with the key chain "TC3"+SecretKey -> date -> service -> "tc3_request"
-(reference §3.5). The dispatcher (`api.py`) calls `SignatureVerifier.verify` for every API request and
+The dispatcher (`api.py`) calls `SignatureVerifier.verify` for every API request and
 answers its `ClbApiError` (AuthFailure.*) like the real service.
 """
 

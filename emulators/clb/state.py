@@ -28,7 +28,7 @@ L7_PROTOCOLS = frozenset({"HTTP", "HTTPS"})
 
 
 def default_health_check(protocol: str) -> dict[str, Any]:
-    """The HealthCheck a listener gets when the caller sends none (reference §3.1 defaults)."""
+    """The HealthCheck a listener gets when the caller sends none."""
     return {
         "HealthSwitch": 1,
         "TimeOut": 2,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-# Health detail values as DescribeTargetHealth reports them (reference §3.2 TargetHealth.HealthStatusDetail).
+# Health detail values as DescribeTargetHealth reports them.
 HEALTH_ALIVE = "Alive"
 HEALTH_DEAD = "Dead"
 HEALTH_UNKNOWN = "Unknown"

@@ -185,7 +185,7 @@ def target_health(target: TargetState) -> dict[str, Any]:
 
 
 def listener_health(item: ListenerState) -> dict[str, Any]:
-    # L4 listeners still nest targets in one generic rule with no location (reference §3.2).
+    # L4 listeners still nest targets in one generic rule with no location.
     rules = (
         []
         if item.protocol in L7_PROTOCOLS

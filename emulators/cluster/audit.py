@@ -1,8 +1,8 @@
 """Audit webhook backend: turns the store's write records into ``audit.k8s.io/v1`` EventLists and POSTs them.
 
 Installed as the object store's audit sink (``store.audit_sink = backend.record``) by
-``clb-direct emulate cluster`` and tests. It behaves like the apiserver's buffered webhook backend
-(reference §1.4): one ``ResponseComplete`` event per write at the level the policy gives (RequestResponse
+``clb-direct emulate cluster`` and tests. It behaves like the apiserver's buffered webhook backend:
+one ``ResponseComplete`` event per write at the level the policy gives (RequestResponse
 for pods, pods/status, pods/binding, services, services/status, configmaps, tkeserviceconfigs;
 Metadata for secrets; nothing else), batched by size and time on a background thread, each batch sent
 on its own thread (so batches may arrive out of order), retried on any error with exponential backoff

@@ -1,4 +1,4 @@
-"""The simulated Deployment controller: RollingUpdate rollouts over ReplicaSets (reference §6.3).
+"""The simulated Deployment controller: RollingUpdate rollouts over ReplicaSets.
 
 `ClusterSimulator` (`simulator.py`) runs one `DeploymentController`. Each sync of a Deployment finds
 its ReplicaSets (controller ownerReference), picks the new one by template (ignoring the

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 NETWORKS_ANNOTATION = "tke.cloud.tencent.com/networks"
-# TKE's VPC-CNI extended resources: shared ENI (multi-IP) and exclusive ENI (reference §1.5).
+# TKE's VPC-CNI extended resources: shared ENI (multi-IP) and exclusive ENI.
 ENI_RESOURCES = ("tke.cloud.tencent.com/eni-ip", "tke.cloud.tencent.com/direct-eni")
 
 

@@ -1,7 +1,7 @@
 """The simulated kubelet: gives scheduled Pods an IP, real HTTP servers and kubelet-exact status.
 
 `ClusterSimulator` (`simulator.py`) runs one `Kubelet` for all simulated nodes. It watches Pods through
-`ObjectStore.subscribe` and, per Pod bound to one of its nodes (reference kubernetes.md §6.1):
+`ObjectStore.subscribe` and, per Pod bound to one of its nodes:
 allocates an IP (`ipam.py`: VPC-CNI, GlobalRouter or host network), writes the sandbox status, starts
 one real HTTP server per container port after the start delay (`pod_servers.py`), then keeps the
 kubelet-owned conditions right with the §3.1 rules (`pod_conditions.py`) on every change of the Pod,

@@ -1,4 +1,4 @@
-"""The kubelet's Pod condition rules, as pure functions (reference kubernetes.md §3.1, §6.1).
+"""The kubelet's Pod condition rules, as pure functions.
 
 `kubelet.py` calls `kubelet_conditions` on every sync of a Pod to compute the kubelet-owned
 conditions (`PodScheduled`, `PodReadyToStartContainers`, `Initialized`, `ContainersReady`, `Ready`)

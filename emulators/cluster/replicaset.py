@@ -1,4 +1,4 @@
-"""The simulated ReplicaSet controller (reference kubernetes.md §6.2) and its pure counting rules.
+"""The simulated ReplicaSet controller and its pure counting rules.
 
 `ClusterSimulator` (`simulator.py`) runs one `ReplicaSetController`. Each sync of a ReplicaSet lists the
 Pods it controls, creates Pods from its template (through the store's create, so mutating admission

@@ -1,7 +1,7 @@
 """The Deployment controller's rolling-update arithmetic and status rules, as pure functions.
 
 `deployment.py` calls these on every sync; unit tests replay the reference's worked example with them
-(reference kubernetes.md §6.3/§6.4, from upstream `rolling.go`, `sync.go`, `progress.go` and
+(from upstream `rolling.go`, `sync.go`, `progress.go` and
 `deployment_util.go`). Inputs are plain numbers and `RsCounts` views of ReplicaSets, outputs are the
 new `spec.replicas` per ReplicaSet or a new Deployment `status`, so every rule is checked without
 threads, stores or clocks.

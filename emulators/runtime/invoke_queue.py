@@ -2,7 +2,7 @@
 
 SCF runs an async (`InvocationType=Event`) invocation at least once; when the function raises (run error,
 including a timeout) it is retried twice by default, then the event goes to the dead-letter queue
-(reference/tencent-clb-scf.md §4.5). This queue does the same locally: worker threads pull due items, a failure
+(SCF's documented async-invoke behaviour). This queue does the same locally: worker threads pull due items, a failure
 is re-queued after `retry_delay_s`, and after `max_retries` retries the event is kept in a dead-letter log
 (in memory and, if configured, appended to a JSONL file).
 """

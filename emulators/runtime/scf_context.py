@@ -1,7 +1,7 @@
 """SCF-shaped invocation context and API-gateway event translation.
 
 The local runtime gives every invocation a fresh `context` dict with the keys a real SCF Python runtime passes
-(reference/tencent-clb-scf.md §4.1) and turns plain HTTP requests into API-gateway "integrated request" events,
+(SCF's Python runtime passes a dict) and turns plain HTTP requests into API-gateway "integrated request" events,
 and the handler's integrated response back into HTTP (§4.2).
 """
 

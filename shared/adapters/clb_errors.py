@@ -27,7 +27,7 @@ T = TypeVar("T")
 
 log = get_logger("shared.adapters.clb")
 
-# reference/tencent-clb-scf.md §3.3: exact spellings; SDK retry.py treats every RequestLimitExceeded.*
+# Exact spellings of the SDK's errorcodes.py; SDK retry.py treats every RequestLimitExceeded.*
 # variant as throttling. ClientNetworkError / ServerNetworkError are the SDK's synthetic transport codes.
 _RETRYABLE_PREFIXES = ("RequestLimitExceeded",)
 _RETRYABLE_CODES = frozenset(

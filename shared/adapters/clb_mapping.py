@@ -1,7 +1,7 @@
 """Pure translation between the domain models and CLB 2018-03-17 request/response fields.
 
 Used by `shared.adapters.tencent_clb`; no I/O, so every rule (field names, chunk limits, how targets
-are matched) is unit-tested on plain dicts. Limits come from reference/tencent-clb-scf.md §3.2.
+are matched) is unit-tested on plain dicts. Limits are the CLB API's documented ones.
 """
 
 from __future__ import annotations

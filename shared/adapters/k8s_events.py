@@ -1,6 +1,6 @@
 """Kubernetes Events for clb-direct: core/v1 Events with client-side aggregation of repeats.
 
-`KubernetesCluster.emit_event` delegates here. Steps report every transition (DESIGN.md §3 rule 8), and a
+`KubernetesCluster.emit_event` delegates here. Steps report every transition (docs/architecture.md, rule 8), and a
 retried step would otherwise create one Event per attempt; like client-go's EventCorrelator, a repeat of
 the same object + type + reason + message within a window bumps the earlier Event's `count` and
 `lastTimestamp` instead. The cache is per process and bounded (LRU). Recording is best effort.

@@ -2,7 +2,7 @@
 
 Used by `shared.adapters.kubernetes_api.KubernetesCluster`; no I/O, so the mapping rules (which condition
 means containers-ready, which ownerReference is the owner, how a gate condition patch looks, which HTTP
-status means retry) are unit-tested on V1 model objects. Patch shapes follow reference/kubernetes.md §3.2.
+status means retry) are unit-tested on V1 model objects. Patch shapes follow the API server's strategic-merge rules.
 """
 
 from __future__ import annotations

@@ -200,7 +200,7 @@ class TencentClbGateway:
         response = self._call("CreateLoadBalancer", params)
         lb_ids = [str(i) for i in response.get("LoadBalancerIds") or []]
         if not lb_ids:
-            # The API may answer before the id is allocated; the task carries it (reference §3.2).
+            # The API may answer before the id is allocated; the task carries it.
             lb_ids = self._wait_task("CreateLoadBalancer", str(response["RequestId"]), lb_id=None)
         if not lb_ids:
             raise RetryableError(

@@ -1,5 +1,5 @@
 """Admission planning: AdmissionReview v1 for a Pod CREATE → allowed response with a JSONPatch adding
-the readiness gate (reference/kubernetes.md §2.1-2.2).
+the readiness gate.
 
 Pure: the admission step parses the review here, looks up the selector index (or the live Services),
 and calls `admit`. The gate is added once: the list is created when absent (`add …/-` on a missing array

@@ -1,4 +1,4 @@
-"""The readiness-gate decision for one Pod (DESIGN rules 8 and 9; reference/peers.md §2, §7).
+"""The readiness-gate decision for one Pod (architecture rules 8 and 9, docs/architecture.md).
 
 Pure: the flip step gathers, per direct-access Service selecting the Pod, the health of the Pod's target
 on each of that Service's listeners (from a live DescribeTargetHealth) and calls `decide_gate`. True only

@@ -1,4 +1,4 @@
-"""Use limits of direct access (DESIGN rule 9, reference/tencent-clb-scf.md §1.1, §1.3, §1.5).
+"""Use limits of direct access (architecture rule 9).
 
 Pure checks called by the service step (cluster version) and the bind step (per-Pod limits). Each
 problem is a message written for the user: the bind step turns it into a Warning Event and the flip
@@ -36,7 +36,7 @@ def network_mode(pod: PodInfo) -> NetworkMode:
 
 
 def cluster_version_problem(version: tuple[int, int]) -> str | None:
-    """Readiness gates need Kubernetes > 1.12 (reference §1.1); older clusters are refused."""
+    """Readiness gates need Kubernetes > 1.12; older clusters are refused."""
     if version < MIN_KUBERNETES_VERSION:
         return (
             f"Kubernetes {version[0]}.{version[1]} is too old for direct access: readiness gates need "

@@ -84,7 +84,7 @@ class ObjectChange(BaseModel):
 
     @property
     def bind_eligible(self) -> bool:
-        """DESIGN rule 2: bind on an IP + ContainersReady + not terminating (never hostNetwork)."""
+        """Architecture rule 2: bind on an IP + ContainersReady + not terminating (never hostNetwork)."""
         return bool(self.pod_ip) and self.containers_ready and not self.deleting and not self.host_network
 
     @property

@@ -3,7 +3,7 @@
 The service step reads the object named by the `service.cloud.tencent.com/tke-service-config` annotation
 through the Cluster port and calls `parse_tke_service_config`; `listeners.desired_listeners` then applies
 the matching `l4Listeners[]` entry (by protocol + port) to each listener. The CRD never creates or removes
-listeners; it only configures those the Service's ports define (reference/tencent-clb-scf.md §2).
+listeners; it only configures those the Service's ports define.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class _CrdModel(BaseModel):
 
 
 class TkeHealthCheck(_CrdModel):
-    # Official docs spell it `enable`; an older design doc shows `enabled` (reference §2): accept both.
+    # Official docs spell it `enable`; an older design doc shows `enabled`: accept both.
     enable: bool = Field(default=True, validation_alias=AliasChoices("enable", "enabled"))
     interval_time: int | None = Field(default=None, alias="intervalTime")
     timeout: int | None = None

@@ -1,6 +1,6 @@
 """API gateway (integrated request) event and response, as SCF delivers them.
 
-Shapes from reference/tencent-clb-scf.md §4.2. The router and health handlers receive relay batches
+Shapes as Tencent documents them. The router and health handlers receive relay batches
 and emulator callbacks this way; `ApiGatewayEvent.raw_body()` undoes the optional base64 encoding and
 `header()` looks headers up case-insensitively (API gateway lower-cases some, proxies others).
 """

@@ -1,4 +1,4 @@
-"""Kubernetes audit `Event` / `EventList` (`audit.k8s.io/v1`), reference/kubernetes.md §1.1.
+"""Kubernetes audit `Event` / `EventList` (`audit.k8s.io/v1`).
 
 The relay receives EventLists from the API server's webhook backend and forwards the events in its
 batches; the router also accepts raw EventLists and CLS records holding one Event each. Only the

@@ -1,7 +1,7 @@
 """Base classes for wire models: `ForeignModel` for producers we do not control, `OwnModel` for ours.
 
 Every module in `shared.events` derives from one of these two so the unknown-field policy is decided
-in one place (CONVENTIONS habit 7). `validate_wire` turns a pydantic `ValidationError` into `InvalidInput`
+in one place (wire models mirror the wire). `validate_wire` turns a pydantic `ValidationError` into `InvalidInput`
 naming the field, for handlers that validate a trigger event.
 """
 

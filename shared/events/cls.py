@@ -1,4 +1,4 @@
-"""CLS trigger event: `{"clslogs": {"data": base64(gzip(JSON))}}` (reference/tencent-clb-scf.md §4.2).
+"""CLS trigger event: `{"clslogs": {"data": base64(gzip(JSON))}}`.
 
 The router receives TKE cluster-audit logs this way; each record's `content` is one audit Event as
 JSON. `ClsEvent.decode()` turns the envelope into a `ClsPayload` or raises `InvalidInput` saying

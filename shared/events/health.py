@@ -1,7 +1,7 @@
 """Health signals for the health function: the CLB emulator's notification and Cloud Monitor alarms.
 
 `TargetHealthChanged` is the CLB emulator's callback (one target changed state on one listener).
-`AlarmCallback` is Cloud Monitor's HTTP alarm callback (reference/tencent-clb-scf.md §6); for the
+`AlarmCallback` is Cloud Monitor's HTTP alarm callback; for the
 metric `UnhealthRsCount` it is only a coarse "look at this CLB" signal, answered with
 `AlarmAck` (`{"sessionId", "retCode": 0}`) or the monitor re-sends it up to 3 times.
 """

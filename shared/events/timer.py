@@ -1,4 +1,4 @@
-"""SCF timer trigger event (reference/tencent-clb-scf.md §4.2), received by health and reconcile."""
+"""SCF timer trigger event, received by health and reconcile."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 The bind and unbind steps queue typed `ClbWork` items (bind a Service, unbind a Pod UID) on the CLB's `ClbWriter`;
 whichever invocation holds the CLB's lease runs `process_batch` over everything pending, so a rollout's
-many events collapse into one list, one plan and a few ≤500-target calls (DESIGN rule 5). Each item is
+many events collapse into one list, one plan and a few ≤500-target calls (architecture rule 5). Each item is
 re-checked against live state (rule 1), binding records are kept before and after every write (rule 4),
 use limits are reported as Warning Events and remembered for the gate message (rule 9), and follow-ups
 (flip, delayed drain re-checks) are queued by whoever did the work.

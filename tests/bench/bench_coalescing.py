@@ -1,4 +1,4 @@
-"""Coalescing (DESIGN rule 5): a rollout wave bound through the real bind step vs a per-Pod write loop.
+"""Coalescing (architecture rule 5): a rollout wave bound through the real bind step vs a per-Pod write loop.
 
 Side A: N ready Pods of one Service; `binders` threads, each a separate "function instance" (its own
 `TencentClbGateway`, its own SQLite connection to one shared store file), run the real bind step

@@ -1,4 +1,4 @@
-"""Idle reconcile cost (DESIGN rule 10): a pass over K settled Services, checkpoint skip vs `force=True`.
+"""Idle reconcile cost (architecture rule 10): a pass over K settled Services, checkpoint skip vs `force=True`.
 
 K direct-access Services, each with its own CLB and 3 ready Pods, are converged by reconcile passes
 until a pass walks nothing. Then, with nothing changed, one more normal pass (side A: checkpoints

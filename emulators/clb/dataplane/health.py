@@ -32,7 +32,7 @@ def _str(fields: Mapping[str, Any], name: str, default: str) -> str:
 class HealthCheckSpec:
     """One listener's health-check settings, read from the CLB API `HealthCheck` structure.
 
-    Defaults are the CLB API's own (reference tencent-clb-scf.md §3.1) so that a partial dict still
+    Defaults are the CLB API's own so that a partial dict still
     yields the behaviour a real listener would have.
     """
 

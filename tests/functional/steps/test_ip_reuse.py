@@ -2,7 +2,7 @@
 
 Regression: the bind step for the new Pod found the target already on the CLB (same IP:port) and
 recorded it as its own, then asked unbind to clean up the old Pod's binding; unbind deregistered the
-shared target, so the live Pod lost its backend until the next reconcile (DESIGN rule 1). And when the
+shared target, so the live Pod lost its backend until the next reconcile (architecture rule 1). And when the
 new Pod had no binding yet (reconcile runs unbind before bind; or its bind had not run), unbind of the
 old Pod deregistered the target the live Pod needed, and bind registered it again: an outage per pass.
 """

@@ -1,4 +1,4 @@
-"""The object store keeps the apiserver's write semantics (reference kubernetes.md §4.5)."""
+"""The object store keeps the apiserver's write semantics."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The kubelet's Ready computation (reference kubernetes.md §3.1) and availability (§3.4)."""
+"""The kubelet's Ready computation and availability."""
 
 from __future__ import annotations
 

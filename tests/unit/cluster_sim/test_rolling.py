@@ -1,4 +1,4 @@
-"""Rolling-update arithmetic and Deployment status rules (reference kubernetes.md §6.3, §6.4)."""
+"""Rolling-update arithmetic and Deployment status rules."""
 
 from __future__ import annotations
 
