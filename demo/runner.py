@@ -161,7 +161,7 @@ def run_demo(
             console.print(f"[bold]{run.label}[/]: {len(run.failures)} failed requests, by backend (Pod, backend, state")
             console.print("then, CLB weight and health then -> what the CLB proxy saw):")
             for line in run.failure_summary:
-                console.print(f"  {line}", highlight=False)
+                console.print(f"  {line}", highlight=False, soft_wrap=True)
     ok = all(run.ok for run in runs)
     gated = runs[0]
     console.print(

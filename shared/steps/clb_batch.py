@@ -184,6 +184,7 @@ def _bind(
             count=len(plan.register),
             targets=[_describe(t) for t in plan.register],
         )
+    registered_at = deps.clock.now()
     if plan.reweight:
         rec.do(
             "set_target_weights",
@@ -192,8 +193,6 @@ def _bind(
             count=len(plan.reweight),
             targets=[_describe(t) for t in plan.reweight],
         )
-    if plan.register and not rec.dry_run:
-        record_registered(store, plan.register, {p.uid: p for p in listed_pods}, now=deps.clock.now())
     for t in [*plan.register, *plan.reweight, *plan.already]:
         have = records.get((t.listener_id, t.pod_uid))
         if have is None or have.state != "registered" or have.weight != t.weight or have.ip != t.ip:
@@ -223,6 +222,8 @@ def _bind(
             reason="DirectAccessLimit",
             message=message,
         )
+    if plan.register and not rec.dry_run:
+        record_registered(store, plan.register, {p.uid: p for p in listed_pods}, now=registered_at)
     if stale:
         uids = sorted({b.pod_uid for b in stale})
         follow_up(
@@ -319,13 +320,12 @@ def _unbind(
                 drain.append(binding)
             if decision.recheck_at is not None and decision.kind in ("drain", "wait"):
                 recheck[uid] = max(recheck.get(uid, 0.0), decision.recheck_at)
-    if not rec.dry_run:
-        leaving = [
-            b
-            for b in [*drain, *deregister]
-            if (p := pods.get((b.namespace, b.pod_name))) is None or p.uid != b.pod_uid or p.deletion_timestamp
-        ]
-        record_bindings(store, leaving, "deletion_seen", now=now)
+    leaving = [
+        b
+        for b in [*drain, *deregister]
+        if (p := pods.get((b.namespace, b.pod_name))) is None or p.uid != b.pod_uid or p.deletion_timestamp
+    ]
+    drained_at = deregistered_at = now
     reused = reused_by_live_pods(deps, lb_id, deregister, services) if deregister else set()
     if reused:
         # The IP now belongs to a live Pod that needs this very target (rule 1): keep it, drop the old record.
@@ -340,14 +340,13 @@ def _unbind(
             count=len(targets),
             targets=[_describe(b) for b in drain],
         )
+        drained_at = deps.clock.now()
         for b in drain:
             updated = b.model_copy(
                 update={"state": "draining", "weight": 0, "drain_started_at": now, "updated_at": now}
             )
             rec.do("record_binding", partial(store.put_binding, updated), pod=b.pod_name, state="draining")
         outcome.drained.extend(_describe(b) for b in drain)
-        if not rec.dry_run:
-            record_bindings(store, drain, "weight_zero", now=deps.clock.now())
     if deregister:
         targets = [Target(listener_id=b.listener_id, ip=b.ip, port=b.port, weight=b.weight) for b in deregister]
         rec.do(
@@ -358,8 +357,12 @@ def _unbind(
             targets=[_describe(b) for b in deregister],
         )
         outcome.deregistered.extend(_describe(b) for b in deregister)
-        if not rec.dry_run:
-            record_bindings(store, deregister, "deregistered", now=deps.clock.now())
+        deregistered_at = deps.clock.now()
+    if not rec.dry_run:
+        # Timelines after the CLB calls: recording them must not delay taking Pods out of rotation.
+        record_bindings(store, leaving, "deletion_seen", now=now)
+        record_bindings(store, drain, "weight_zero", now=drained_at)
+        record_bindings(store, deregister, "deregistered", now=deregistered_at)
     for b in [*deregister, *forget]:
         rec.do(
             "forget_binding",
