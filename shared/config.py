@@ -165,8 +165,11 @@ class Settings(BaseSettings):
         default=False, description="accept unauthenticated health callbacks (only on a private route)"
     )
     invoker: Literal["scf", "local", "inline"] = Field(
-        default="inline",
-        description="scf = async SCF Invoke (production); local = clb-direct serve's /_invoke; inline = in-process",
+        default="scf",
+        description=(
+            "scf = async SCF Invoke (production, the default); local = clb-direct serve's /_invoke; "
+            "inline = in-process (the CLI, demo and tests set it explicitly)"
+        ),
     )
     local_invoke_url: str | None = Field(default=None, description="the local runtime's /_invoke URL (invoker local)")
 

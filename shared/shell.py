@@ -160,6 +160,17 @@ def parse_step_event(function: str, event: Any) -> StepRequest:
         raise invalid_input(f"{function} event", exc) from exc
 
 
+def function_timeout_s(context: Mapping[str, Any] | None, settings: Settings) -> float:
+    """This invocation's real timeout: SCF's `time_limit_in_ms` in the context where it gives one, else
+    `CLB_DIRECT_FUNCTION_TIMEOUT_S` (which serverless.yml sets per function to its `timeout`)."""
+    raw = (context or {}).get("time_limit_in_ms")
+    try:
+        limit_ms = float(raw) if raw is not None else 0.0
+    except (TypeError, ValueError):
+        limit_ms = 0.0
+    return limit_ms / 1000.0 if limit_ms > 0 else settings.function_timeout_s
+
+
 def run_step_event(shell: FunctionShell, event: Any, context: Mapping[str, Any] | None) -> dict[str, Any]:
     """Parse → run_step → result; permanent failures come back as data, retryable ones are raised."""
     from shared.steps import run_step
@@ -169,7 +180,12 @@ def run_step_event(shell: FunctionShell, event: Any, context: Mapping[str, Any] 
     try:
         request = parse_step_event(shell.name, event)
         deps = shell.deps()
-        outcome = run_step(deps, request, dry_run=bool((context or {}).get("dry_run")))
+        outcome = run_step(
+            deps,
+            request,
+            dry_run=bool((context or {}).get("dry_run")),
+            timeout_s=function_timeout_s(context, deps.settings),
+        )
     except ClbDirectError as exc:
         return async_error(shell.name, exc)
     log.info("step.done", step=shell.name, actions=len(outcome.get("actions", [])))

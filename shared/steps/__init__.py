@@ -47,8 +47,14 @@ def _runner(step: str) -> Callable[[Deps, StepRequest, Recorder], dict[str, Any]
     )
 
 
-def run_step(deps: Deps, request: StepRequest, *, dry_run: bool = False) -> dict[str, Any]:
-    """Run one step and return its result: {"step", "dry_run", "result", "actions"}."""
+def run_step(
+    deps: Deps, request: StepRequest, *, dry_run: bool = False, timeout_s: float | None = None
+) -> dict[str, Any]:
+    """Run one step and return its result: {"step", "dry_run", "result", "actions"}.
+
+    `timeout_s` is the invocation's real timeout (the handler takes it from the SCF context); the
+    idempotency claim expires after it, so a second invocation never runs beside a live first one.
+    Without it, `Settings.function_timeout_s` (set per function in serverless.yml) applies."""
     runner = _runner(request.step)
     if request.not_before is not None and request.not_before > deps.clock.now() and not dry_run:
         keys = schedule_request(deps.store, request, request.not_before)
@@ -81,7 +87,7 @@ def run_step(deps: Deps, request: StepRequest, *, dry_run: bool = False) -> dict
         request.step,
         request.model_dump(mode="json"),
         execute,
-        in_progress_ttl_s=deps.settings.function_timeout_s,
+        in_progress_ttl_s=timeout_s if timeout_s is not None else deps.settings.function_timeout_s,
         record_ttl_s=IDEMPOTENCY_RECORD_TTL_S,
     )
     complete_claims(deps.store, request)

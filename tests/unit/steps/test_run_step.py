@@ -104,3 +104,25 @@ def test_shell_release_closes_what_it_holds_and_starts_cold_again() -> None:
     assert cluster.closed
     assert shell.begin({"request_id": "r2"}) is True  # the next container starts cold
     shell.release()  # nothing held: a no-op
+
+
+def test_the_claim_expires_after_the_invocations_real_timeout(deps: Deps) -> None:
+    from shared.shell import function_timeout_s
+
+    assert function_timeout_s({"time_limit_in_ms": 120000}, deps.settings) == 120.0
+    assert function_timeout_s({}, deps.settings) == 60.0  # CLB_DIRECT_FUNCTION_TIMEOUT_S
+    assert function_timeout_s({"time_limit_in_ms": "bogus"}, deps.settings) == 60.0
+    ttls = []
+    original = deps.store.idem_claim
+
+    def spy(*args, **kwargs):
+        ttls.append(kwargs["in_progress_ttl_s"])
+        return original(*args, **kwargs)
+
+    deps.store.idem_claim = spy  # type: ignore[method-assign]
+    shell = FunctionShell("bind")
+    shell.use(deps)
+    event = {"step": "bind", "correlation_id": "audit-1"}
+    assert run_step_event(shell, event, {"request_id": "r1", "time_limit_in_ms": 120000})["ok"]
+    assert run_step_event(shell, {**event, "correlation_id": "audit-2"}, {"request_id": "r2"})["ok"]
+    assert ttls == [120.0, 60.0]
