@@ -32,12 +32,16 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cli._stack import StderrAtWriteTime
     from shared.config import Settings
     from shared.doctor import Finding, check_clb, check_secrets, check_settings
     from shared.domain.errors import ClbDirectError
+    from shared.logging import configure_logging
     from shared.secrets import resolve_secrets
 
     settings = Settings.load()
+    # Logs (and metric records) go to stderr: stdout carries only the findings.
+    configure_logging("warning", stream=StderrAtWriteTime())  # type: ignore[arg-type]
     findings: list[Finding] = []
     if "settings" not in args.skip:
         findings += check_settings(settings)

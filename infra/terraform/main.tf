@@ -49,10 +49,11 @@ locals {
   # Every CLB clb-direct creates carries this tag (shared/steps/service.py, _owner_tags); CAM evaluates it.
   cluster_tag = "tke-clusterId&${var.cluster_id}"
   secrets = {
-    redis_password    = "${var.ssm_prefix}-redis-password"
-    cluster_token     = "${var.ssm_prefix}-cluster-token"
-    relay_hmac_key    = "${var.ssm_prefix}-relay-hmac-key"
-    health_notify_key = "${var.ssm_prefix}-health-notify-key"
+    redis_password     = "${var.ssm_prefix}-redis-password"
+    cluster_token      = "${var.ssm_prefix}-cluster-token"
+    relay_hmac_key     = "${var.ssm_prefix}-relay-hmac-key"
+    health_notify_key  = "${var.ssm_prefix}-health-notify-key"
+    health_alarm_token = "${var.ssm_prefix}-health-alarm-token"
   }
 }
 

@@ -52,5 +52,5 @@ variable "ssm_prefix" {
 variable "secret_values" {
   type        = map(string)
   sensitive   = true
-  description = "redis_password, cluster_token, relay_hmac_key, health_notify_key (e.g. from TF_VAR_secret_values)"
+  description = "redis_password, cluster_token, relay_hmac_key, health_notify_key, health_alarm_token (e.g. TF_VAR_secret_values)"
 }

@@ -169,3 +169,18 @@ def test_triggers_timers_here_and_integrated_response_apis_in_terraform(rendered
     for key in routes:
         name = template.group(1).replace("${var.stage}", "prod").replace("${each.key}", key)
         assert name == rendered.functions[key].name
+
+
+def test_every_secret_reference_is_a_secret_terraform_creates_and_the_role_may_read(rendered: Rendered) -> None:
+    tf = TERRAFORM.read_text()
+    block = re.search(r"secrets = \{(.*?)\n  \}", tf, re.S)
+    assert block is not None
+    created = {name.replace("${var.ssm_prefix}", "clb-direct") for name in re.findall(r'"([^"]+)"', block.group(1))}
+    referenced = {
+        value[len("ssm:") :]
+        for function in rendered.functions.values()
+        for value in function.env.values()
+        if value.startswith("ssm:")
+    }
+    assert referenced == created
+    assert re.search(r'"ssm:GetSecretValue"', tf) and "values(local.secrets)" in tf
