@@ -14,9 +14,7 @@ import threading
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any
-
-from kubernetes import client
+from typing import TYPE_CHECKING, Any
 
 from limited_http import HttpLimits
 from relay.batcher import Batcher
@@ -24,13 +22,17 @@ from relay.checkpoint import WatchCheckpoint
 from relay.filters import SelectorCache, keep_audit_event, keep_watch_event
 from relay.pending import Ticket
 from relay.server import RelayHttpServer
-from relay.watcher import ResourceWatcher
 from shared.domain.errors import InvalidInput
 from shared.domain.routing import ObjectChange
 from shared.logging import get_logger
 from shared.normalize import normalize_audit, normalize_watch
 
 WATCHED_RESOURCES = ("services", "pods", "configmaps", "tkeserviceconfigs")
+
+if TYPE_CHECKING:
+    from kubernetes import client
+
+    from relay.watcher import ResourceWatcher
 
 log = get_logger("clb_direct.relay")
 
@@ -96,7 +98,10 @@ class Relay:
         self.counters: Counter[str] = Counter()
         self._lock = threading.Lock()
         self.sources = frozenset(sources)
-        self.watchers = [
+        if "watch" in self.sources:
+            # Imported only here: an audit-only relay never loads the kubernetes client (~13 MB of RSS).
+            from relay.watcher import ResourceWatcher
+        self.watchers: list[ResourceWatcher] = [
             ResourceWatcher(api_client, r, self._on_watch_event, timeout_s=watch_timeout_s)
             for r in WATCHED_RESOURCES
             if "watch" in self.sources and api_client is not None and r in watched

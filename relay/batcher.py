@@ -172,7 +172,7 @@ class Batcher:
             "droppedTotal": self.counters["events_rejected"],
         }
         body = json.dumps(head, separators=(",", ":"))[:-1].encode()
-        body += b',"items":[' + b",".join(entry.body for entry in entries) + b"]}"
+        body += b',"items":[' + b",".join(self.buffer.body(entry) for entry in entries) + b"]}"
         signed = sign_batch(self.config.hmac_key, body, batch_id=batch_id, now=time.time())
         headers = {"Content-Type": "application/json", **signed.as_dict()}
         try:

@@ -20,7 +20,7 @@ from typing import Any
 
 from tests.bench.common import Row, format_table, quiet_logs
 
-BENCHES = ("coalescing", "reconcile", "store", "admission", "relay", "rollout")
+BENCHES = ("coalescing", "reconcile", "store", "admission", "relay", "rollout", "runtime")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -65,7 +65,7 @@ def _item(i: int, rv: int = 1) -> bytes:
 
 
 def _names(entries: list[Any]) -> list[str]:
-    return [json.loads(e.body)["object"]["metadata"]["name"] for e in entries]
+    return [json.loads(e.packed)["object"]["metadata"]["name"] for e in entries]
 
 
 def test_offer_keeps_the_newest_event_per_object_and_never_drops() -> None:
@@ -77,14 +77,14 @@ def test_offer_keeps_the_newest_event_per_object_and_never_drops() -> None:
     assert batcher.pending() == 5 and batcher.buffer.superseded == 2
     taken = batcher.buffer.take(10)
     assert _names(taken) == ["p0", "p1", "p2", "p3", "p4"]  # first-arrival order
-    assert json.loads(taken[0].body)["object"]["metadata"]["resourceVersion"] == "3"
+    assert json.loads(taken[0].packed)["object"]["metadata"]["resourceVersion"] == "3"
 
 
 def test_a_delete_supersedes_the_update_at_its_version() -> None:
     batcher = Batcher(BatcherConfig(router_url="http://router", hmac_key=KEY))
     batcher.offer("k", "7", True, b"delete")
     batcher.offer("k", "7", False, b"update")
-    assert [e.body for e in batcher.buffer.take(1)] == [b"delete"]
+    assert [e.packed for e in batcher.buffer.take(1)] == [b"delete"]
 
 
 def test_send_signs_and_retries_without_end_keeping_the_batch() -> None:
@@ -129,3 +129,14 @@ def test_a_refused_batch_is_halved_until_only_the_refused_item_is_lost() -> None
     assert batcher._send_next()
     assert batcher.counters["events_rejected"] == 1 and batcher.counters["events_sent"] == 7
     assert batcher.pending() == 0
+
+
+def test_a_backlog_is_held_compressed_and_comes_back_intact() -> None:
+    batcher = Batcher(BatcherConfig(router_url="http://router", hmac_key=KEY))
+    batcher.buffer = type(batcher.buffer)(compress_above=2)
+    bodies = [_item(i) for i in range(10)]
+    for i, body in enumerate(bodies):
+        batcher.offer(f"k{i}", "1", False, body)
+    entries = batcher.buffer.take(10)
+    assert sum(len(e.packed) for e in entries) < sum(len(b) for b in bodies)
+    assert [batcher.buffer.body(e) for e in entries] == bodies
