@@ -25,7 +25,7 @@ from relay.batcher import Batcher, BatcherConfig
 from shared.events.relay import AuditItem, RelayBatch
 from shared.normalize import normalize_audit
 from tests.conftest import load_event
-from tests.polling import eventually
+from tests.support.polling import eventually
 
 
 class FakeRouter:

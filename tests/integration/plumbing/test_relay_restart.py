@@ -20,7 +20,7 @@ from emulators.cluster.simulator import ClusterSimulator
 from relay.app import Relay
 from relay.batcher import Batcher, BatcherConfig
 from shared.events.relay import RelayBatch, WatchItem
-from tests.polling import eventually
+from tests.support.polling import eventually
 
 NS = "default"
 
