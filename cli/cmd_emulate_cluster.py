@@ -17,6 +17,7 @@ from typing import Any
 
 from cli._common import ForegroundUntilSignalled, emulator_group, host_port
 from emulators.cluster.simulator import ClusterSimulator, version_info
+from emulators.cluster.termination import AppModel
 
 
 def _version(value: str) -> str:
@@ -51,7 +52,22 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--max-grace", type=float, default=None, help="cap on Pod termination grace periods, seconds (none: honour)"
     )
+    parser.add_argument(
+        "--on-sigterm",
+        type=_app_model,
+        default="exit",
+        help="what a Pod's app does on SIGTERM unless its sim.clb-direct.cloud.tencent.com/on-sigterm annotation "
+        "says otherwise: exit (close the listener, finish requests in flight), serve:N (keep serving N s), ignore",
+    )
     parser.set_defaults(func=run)
+
+
+def _app_model(value: str) -> str:
+    try:
+        AppModel.parse(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         audit_url=args.audit_url,
         audit_ca_file=args.audit_ca_file,
         max_grace_s=args.max_grace,
+        default_on_sigterm=args.on_sigterm,
     )
     with ForegroundUntilSignalled() as foreground:
         try:

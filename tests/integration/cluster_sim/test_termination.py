@@ -107,7 +107,9 @@ def test_serve_for_n_seconds_keeps_answering_after_sigterm(long_grace: Behaviour
     eventually(lambda: long_grace.pod("lingers") is None, "pod removed")
 
 
-def test_an_app_ignoring_sigterm_is_killed_abruptly_at_the_end_of_the_grace_period(long_grace: Behaviours) -> None:
+def test_an_app_ignoring_sigterm_is_killed_abruptly_at_the_end_of_the_grace_period(
+    long_grace: Behaviours, capfd: pytest.CaptureFixture[str]
+) -> None:
     ip = _start(long_grace, _pod("stubborn", on_sigterm="ignore", grace=1))
     in_flight = _Request(ip, delay_ms=20_000)
     long_grace.store.delete("pods", "default", "stubborn")
@@ -116,6 +118,8 @@ def test_an_app_ignoring_sigterm_is_killed_abruptly_at_the_end_of_the_grace_peri
     assert in_flight.status is None and isinstance(in_flight.error, (ConnectionError, http.client.HTTPException))
     eventually(lambda: long_grace.pod("stubborn") is None, "pod removed after the kill")
     assert http_get(ip, 8080) is None
+    printed = capfd.readouterr()
+    assert "Traceback" not in printed.err + printed.out, "a reset connection prints nothing (no BrokenPipe noise)"
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from shared.clock import SystemClock
 from shared.deps import Deps
 from shared.domain.termination import PRESTOP_ID_LABEL, PRESTOP_TOKEN_HEADER
 from tests.integration.webhook.conftest import NS, WebhookStack, has_gate
-from tests.polling import eventually
+from tests.support.polling import eventually
 
 
 def _started(stack: WebhookStack, name: str) -> Any:
