@@ -32,7 +32,7 @@ from shared.signing import SignatureRejected
 from tests.conftest import load_event
 
 STEP_FUNCTIONS = ["service", "bind", "unbind", "flip", "guardian"]
-ALL_FUNCTIONS = [*STEP_FUNCTIONS, "admission", "router", "health", "reconcile"]
+ALL_FUNCTIONS = [*STEP_FUNCTIONS, "admission", "router", "health", "reconcile", "prestop"]
 TIMER = {"Type": "Timer", "TriggerName": "every-minute", "Time": "2026-01-01T00:00:00Z", "Message": ""}
 CONTEXT = {"request_id": "req-1"}
 
@@ -114,6 +114,20 @@ def test_http_entry_with_bad_settings_answers_500(function: str, fixture: str, b
             "body": json.dumps(event),
         }
     response = _module(function).main_handler(event, CONTEXT)
+    assert response["statusCode"] == 500, response
+    _assert_misconfigured(_body(response))
+
+
+def test_prestop_with_bad_settings_answers_500_at_once(bad_settings: None) -> None:
+    event = {
+        "requestContext": {"httpMethod": "GET", "path": "/prestop", "requestId": "apigw-1"},
+        "httpMethod": "GET",
+        "path": "/prestop",
+        "queryString": {"namespace": "default", "id": "a" * 32},
+        "headers": {"x-clb-direct-prestop-token": "b" * 64},
+        "body": "",
+    }
+    response = _module("prestop").main_handler(event, CONTEXT)
     assert response["statusCode"] == 500, response
     _assert_misconfigured(_body(response))
 
