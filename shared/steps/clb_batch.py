@@ -10,6 +10,8 @@ use limits are reported as Warning Events and remembered for the gate message (r
 
 from __future__ import annotations
 
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -272,6 +274,20 @@ def _still_wanted(deps: Deps, binding: BindingRecord, pod: PodInfo, cache: dict[
     return None
 
 
+# Pod reads of one unbind batch run this many at a time: a wave of terminating Pods is read in about one
+# round trip instead of one per Pod, so their weight 0 is not queued behind N sequential GETs.
+POD_READ_CONCURRENCY = 8
+
+
+def _get_pods(cluster: Any, keys: set[tuple[str, str]]) -> dict[tuple[str, str], PodInfo | None]:
+    ordered = sorted(keys)
+    if len(ordered) <= 1:
+        return {key: cluster.get_pod(*key) for key in ordered}
+    with ThreadPoolExecutor(max_workers=min(POD_READ_CONCURRENCY, len(ordered)), thread_name_prefix="unbind") as pool:
+        found = list(pool.map(lambda key: contextvars.copy_context().run(cluster.get_pod, *key), ordered))
+    return dict(zip(ordered, found, strict=True))
+
+
 def _unbind(
     deps: Deps,
     lb_id: str,
@@ -297,12 +313,11 @@ def _unbind(
     recheck: dict[str, float] = {}
     pods: dict[tuple[str, str], PodInfo | None] = {}
     services: dict[str, Any] = {}
+    by_uid = {uid: store.list_bindings(lb_id=lb_id, pod_uid=uid) for uid in pod_uids}
+    pods.update(_get_pods(cluster, {(b.namespace, b.pod_name) for bs in by_uid.values() for b in bs}))
     for uid in pod_uids:
-        for binding in store.list_bindings(lb_id=lb_id, pod_uid=uid):
-            where = (binding.namespace, binding.pod_name)
-            if where not in pods:
-                pods[where] = cluster.get_pod(*where)
-            pod = pods[where]
+        for binding in by_uid[uid]:
+            pod = pods[(binding.namespace, binding.pod_name)]
             wanted = _still_wanted(deps, binding, pod, services) if pod and pod.uid == uid else "gone"
             decision = plan_unbind(
                 binding, pod, still_wanted=wanted, now=now, drain_timeout_s=deps.settings.drain_timeout_s
@@ -326,11 +341,6 @@ def _unbind(
         if (p := pods.get((b.namespace, b.pod_name))) is None or p.uid != b.pod_uid or p.deletion_timestamp
     ]
     drained_at = deregistered_at = now
-    reused = reused_by_live_pods(deps, lb_id, deregister, services) if deregister else set()
-    if reused:
-        # The IP now belongs to a live Pod that needs this very target (rule 1): keep it, drop the old record.
-        forget.extend(b for b in deregister if (b.listener_id, b.ip, b.port) in reused)
-        deregister = [b for b in deregister if (b.listener_id, b.ip, b.port) not in reused]
     if drain:
         targets = [Target(listener_id=b.listener_id, ip=b.ip, port=b.port, weight=0) for b in drain]
         rec.do(
@@ -347,6 +357,12 @@ def _unbind(
             )
             rec.do("record_binding", partial(store.put_binding, updated), pod=b.pod_name, state="draining")
         outcome.drained.extend(_describe(b) for b in drain)
+    # Weight 0 first: the IP-reuse check below lists Pods per IP, and terminating Pods must not wait for it.
+    reused = reused_by_live_pods(deps, lb_id, deregister, services) if deregister else set()
+    if reused:
+        # The IP now belongs to a live Pod that needs this very target (rule 1): keep it, drop the old record.
+        forget.extend(b for b in deregister if (b.listener_id, b.ip, b.port) in reused)
+        deregister = [b for b in deregister if (b.listener_id, b.ip, b.port) not in reused]
     if deregister:
         targets = [Target(listener_id=b.listener_id, ip=b.ip, port=b.port, weight=b.weight) for b in deregister]
         rec.do(
