@@ -60,6 +60,8 @@ def main_handler(event: dict[str, Any], context: dict[str, Any]) -> dict[str, An
     shell.begin(context)
     request_id = str(context.get("request_id") or "local")
     try:
+        if not isinstance(event, dict):
+            raise InvalidInput(f"reconcile expects a JSON object event, got {type(event).__name__}")
         deps = shell.deps()
         if TimerEvent.looks_like(event):
             if TimerEvent.model_validate(event).message == SCHEDULE_TIMER_MESSAGE:

@@ -46,7 +46,7 @@ def _route_async(deps: Deps, event: dict[str, Any], *, correlation_id: str) -> d
     if AuditEventList.looks_like(event):
         events = validate_wire(AuditEventList, event, what="EventList")
         return route_event_list(deps, events, correlation_id=correlation_id).to_dict()
+    got = f"keys {sorted(map(str, event))[:8]}" if isinstance(event, dict) else type(event).__name__
     raise InvalidInput(
-        "router accepts an API gateway event (relay batch), an audit EventList or a CLS trigger event; "
-        f"got keys {sorted(event)[:8]}"
+        f"router accepts an API gateway event (relay batch), an audit EventList or a CLS trigger event; got {got}"
     )
