@@ -23,6 +23,7 @@ from typing import Literal
 
 from shared.config import Settings
 from shared.events.apigw import ApiGatewayEvent
+from shared.keys import nonce_key
 from shared.ports import Clock, Store
 from shared.signing import SignatureRejected, signature_matches
 
@@ -40,10 +41,6 @@ UNAUTHENTICATED = (
     f"?{ALARM_TOKEN_PARAMETER}=<CLB_DIRECT_HEALTH_ALARM_TOKEN>, or set CLB_DIRECT_HEALTH_NOTIFY_ALLOW_UNSIGNED=true "
     "only where the route is private"
 )
-
-
-def nonce_key(nonce: str) -> str:
-    return f"health-nonce:{nonce}"
 
 
 def _verify_signature(settings: Settings, store: Store, clock: Clock, event: ApiGatewayEvent, body: bytes) -> None:

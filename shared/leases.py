@@ -22,17 +22,10 @@ import structlog
 from shared.domain.clb_work import ClbWork
 from shared.domain.errors import RetryableError
 from shared.domain.models import Listener, ListenerSpec, LoadBalancerInfo, LoadBalancerSpec, Target, TargetHealth
+from shared.keys import lease_name, pending_queue
 from shared.ports import Clock, LoadBalancer, Store
 
 _log = structlog.get_logger(__name__)
-
-
-def lease_name(lb_id: str) -> str:
-    return f"clb:{lb_id}"
-
-
-def pending_queue(lb_id: str) -> str:
-    return f"lb:{lb_id}"
 
 
 class LeaseLost(RetryableError):

@@ -29,6 +29,7 @@ from shared.domain.models import (
     StepRequest,
 )
 from shared.domain.routing import ObjectChange, plan_changes, selects
+from shared.keys import checkpoint_key
 from shared.logging import get_logger
 from shared.schedule import drain_schedule
 
@@ -48,10 +49,6 @@ def _runner(runner: StepRunner | None) -> StepRunner:
     from shared.steps import run_step  # imported late: steps pull in planners the router never needs
 
     return run_step
-
-
-def _checkpoint_key(key: ObjectKey) -> str:
-    return f"checkpoint:{key}"
 
 
 def checkpoint_hash(deps: Deps, service: ServiceInfo) -> str:
@@ -109,7 +106,7 @@ def reconcile_service(
         if dry_run or force:
             raise NotFound(f"Service {key} does not exist and nothing is bound for it; check the name")
         return {"service": str(key), "skipped": "gone"}
-    checkpoint = deps.store.kv_get(_checkpoint_key(key), now=deps.clock.now())
+    checkpoint = deps.store.kv_get(checkpoint_key(key), now=deps.clock.now())
     # The snapshot this pass works from. After a clean pass it becomes the checkpoint: whatever changed
     # during the pass (the steps' own writes, a port removed meanwhile) differs from it, so the next
     # pass walks again and finds it; a checkpoint from a later re-read could absorb such a change unseen.
@@ -128,9 +125,9 @@ def reconcile_service(
             log.warning("reconcile.step_failed", service=str(key), step=request.step, error=exc.message)
     if not dry_run:
         if failed or observed is None:
-            deps.store.kv_delete(_checkpoint_key(key))
+            deps.store.kv_delete(checkpoint_key(key))
         else:
-            deps.store.kv_set(_checkpoint_key(key), observed, ttl_s=CHECKPOINT_TTL_S, now=deps.clock.now())
+            deps.store.kv_set(checkpoint_key(key), observed, ttl_s=CHECKPOINT_TTL_S, now=deps.clock.now())
     return {"service": str(key), "dryRun": dry_run, "steps": outcome}
 
 

@@ -30,6 +30,7 @@ from shared.events.audit import AuditEventList
 from shared.events.base import validate_wire
 from shared.events.cls import ClsEvent
 from shared.events.relay import AuditItem, RelayBatch
+from shared.keys import batch_marker_key, version_key
 from shared.logging import get_logger
 from shared.normalize import normalize_audit, normalize_watch
 from shared.signing import (
@@ -39,7 +40,6 @@ from shared.signing import (
     SignatureRejected,
     verify_batch,
 )
-from shared.versions import version_key
 
 log = get_logger("clb_direct.router")
 
@@ -190,10 +190,6 @@ def route_cls(deps: Deps, event: ClsEvent, *, correlation_id: str) -> RouteResul
     return route_changes(deps, _normalise_items(items, result), result)
 
 
-def _batch_marker(batch_id: str) -> str:
-    return f"batch:{batch_id}"
-
-
 def _parse_delivery(event: ApiGatewayEvent, body: bytes) -> tuple[str, RelayBatch | AuditEventList]:
     """The verified body -> (batch id, relay batch or raw EventList); `InvalidInput` when malformed."""
     parsed = parse_json(body, what="request body")
@@ -228,7 +224,7 @@ def route_signed(deps: Deps, event: ApiGatewayEvent) -> ApiGatewayResponse:
             max_skew_s=settings.relay_max_skew_s,
         )
         batch_id, delivery = _parse_delivery(event, body)
-        if not deps.store.kv_set_if_absent(_batch_marker(batch_id), "1", ttl_s=marker_ttl_s, now=now):
+        if not deps.store.kv_set_if_absent(batch_marker_key(batch_id), "1", ttl_s=marker_ttl_s, now=now):
             raise SignatureRejected(f"batch {batch_id} was already delivered; a replay is refused")
     except SignatureRejected as exc:
         log.warning("batch.rejected", reason=exc.message)
@@ -241,7 +237,7 @@ def route_signed(deps: Deps, event: ApiGatewayEvent) -> ApiGatewayResponse:
         else:
             result = route_event_list(deps, delivery, correlation_id=batch_id)
     except BaseException:
-        deps.store.kv_delete(_batch_marker(batch_id))
+        deps.store.kv_delete(batch_marker_key(batch_id))
         raise
     log.info("batch.routed", batch_id=batch_id, **{k: v for k, v in result.to_dict().items() if isinstance(v, int)})
     return ApiGatewayResponse.of(200, result.to_dict())

@@ -22,6 +22,7 @@ from typing import Final
 
 from shared.domain.backends import DesiredTarget
 from shared.domain.models import BindingRecord, PodInfo
+from shared.keys import timeline_mark_key, timeline_pod_set, timeline_service_set
 from shared.logging import get_logger
 from shared.metrics import emit_metric
 from shared.ports import Store
@@ -83,7 +84,7 @@ class StageMark:
 
 
 def _mark_key(mark: StageMark) -> str:
-    return f"timeline:{mark.pod_uid}:{mark.stage}@{mark.listener}"
+    return timeline_mark_key(mark.pod_uid, mark.stage, mark.listener)
 
 
 def record_stage(
@@ -107,9 +108,9 @@ def record_stage(
     try:
         if not store.kv_set_if_absent(_mark_key(mark), f"{at!r}", ttl_s=TIMELINE_TTL_S, now=now):
             return False
-        store.pending_add(f"timeline-pod:{pod}", [mark.to_json()])
+        store.pending_add(timeline_pod_set(pod), [mark.to_json()])
         if service:
-            store.pending_add(f"timeline-svc:{service}", [pod])
+            store.pending_add(timeline_service_set(service), [pod])
         earlier = _latest(_marks(store, pod, pod_uid), LATENCY_FROM.get(stage, ""))
     except Exception as exc:  # observability must not break the step that observed the stage
         log.warning("timeline.record_failed", pod=pod, stage=stage, error=str(exc))
@@ -123,7 +124,7 @@ def record_stage(
 
 
 def _marks(store: Store, pod: str, pod_uid: str | None = None) -> list[StageMark]:
-    marks = [m for text in store.pending_members(f"timeline-pod:{pod}") if (m := StageMark.from_json(pod, text))]
+    marks = [m for text in store.pending_members(timeline_pod_set(pod)) if (m := StageMark.from_json(pod, text))]
     return [m for m in marks if pod_uid is None or m.pod_uid == pod_uid]
 
 
@@ -166,7 +167,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 def service_latencies(store: Store, service: str) -> dict[str, list[float]]:
     """Per stage transition, the durations of every Pod recorded for `namespace/name`."""
     out: dict[str, list[float]] = {}
-    for pod in store.pending_members(f"timeline-svc:{service}"):
+    for pod in store.pending_members(timeline_service_set(service)):
         marks = _marks(store, pod)
         for uid in sorted({m.pod_uid for m in marks}):
             for name, seconds in stage_durations([m for m in marks if m.pod_uid == uid]).items():
@@ -177,15 +178,17 @@ def service_latencies(store: Store, service: str) -> dict[str, list[float]]:
 def prune_service(store: Store, service: str, *, now: float) -> int:
     """Forget Pods of a Service whose stage marks have all expired; returns how many were dropped."""
     dropped = 0
-    for pod in store.pending_members(f"timeline-svc:{service}"):
+    for pod in store.pending_members(timeline_service_set(service)):
         live = [m for m in _marks(store, pod) if store.kv_get(_mark_key(m), now=now) is not None]
         if live:
             continue
-        store.pending_take(f"timeline-pod:{pod}")
+        store.pending_take(timeline_pod_set(pod))
         dropped += 1
     if dropped:
-        keep = [p for p in store.pending_take(f"timeline-svc:{service}") if store.pending_members(f"timeline-pod:{p}")]
-        store.pending_add(f"timeline-svc:{service}", keep)
+        keep = [
+            p for p in store.pending_take(timeline_service_set(service)) if store.pending_members(timeline_pod_set(p))
+        ]
+        store.pending_add(timeline_service_set(service), keep)
     return dropped
 
 

@@ -18,13 +18,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shared.domain.models import ObjectRef, PodCondition, PodInfo, ServiceInfo
+from shared.keys import version_key
 from shared.ports import Clock, Cluster, Store
 
 _CACHE_LIMIT = 20_000
-
-
-def version_key(kind: str, namespace: str, name: str, uid: str) -> str:
-    return f"rv:{kind}:{namespace}/{name}#{uid}"
 
 
 class VersionConfirmingCluster:

@@ -31,6 +31,7 @@ from shared.domain.admission import (
 )
 from shared.domain.models import ObjectRef, SelectorEntry
 from shared.domain.termination import Endpoint, ProtectionMode, ProtectionOptions, admission_annotations
+from shared.keys import admission_notice_key, warm_key
 from shared.logging import get_logger
 from shared.ports import Clock, Cluster, Store
 from shared.steps.prestop import prestop_key
@@ -41,10 +42,6 @@ NOTICE_TTL_S = 3600.0
 # After this long the index for a namespace is re-read from the API once (anti-entropy for an index
 # entry a lost service event never wrote).
 SELECTOR_INDEX_WARM_TTL_S = 600.0
-
-
-def warm_key(namespace: str) -> str:
-    return f"selector-index:warm:{namespace}"
 
 
 def namespace_selectors(
@@ -116,7 +113,7 @@ def emit_notices(
     namespace, service = decision.services[0].split("/", 1)
     workload = _workload(review)
     for reason, message in decision.notices:
-        marker = f"admission-notice:{namespace}:{workload}:{reason}"
+        marker = admission_notice_key(namespace, workload, reason)
         try:
             if store.kv_set_if_absent(marker, "1", ttl_s=NOTICE_TTL_S, now=clock.now()):
                 cluster.emit_event(

@@ -29,16 +29,9 @@ from shared.domain.clb_work import ClbWork, split_work
 from shared.domain.limits import pod_limit_problems
 from shared.domain.listeners import listeners_for_service
 from shared.domain.models import BindingRecord, ObjectKey, ObjectRef, PodInfo, ServiceInfo, StepRequest, Target
+from shared.keys import gate_key, limit_key
 from shared.ports import Store
-from shared.steps.common import (
-    Recorder,
-    emit,
-    follow_up,
-    gate_key,
-    limit_key,
-    service_lb_id,
-    service_ref,
-)
+from shared.steps.common import Recorder, emit, follow_up, service_lb_id, service_ref
 from shared.steps.extra_targets import remove_extra_targets, reused_by_live_pods
 from shared.timeline import record_bindings, record_registered
 

@@ -31,21 +31,6 @@ T = TypeVar("T")
 log = get_logger("clb_direct.steps")
 
 
-def gate_key(pod_uid: str) -> str:
-    """KV key of a Pod's recorded gate state ("True"/"False"); the health poller reads it."""
-    return f"gate:{pod_uid}"
-
-
-def limit_key(pod_uid: str) -> str:
-    """KV key of the use-limit message that keeps a Pod unbound (shown in its gate condition)."""
-    return f"limit:{pod_uid}"
-
-
-def service_record_key(service: ObjectKey | str) -> str:
-    """KV key of what the service step created for a Service: {"lb_id", "adopted", "uid"}."""
-    return f"service-lb:{service}"
-
-
 @dataclass
 class Recorder:
     """Collects the actions a step takes; executes them unless `dry_run`."""

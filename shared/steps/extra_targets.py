@@ -39,15 +39,11 @@ from shared.domain.models import (
     StepRequest,
     Target,
 )
+from shared.keys import drain_marker_key
 from shared.logging import get_logger
 from shared.steps.common import Recorder, emit, follow_up, selecting_services, service_lb_id, service_ref
 
 log = get_logger("clb_direct.steps")
-
-
-def drain_marker_key(lb_id: str, target: Target) -> str:
-    """KV key holding when we drained an extra target (it has no binding record to keep that in)."""
-    return f"extra-drain:{lb_id}:{target.listener_id}:{target.ip}:{target.port}"
 
 
 def reused_by_live_pods(

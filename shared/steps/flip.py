@@ -44,17 +44,8 @@ from shared.domain.models import (
     StepRequest,
     TargetHealth,
 )
-from shared.steps.common import (
-    Recorder,
-    emit,
-    gate_key,
-    iso_now,
-    limit_key,
-    parse_time,
-    pod_ref,
-    selecting_services,
-    service_lb_id,
-)
+from shared.keys import gate_key, limit_key
+from shared.steps.common import Recorder, emit, iso_now, parse_time, pod_ref, selecting_services, service_lb_id
 from shared.timeline import has_stage, record_stage
 
 _EVENT_REASONS = {"True": "ReadinessGateReady", "False": "ReadinessGateNotReady"}

@@ -29,13 +29,12 @@ from shared.deps import Deps
 from shared.domain.errors import ConfigError
 from shared.domain.models import StepRequest
 from shared.domain.webhook_config import desired_webhook_configuration, webhook_drift
+from shared.keys import guardian_lease_name
 from shared.logging import get_logger
 from shared.steps.common import Recorder
 
 log = get_logger("clb_direct.guardian")
 
-
-GUARDIAN_LEASE_PREFIX = "guardian:"
 
 WriteGuard = Callable[[str], None]
 
@@ -45,7 +44,7 @@ class _LeaseLost(Exception):
 
 
 def guardian_lease(settings: Settings) -> str:
-    return GUARDIAN_LEASE_PREFIX + settings.webhook_configuration_name
+    return guardian_lease_name(settings.webhook_configuration_name)
 
 
 def run_guardian(deps: Deps, request: StepRequest, rec: Recorder) -> dict[str, Any]:

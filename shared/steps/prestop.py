@@ -38,12 +38,12 @@ from shared.domain.termination import (
     required_grace_s,
     token_matches,
 )
+from shared.keys import PRESTOP_HMAC_KEY
 from shared.logging import get_logger
 from shared.ports import Clock, Store
 
 log = get_logger("clb_direct.prestop")
 
-KEY_RECORD = "prestop:hmac-key"
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _HEX = re.compile(r"^[0-9a-f]+$")
 
@@ -61,8 +61,8 @@ def prestop_key(settings: Settings, store: Store, clock: Clock) -> bytes:
     if settings.prestop_hmac_key is not None:
         return settings.prestop_hmac_key.get_secret_value().encode()
     now = clock.now()
-    store.kv_set_if_absent(KEY_RECORD, secrets.token_hex(32), ttl_s=None, now=now)
-    value = store.kv_get(KEY_RECORD, now=now)
+    store.kv_set_if_absent(PRESTOP_HMAC_KEY, secrets.token_hex(32), ttl_s=None, now=now)
+    value = store.kv_get(PRESTOP_HMAC_KEY, now=now)
     if not value:
         raise InvalidInput("the prestop token key vanished from the store; set CLB_DIRECT_PRESTOP_HMAC_KEY")
     return value.encode()

@@ -37,7 +37,8 @@ from shared.domain.models import (
 )
 from shared.domain.termination import admission_annotations
 from shared.domain.tke_service_config import TkeServiceConfig, parse_tke_service_config
-from shared.steps.common import Recorder, emit, follow_up, service_record_key, service_ref
+from shared.keys import service_record_key
+from shared.steps.common import Recorder, emit, follow_up, service_ref
 from shared.steps.flip import flip_pods
 
 

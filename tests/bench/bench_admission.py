@@ -24,7 +24,8 @@ from shared.adapters.kubernetes_api import KubernetesCluster
 from shared.adapters.store_factory import open_store
 from shared.clock import SystemClock
 from shared.config import Settings
-from shared.steps.admission import review_admission, warm_key
+from shared.keys import warm_key
+from shared.steps.admission import review_admission
 from tests.bench.common import Row, temp_dir
 from tests.conftest import load_event
 

@@ -8,7 +8,8 @@ import pytest
 from shared.adapters.store_sqlite import MEMORY, SqliteStore
 from shared.clock import FakeClock
 from shared.domain.clb_work import ClbWork
-from shared.leases import ClbWriter, lease_name, pending_queue
+from shared.keys import lease_name, pending_queue
+from shared.leases import ClbWriter
 
 TTL = 30.0
 

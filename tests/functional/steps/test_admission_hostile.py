@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from shared.keys import warm_key
 from tests.conftest import load_event
 from tests.functional.steps.conftest import Env, service
 
@@ -85,7 +86,7 @@ def test_a_malformed_pod_gets_400_naming_the_field_before_any_io(env: Env, chang
     assert len(message) < 600
     assert env.cluster.list_service_calls == 0
     assert env.deps.store.list_selectors("default") == []
-    assert env.deps.store.kv_get("selector-index:warm:default", now=env.clock.now()) is None
+    assert env.deps.store.kv_get(warm_key("default"), now=env.clock.now()) is None
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from shared.domain.models import GATE_READY_REASON
+from shared.keys import gate_key
 from tests.conftest import load_event
 from tests.functional.steps.conftest import Env, pod, service
 
@@ -27,14 +28,14 @@ def test_first_bind_registers_pods_and_flips_on_health(env: Env) -> None:
     assert [b.state for b in env.deps.store.list_bindings(lb_id=lb_id)] == ["registered", "registered"]
     status, _, message = env.gate("web-1")
     assert status == "False" and "TCP:80" in message and "Unknown" in message
-    assert env.deps.store.kv_get("gate:uid-web-1", now=env.clock.now()) == "False"
+    assert env.deps.store.kv_get(gate_key("uid-web-1"), now=env.clock.now()) == "False"
 
     env.set_health(lb_id, "10.0.0.1", 8080, "Alive")
     env.set_health(lb_id, "10.0.0.2", 8080, "Dead")
     assert env.invoke("flip", "flip_web")["ok"]
     assert env.gate("web-1")[:2] == ("True", GATE_READY_REASON)
     assert env.gate("web-2")[0] == "False" and "Dead" in env.gate("web-2")[2]
-    assert env.deps.store.kv_get("gate:uid-web-1", now=env.clock.now()) == "True"
+    assert env.deps.store.kv_get(gate_key("uid-web-1"), now=env.clock.now()) == "True"
     assert env.cluster.event_reasons("Pod").count("ReadinessGateReady") == 1
     # flipping again changes nothing and emits no second event
     writes = env.cluster.condition_writes
@@ -69,7 +70,7 @@ def test_scale_up_custom_weight_and_scale_down_with_drain(env: Env) -> None:
     assert env.deps.store.schedule_list() == []
     assert env.targets(lb_id) == {("10.0.0.2", 8080, 60)}
     assert env.deps.store.list_bindings(pod_uid="uid-web-1") == []
-    assert env.deps.store.kv_get("gate:uid-web-1", now=env.clock.now()) is None
+    assert env.deps.store.kv_get(gate_key("uid-web-1"), now=env.clock.now()) is None
 
 
 def test_pod_gone_is_deregistered_at_once_and_works_from_records(env: Env) -> None:

@@ -11,6 +11,7 @@ import pytest
 from cli.main import main
 from shared.adapters.store_factory import open_store
 from shared.domain.models import SelectorEntry
+from shared.keys import warm_key
 from tests.conftest import EVENTS_DIR
 from tests.functional.steps.conftest import handler
 
@@ -30,7 +31,7 @@ def store_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 def test_invoke_admission_prints_the_response(store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     store = open_store(store_url)
     store.put_selector(SelectorEntry(namespace="default", service="web", selector={"app": "web"}))
-    store.kv_set("selector-index:warm:default", "1", ttl_s=None, now=0.0)
+    store.kv_set(warm_key("default"), "1", ttl_s=None, now=0.0)
     store.close()
     code = main(["invoke", "admission", "--event", str(EVENTS_DIR / "admission_pod_create.json")])
     out = json.loads(capsys.readouterr().out)

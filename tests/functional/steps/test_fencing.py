@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.domain.clb_work import ClbWork
-from shared.leases import lease_name, pending_queue
+from shared.keys import lease_name, pending_queue
 from tests.functional.steps.conftest import Env, pod, service
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from shared.domain.models import BindingRecord, SelectorEntry
 from shared.domain.termination import PRESTOP_ID_LABEL, PRESTOP_TOKEN_HEADER, PROTECTION_ANNOTATION
+from shared.keys import warm_key
 from shared.steps.prestop import HoldLimiter, PrestopCall, TooManyHolds, wait_for_drain
 from tests.conftest import load_event
 from tests.functional.steps.conftest import Env, pod
@@ -25,7 +26,7 @@ def _admit(env: Env, *, annotations: dict[str, str] | None = None, **spec: Any) 
     env.deps.store.put_selector(
         SelectorEntry(namespace="default", service="web", selector={"app": "web"}, annotations=annotations or {})
     )
-    env.deps.store.kv_set("selector-index:warm:default", "1", ttl_s=None, now=env.clock.now())
+    env.deps.store.kv_set(warm_key("default"), "1", ttl_s=None, now=env.clock.now())
     event = load_event("admission_pod_create")
     review = json.loads(event["body"])
     review["request"]["object"]["metadata"]["ownerReferences"] = [

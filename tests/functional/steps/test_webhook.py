@@ -11,6 +11,7 @@ import pytest
 
 from shared.certs import CA_BUNDLE, TLS_CERT, split_bundle
 from shared.domain.models import GATE_CONDITION_TYPE, SelectorEntry
+from shared.keys import warm_key
 from shared.steps.guardian import ca_mode
 from tests.functional.steps.conftest import Env, service
 
@@ -22,7 +23,7 @@ def review_response(result: dict) -> dict:
 
 def test_admission_injects_gate_from_selector_index(env: Env) -> None:
     env.deps.store.put_selector(SelectorEntry(namespace="default", service="web", selector={"app": "web"}))
-    env.deps.store.kv_set("selector-index:warm:default", "1", ttl_s=None, now=env.clock.now())
+    env.deps.store.kv_set(warm_key("default"), "1", ttl_s=None, now=env.clock.now())
     for fixture in ("admission_pod_create", "admission_pod_create_b64"):
         response = review_response(env.invoke("admission", fixture))
         assert response["uid"] == "705ab4f5-6393-11e8-b7cc-42010a800002" and response["allowed"]
@@ -54,7 +55,7 @@ def test_admission_dry_run_has_no_side_effects(env: Env) -> None:
     response = review_response(env.invoke("admission", "admission_pod_create_dryrun"))
     assert "patch" in response
     assert env.deps.store.list_selectors("shop") == []
-    assert env.deps.store.kv_get("selector-index:warm:shop", now=env.clock.now()) is None
+    assert env.deps.store.kv_get(warm_key("shop"), now=env.clock.now()) is None
 
 
 def test_admission_host_network_gets_warning_not_gate(env: Env) -> None:

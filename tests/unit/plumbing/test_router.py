@@ -11,9 +11,9 @@ from shared.deps import Deps
 from shared.domain.models import SelectorEntry
 from shared.events.apigw import ApiGatewayEvent
 from shared.events.cls import ClsEvent
+from shared.keys import version_key
 from shared.router import route_signed
 from shared.signing import sign_batch
-from shared.versions import version_key
 from tests.conftest import load_event
 from tests.unit.plumbing.conftest import HMAC_KEY, RecordingInvoker
 

@@ -231,7 +231,7 @@ def _service_event(batch: dict[str, Any], rv: str, batch_id: str) -> dict[str, A
 def test_a_forged_huge_resource_version_never_makes_real_events_stale(
     deps: Deps, invoker: RecordingInvoker, batch: dict[str, Any]
 ) -> None:
-    from shared.versions import version_key
+    from shared.keys import version_key
 
     key = version_key("Service", "shop", "web", "uid-svc-web")
     deps.store.kv_set(key, "90", ttl_s=None, now=deps.clock.now())  # what a step read from the API server
@@ -248,7 +248,8 @@ def test_a_forged_huge_resource_version_never_makes_real_events_stale(
 
 def test_only_versions_the_api_server_returned_are_remembered(deps: Deps) -> None:
     from shared.domain.models import PodInfo, ServiceInfo
-    from shared.versions import VersionConfirmingCluster, version_key
+    from shared.keys import version_key
+    from shared.versions import VersionConfirmingCluster
     from tests.unit.steps.fakes import FakeCluster
 
     fake = FakeCluster()
