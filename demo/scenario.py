@@ -30,7 +30,10 @@ APP = "web"
 CONFIG_NAME = "web-health"
 SERVICE_PORT = 80
 CONTAINER_PORT = 8080
-GRACE_S = 8  # old Pods keep serving this long after deletion: the drain (weight 0) lands well before
+# Kubernetes' default grace period. The drain-wait preStop holds an old Pod's containers until its weight 0
+# has landed (at most grace - 2 s), so the rollout waits for the drain, not for the grace period; a short
+# grace would cut that wait off when the machine is busy (and earn the GracePeriodTooShort Warning).
+GRACE_S = 30
 
 # kubernetes ships these two unannotated; typed here as they behave: an ApiClient configured from a kubeconfig
 # path, and closing that client's connection pools.

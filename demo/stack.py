@@ -109,7 +109,7 @@ class StackOptions:
     reconcile_s: float = 30.0
     guardian_s: float = 60.0
     drain_timeout_s: float = 10.0
-    max_grace_s: float = 20.0
+    max_grace_s: float = 30.0
     pod_start_delay_s: float = 0.3
     relay_window_s: float = 0.2
     audit_batch_wait_s: float = 0.2
