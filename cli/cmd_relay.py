@@ -47,7 +47,34 @@ def register(subparsers: Any) -> None:
         "--checkpoint-file",
         help="where the watch resume point is kept (a volume that survives restarts); none: relist on start",
     )
+    auth = parser.add_argument_group("audit endpoint authentication (one is required with the audit source)")
+    auth.add_argument("--audit-token-file", help="file holding the bearer token of the audit webhook kubeconfig's user")
+    auth.add_argument("--audit-client-ca-file", help="CA that signed the API server's audit client certificate")
+    auth.add_argument(
+        "--audit-client-name",
+        action="append",
+        default=[],
+        help="CN or DNS SAN the client certificate must carry (repeatable; default: any from the CA)",
+    )
+    auth.add_argument(
+        "--audit-allow-unauthenticated",
+        action="store_true",
+        help="accept EventLists from anyone (only for a private loopback endpoint)",
+    )
     parser.set_defaults(func=run)
+
+
+def _audit_auth(args: argparse.Namespace) -> Any:
+    from relay.auth import AuditAuth
+
+    options: dict[str, Any] = {
+        "client_ca_file": args.audit_client_ca_file,
+        "client_names": frozenset(args.audit_client_name),
+        "allow_unauthenticated": args.audit_allow_unauthenticated,
+    }
+    if args.audit_token_file:
+        return AuditAuth.from_token_file(args.audit_token_file, **options)
+    return AuditAuth(**options)
 
 
 def _api_client(settings: Settings) -> Any:
@@ -80,7 +107,15 @@ def run(args: argparse.Namespace) -> int:
             ca_file=args.router_ca_file,
         )
     )
+    try:
+        audit_auth = _audit_auth(args)
+        if "audit" in args.sources:
+            audit_auth.require_configured()
+    except (OSError, ValueError) as exc:
+        print(json.dumps({"error": str(exc)}))
+        return 2
     relay = Relay(
+        audit_auth=audit_auth,
         batcher=batcher,
         sources=args.sources,
         api_client=_api_client(settings) if "watch" in args.sources else None,

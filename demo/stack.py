@@ -31,6 +31,7 @@ from emulators.clb.app import ClbEmulator, ClbEmulatorOptions
 from emulators.cluster.simulator import ClusterSimulator
 from emulators.runtime.runtime import DEFAULT_FUNCTIONS, LocalRuntime, TimerSpec
 from relay.app import Relay
+from relay.auth import AuditAuth
 from relay.batcher import Batcher, BatcherConfig
 from relay.server import http_limits
 from shared.certs import TLS_CERT, TLS_KEY
@@ -218,7 +219,13 @@ class LocalStack:
         batcher = Batcher(
             BatcherConfig(router_url=f"{runtime.url}/router", hmac_key=hmac_key.encode(), window_s=opts.relay_window_s)
         )
-        self.relay = Relay(batcher=batcher, sources=["audit"], http_limits=runtime.http_limits)
+        audit_token = secrets.token_hex(16)  # the simulator's API server presents it, as an audit kubeconfig would
+        self.relay = Relay(
+            batcher=batcher,
+            sources=["audit"],
+            http_limits=runtime.http_limits,
+            audit_auth=AuditAuth(token=audit_token),
+        )
         self.relay.start()
         self._stoppers.append(self.relay.stop)
         self.sim = ClusterSimulator(
@@ -227,6 +234,7 @@ class LocalStack:
             max_grace_s=opts.max_grace_s,
             audit_url=f"{self.relay.url}/audit",
             audit_batch_wait_s=opts.audit_batch_wait_s,
+            audit_token=audit_token,
         )
         self.sim.start()
         self._stoppers.append(self.sim.stop)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from limited_http import HttpLimits
+from relay.auth import AuditAuth
 from relay.batcher import Batcher
 from relay.checkpoint import WatchCheckpoint
 from relay.filters import SelectorCache, keep_audit_event, keep_watch_event
@@ -90,10 +91,13 @@ class Relay:
         http_limits: HttpLimits | None = None,
         checkpoint_path: str | None = None,
         checkpoint_interval_s: float = 2.0,
+        audit_auth: AuditAuth | None = None,
     ) -> None:
         if "watch" in sources and api_client is None:
             raise ValueError("the watch source needs a Kubernetes API client (kubeconfig or in-cluster config)")
         self.batcher = batcher
+        if "audit" in sources:
+            (audit_auth or AuditAuth()).require_configured()
         self.cache = SelectorCache()
         self.counters: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -119,6 +123,8 @@ class Relay:
             tls_key=tls_key,
             limits=http_limits,
             ack_timeout_s=batcher.config.ack_timeout_s,
+            auth=audit_auth,
+            on_unauthenticated=lambda: self._count("audit_unauthenticated"),
         )
 
     # --- sources -------------------------------------------------------------------------------------

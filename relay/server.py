@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from limited_http import HttpLimits, LimitedHTTPServer, LimitedRequestHandler
+from relay.auth import AuditAuth
 from shared.config import Settings
 
 if TYPE_CHECKING:
@@ -48,8 +49,12 @@ class RelayHttpServer:
         tls_key: str | None = None,
         limits: HttpLimits | None = None,
         ack_timeout_s: float = 10.0,
+        auth: AuditAuth | None = None,
+        on_unauthenticated: Callable[[], None] = lambda: None,
     ) -> None:
         self.ack_timeout_s = ack_timeout_s
+        self.auth = auth or AuditAuth(allow_unauthenticated=True)
+        self._on_unauthenticated = on_unauthenticated
         self._on_event_list = on_event_list
         self._stats = stats
         context: ssl.SSLContext | None = None
@@ -57,6 +62,7 @@ class RelayHttpServer:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.minimum_version = ssl.TLSVersion.TLSv1_2
             context.load_cert_chain(tls_cert, tls_key)
+        self.auth.apply_to(context)
         self._server = LimitedHTTPServer((host, port), self._handler_class(), limits=limits, ssl_context=context)
         self.scheme = self._server.scheme
         self._thread: threading.Thread | None = None
@@ -94,7 +100,23 @@ class RelayHttpServer:
                 else:
                     self.send_json(404, {"error": "NotFound", "message": "GET /healthz; POST audit EventLists to /"})
 
+            def _authenticated(self) -> bool:
+                peer = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
+                if server.auth.allows(self.headers.get("Authorization"), peer):
+                    return True
+                server._on_unauthenticated()
+                self.close_connection = True  # the body stays unread
+                message = "the audit endpoint needs the API server's bearer token or client certificate"
+                self.send_all(
+                    401,
+                    {"Content-Type": "application/json", "WWW-Authenticate": 'Bearer realm="clb-direct-relay"'},
+                    json.dumps({"error": "Unauthorized", "message": message}).encode(),
+                )
+                return False
+
             def do_POST(self) -> None:
+                if not self._authenticated():
+                    return
                 body = self.read_body()
                 if body is None:
                     return

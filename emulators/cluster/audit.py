@@ -108,9 +108,17 @@ class AuditWebhookBackend:
         initial_backoff_s: float = 10.0,
         backoff_steps: int = 5,
         request_timeout_s: float = 30.0,
+        token: str | None = None,
+        client_cert: tuple[str, str] | None = None,
     ) -> None:
         self.url = url
+        # The webhook kubeconfig's user: a bearer token and/or a client certificate (cert file, key file).
+        self._headers = {"Content-Type": "application/json"}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
         self._context = ssl.create_default_context(cafile=ca_file) if url.startswith("https") else None
+        if self._context is not None and client_cert is not None:
+            self._context.load_cert_chain(*client_cert)
         self._policy = policy
         self._queue: queue.Queue[Obj] = queue.Queue(maxsize=buffer_size)
         self._batch_max_size = batch_max_size
@@ -209,9 +217,7 @@ class AuditWebhookBackend:
         self._senders.discard(threading.current_thread())
 
     def _post(self, data: bytes) -> str | None:
-        request = urllib.request.Request(
-            self.url, data=data, method="POST", headers={"Content-Type": "application/json"}
-        )
+        request = urllib.request.Request(self.url, data=data, method="POST", headers=self._headers)
         try:
             with urllib.request.urlopen(request, timeout=self._timeout_s, context=self._context) as reply:
                 reply.read()

@@ -73,6 +73,7 @@ class ClusterSimulator:
         audit_url: str | None = None,
         audit_ca_file: str | None = None,
         audit_batch_wait_s: float = 1.0,
+        audit_token: str | None = None,
         readiness_path: str = "/ready",
         max_grace_s: float | None = None,
         resync_period_s: float = 5.0,
@@ -88,7 +89,9 @@ class ClusterSimulator:
         self.audit: AuditWebhookBackend | None = None
         if audit_url:
             # The real default batch wait is 30 s; a local cluster answers faster so demos react at once.
-            self.audit = AuditWebhookBackend(audit_url, ca_file=audit_ca_file, batch_max_wait_s=audit_batch_wait_s)
+            self.audit = AuditWebhookBackend(
+                audit_url, ca_file=audit_ca_file, batch_max_wait_s=audit_batch_wait_s, token=audit_token
+            )
             self.store.audit_sink = self.audit.record
         self.api = ClusterApiServer.self_signed(self.store, host, port, version=version_info(version))
         self.nodes = default_node_names(node_count)

@@ -80,8 +80,9 @@ class CertificateAuthority:
         )
         self.cert_pem = self.cert.public_bytes(serialization.Encoding.PEM)
 
-    def issue(self, hosts: list[str], *, common_name: str | None = None) -> KeyPair:
-        """A serving certificate valid for every host (DNS name or IP address) in ``hosts``."""
+    def issue(self, hosts: list[str], *, common_name: str | None = None, client: bool = False) -> KeyPair:
+        """A serving certificate valid for every host (DNS name or IP address) in ``hosts``;
+        with ``client``, a client certificate (clientAuth) such as the API server presents to webhooks."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.timezone.utc)
         sans: list[x509.GeneralName] = []
@@ -100,7 +101,10 @@ class CertificateAuthority:
             .not_valid_after(now + self._validity)
             .add_extension(x509.SubjectAlternativeName(sans), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH]),
+                critical=False,
+            )
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), critical=False)
             .sign(self._key, hashes.SHA256())
         )

@@ -139,11 +139,16 @@ def _lost(router: _Router, scenario: str) -> int:
 
 def _side_new(scenario: str) -> dict[str, float]:
     from relay.app import Relay
+    from relay.auth import AuditAuth
     from relay.batcher import Batcher, BatcherConfig
 
     router = _Router(up=scenario == "mix")
     config = BatcherConfig(router_url="http://router/", hmac_key=b"bench", window_s=0.05, backoff_cap_s=0.05)
-    relay = Relay(batcher=Batcher(config, post=router.post), sources=("audit",))
+    relay = Relay(
+        batcher=Batcher(config, post=router.post),
+        sources=("audit",),
+        audit_auth=AuditAuth(allow_unauthenticated=True),
+    )
     relay.cache.mark_warm()  # as once the watch (or the first Service bodies) taught it the selectors
     lists = list(_event_lists(scenario)) if scenario == "mix" else _event_lists(scenario)
     relay.batcher.start()

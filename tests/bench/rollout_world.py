@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 from emulators.clb.app import ClbEmulator, ClbEmulatorOptions
 from emulators.cluster.simulator import ClusterSimulator
 from relay.app import Relay
+from relay.auth import AuditAuth
 from relay.batcher import Batcher, BatcherConfig
 from shared.logging import configure_logging
 
@@ -64,7 +66,8 @@ def main(argv: list[str]) -> int:
                 window_s=float(config.get("relay_window_s", 0.2)),
             )
         )
-        relay = Relay(batcher=batcher, sources=["audit"])
+        token = secrets.token_hex(16)  # the audit webhook's bearer token, as the API server's kubeconfig has it
+        relay = Relay(batcher=batcher, sources=["audit"], audit_auth=AuditAuth(token=token))
         relay.start()
         sim = ClusterSimulator(
             kubeconfig_path=Path(config["run_dir"]) / "kubeconfig",
@@ -72,6 +75,7 @@ def main(argv: list[str]) -> int:
             max_grace_s=config.get("max_grace_s"),
             audit_url=f"{relay.url}/audit",
             audit_batch_wait_s=float(config.get("audit_batch_wait_s", 0.2)),
+            audit_token=token,
         )
         sim.start()
         print(json.dumps({"clb_endpoint": clb.endpoint, "kubeconfig": str(sim.kubeconfig_path)}), file=channel)

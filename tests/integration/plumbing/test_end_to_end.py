@@ -25,6 +25,7 @@ from emulators.clb.model import ClbModel
 from emulators.clb.responses_transport import clb_fake
 from emulators.cluster.simulator import ClusterSimulator
 from relay.app import Relay
+from relay.auth import AuditAuth
 from relay.batcher import Batcher, BatcherConfig
 from shared.adapters.kubernetes_api import KubernetesCluster
 from shared.adapters.store_factory import open_store
@@ -148,7 +149,10 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
         )
         router = RouterServer(deps).start()
         batcher = Batcher(BatcherConfig(router_url=router.url, hmac_key=HMAC_KEY.encode(), batch_size=50, window_s=0.2))
-        relay = Relay(batcher=batcher, sources=["audit"]) if source == "audit" else None
+        token = "e2e-audit-token"  # the API server's audit webhook kubeconfig token
+        relay = (
+            Relay(batcher=batcher, sources=["audit"], audit_auth=AuditAuth(token=token)) if source == "audit" else None
+        )
         if relay is not None:
             relay.start()
         sim = ClusterSimulator(
@@ -157,6 +161,7 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
             max_grace_s=1.0,
             audit_url=f"{relay.url}/audit" if relay is not None else None,
             audit_batch_wait_s=0.2,
+            audit_token=token,
         )
         with sim:
             settings = Settings.load(

@@ -23,6 +23,7 @@ from emulators.cluster.tls import CertificateAuthority
 from emulators.runtime.runtime import FunctionSpec, LocalRuntime
 from limited_http import HttpLimits
 from relay.app import Relay
+from relay.auth import AuditAuth
 from relay.batcher import Batcher, BatcherConfig
 from tests.support.polling import eventually
 
@@ -56,7 +57,13 @@ def _relay(tmp: Path, ca: CertificateAuthority, *, tls: bool) -> Relay:
         (tmp / "tls.key").write_bytes(pair.key_pem)
         kwargs = {"tls_cert": str(tmp / "tls.crt"), "tls_key": str(tmp / "tls.key")}
     batcher = Batcher(BatcherConfig(router_url="http://127.0.0.1:9/", hmac_key=b"k"), post=_router_down)
-    return Relay(batcher=batcher, sources=["audit"], http_limits=LIMITS, **kwargs)
+    return Relay(
+        batcher=batcher,
+        sources=["audit"],
+        http_limits=LIMITS,
+        audit_auth=AuditAuth(allow_unauthenticated=True),
+        **kwargs,  # type: ignore[arg-type]
+    )
 
 
 def _client_context(ca: CertificateAuthority) -> ssl.SSLContext:

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from relay.app import Relay
+from relay.auth import AuditAuth
 from relay.batcher import Batcher, BatcherConfig
 from shared.events.relay import AuditItem, RelayBatch
 from shared.normalize import normalize_audit
@@ -67,7 +68,7 @@ def _relay(router: FakeRouter, **config: Any) -> Relay:
     values: dict[str, Any] = {"router_url": "http://router/", "hmac_key": b"k", "window_s": 0.05}
     values.update(config)
     batcher = Batcher(BatcherConfig(**values), post=router.post)
-    return Relay(batcher=batcher, sources=["audit"])
+    return Relay(batcher=batcher, sources=["audit"], audit_auth=AuditAuth(allow_unauthenticated=True))
 
 
 @pytest.fixture

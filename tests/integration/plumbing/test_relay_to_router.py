@@ -20,6 +20,7 @@ from kubernetes import client, config
 
 from emulators.cluster.simulator import ClusterSimulator
 from relay.app import Relay
+from relay.auth import AuditAuth
 from relay.batcher import Batcher, BatcherConfig
 from shared.deps import Deps
 from shared.domain.models import SelectorEntry
@@ -120,7 +121,8 @@ def test_watch_mode_rolling_update(
 def test_audit_mode_rolling_update(
     tmp_path: Path, router: RouterServer, router_deps: Deps, invoker: ThreadSafeInvoker
 ) -> None:
-    relay = Relay(batcher=_batcher(router), sources=["audit"])
+    token = "relay-audit-token"  # what the API server's audit webhook kubeconfig carries
+    relay = Relay(batcher=_batcher(router), sources=["audit"], audit_auth=AuditAuth(token=token))
     relay.start()
     sim = ClusterSimulator(
         kubeconfig_path=tmp_path / "kubeconfig",
@@ -128,6 +130,7 @@ def test_audit_mode_rolling_update(
         max_grace_s=1.0,
         audit_url=f"{relay.url}/audit",
         audit_batch_wait_s=0.2,
+        audit_token=token,
     )
     try:
         with sim:
