@@ -54,12 +54,6 @@ class ApiGatewayEvent(ForeignModel):
         except (binascii.Error, ValueError) as exc:
             raise InvalidInput(f"API gateway body is flagged isBase64Encoded but is not base64: {exc}") from exc
 
-    def json_body(self) -> Any:
-        try:
-            return json.loads(self.raw_body() or b"null")
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(f"request body is not JSON ({exc.msg} at {exc.pos}); send a JSON object") from exc
-
 
 class ApiGatewayResponse(ForeignModel):
     """Integrated response; `to_wire()` is what the handler returns to SCF."""

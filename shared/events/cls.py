@@ -2,7 +2,7 @@
 
 The router receives TKE cluster-audit logs this way; each record's `content` is one audit Event as
 JSON. `ClsEvent.decode()` turns the envelope into a `ClsPayload` or raises `InvalidInput` saying
-which layer (base64, gzip, JSON, shape) was broken.
+which layer (base64, gzip, JSON, shape) was broken; the JSON goes through the bounded parser.
 """
 
 from __future__ import annotations
@@ -16,7 +16,25 @@ import zlib
 from pydantic import Field, ValidationError
 
 from shared.domain.errors import InvalidInput
+from shared.domain.json_input import parse_json
 from shared.events.base import ForeignModel
+
+# An SCF event is at most 6 MB; CLS batches compress about 10:1. Anything expanding far beyond that is a
+# decompression bomb, refused before it takes the function's memory.
+MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
+
+
+def _gunzip_bounded(compressed: bytes) -> bytes:
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip framing
+    try:
+        raw = inflater.decompress(compressed, MAX_DECOMPRESSED_BYTES + 1)
+    except zlib.error as exc:
+        raise InvalidInput(f"clslogs.data is not gzip-compressed: {exc}") from exc
+    if len(raw) > MAX_DECOMPRESSED_BYTES or inflater.unconsumed_tail:
+        raise InvalidInput(f"clslogs.data expands beyond {MAX_DECOMPRESSED_BYTES} bytes; refused")
+    if not inflater.eof:
+        raise InvalidInput("clslogs.data is not gzip-compressed: the stream is truncated")
+    return raw
 
 
 class ClsRecord(ForeignModel):
@@ -52,12 +70,10 @@ class ClsEvent(ForeignModel):
             compressed = base64.b64decode(self.clslogs.data, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise InvalidInput(f"clslogs.data is not base64: {exc}") from exc
+        raw = _gunzip_bounded(compressed)
+        value = parse_json(raw, what="clslogs.data")
         try:
-            raw = gzip.decompress(compressed)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise InvalidInput(f"clslogs.data is not gzip-compressed: {exc}") from exc
-        try:
-            return ClsPayload.model_validate_json(raw)
+            return ClsPayload.model_validate(value)
         except ValidationError as exc:
             raise InvalidInput(
                 "clslogs.data does not hold {topic_id, topic_name, records: [{timestamp, content}]}: "

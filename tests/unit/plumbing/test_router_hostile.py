@@ -261,3 +261,19 @@ def test_only_versions_the_api_server_returned_are_remembered(deps: Deps) -> Non
     now = deps.clock.now()
     assert deps.store.kv_get(version_key("Service", "shop", "web", "uid-svc-web"), now=now) == "120"
     assert deps.store.kv_get(version_key("Pod", "shop", "p1", "u1"), now=now) == "130"
+
+
+def test_a_cls_decompression_bomb_is_refused(deps: Deps, invoker: RecordingInvoker) -> None:
+    import base64
+    import gzip
+
+    from shared.events.cls import MAX_DECOMPRESSED_BYTES
+
+    bomb = base64.b64encode(gzip.compress(b" " * (MAX_DECOMPRESSED_BYTES + 1024))).decode()
+    router_handler.shell.use(deps)
+    try:
+        result = router_handler.main_handler({"clslogs": {"data": bomb}}, {"request_id": "r"})
+    finally:
+        router_handler.shell.use(None)
+    assert result["ok"] is False and "expands beyond" in result["message"]
+    assert invoker.calls == []
