@@ -30,18 +30,20 @@ class VersionConfirmingCluster:
     def __init__(self, inner: Cluster, store: Store, clock: Clock, *, ttl_s: float) -> None:
         self.inner = inner
         self._store, self._clock, self._ttl_s = store, clock, ttl_s
-        self._written: dict[str, str] = {}
+        self._written: dict[str, tuple[str, float]] = {}
 
     def _confirm(self, kind: str, namespace: str, name: str, uid: str, resource_version: str) -> None:
         if not uid or not resource_version.isdigit():
             return
-        key = version_key(kind, namespace, name, uid)
-        if self._written.get(key) == resource_version:
+        key, now = version_key(kind, namespace, name, uid), self._clock.now()
+        written = self._written.get(key)
+        # Re-written once half its TTL has passed, so a long-lived process never lets it expire unseen.
+        if written is not None and written[0] == resource_version and now - written[1] < self._ttl_s / 2:
             return
         if len(self._written) >= _CACHE_LIMIT:
             self._written.clear()
-        self._store.kv_set(key, resource_version, ttl_s=self._ttl_s, now=self._clock.now())
-        self._written[key] = resource_version
+        self._store.kv_set(key, resource_version, ttl_s=self._ttl_s, now=now)
+        self._written[key] = (resource_version, now)
 
     def _pods(self, pods: list[PodInfo]) -> list[PodInfo]:
         for pod in pods:

@@ -277,3 +277,29 @@ def test_a_cls_decompression_bomb_is_refused(deps: Deps, invoker: RecordingInvok
         router_handler.shell.use(None)
     assert result["ok"] is False and "expands beyond" in result["message"]
     assert invoker.calls == []
+
+
+def test_confirmed_versions_are_written_once_and_refreshed_before_they_expire(deps: Deps) -> None:
+    from shared.domain.models import ServiceInfo
+    from shared.versions import VersionConfirmingCluster, version_key
+    from tests.unit.steps.fakes import FakeCluster
+
+    fake = FakeCluster()
+    fake.put_service(ServiceInfo(namespace="shop", name="web", uid="u", resource_version="7"))
+    writes: list[str] = []
+    original = deps.store.kv_set
+
+    def counting(key: str, value: str, **kw: Any) -> None:
+        writes.append(key)
+        original(key, value, **kw)
+
+    deps.store.kv_set = counting  # type: ignore[method-assign]
+    cluster = VersionConfirmingCluster(fake, deps.store, deps.clock, ttl_s=100)
+    for _ in range(3):
+        cluster.get_service("shop", "web")
+    assert len(writes) == 1  # a steady pass writes nothing
+    deps.clock.advance(60)  # type: ignore[attr-defined]
+    cluster.get_service("shop", "web")
+    assert len(writes) == 2
+    deps.clock.advance(90)  # type: ignore[attr-defined]
+    assert deps.store.kv_get(version_key("Service", "shop", "web", "u"), now=deps.clock.now()) == "7"
