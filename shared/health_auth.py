@@ -24,7 +24,7 @@ from typing import Literal
 from shared.config import Settings
 from shared.events.apigw import ApiGatewayEvent
 from shared.keys import nonce_key
-from shared.ports import Clock, Store
+from shared.ports import Clock, KeyValueStore
 from shared.signing import SignatureRejected, signature_matches
 
 TIMESTAMP_HEADER = "X-Emulator-Timestamp"
@@ -43,7 +43,9 @@ UNAUTHENTICATED = (
 )
 
 
-def _verify_signature(settings: Settings, store: Store, clock: Clock, event: ApiGatewayEvent, body: bytes) -> None:
+def _verify_signature(
+    settings: Settings, store: KeyValueStore, clock: Clock, event: ApiGatewayEvent, body: bytes
+) -> None:
     keys = settings.health_notify_keys()
     if not keys:
         raise SignatureRejected("health callback is signed but no CLB_DIRECT_HEALTH_NOTIFY_SECRET is configured")
@@ -71,7 +73,7 @@ def _verify_signature(settings: Settings, store: Store, clock: Clock, event: Api
 
 
 def authenticate_callback(
-    settings: Settings, store: Store, clock: Clock, event: ApiGatewayEvent, body: bytes
+    settings: Settings, store: KeyValueStore, clock: Clock, event: ApiGatewayEvent, body: bytes
 ) -> CallbackAuth:
     """How the callback proved itself, or `SignatureRejected` (the handler answers 401)."""
     if event.header(SIGNATURE_HEADER) is not None:

@@ -16,6 +16,7 @@ TTL in which no one else can acquire the lease.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
 
 import structlog
 
@@ -23,9 +24,13 @@ from shared.domain.clb_work import ClbWork
 from shared.domain.errors import RetryableError
 from shared.domain.models import Listener, ListenerSpec, LoadBalancerInfo, LoadBalancerSpec, Target, TargetHealth
 from shared.keys import lease_name, pending_queue
-from shared.ports import Clock, LoadBalancer, Store
+from shared.ports import Clock, LeaseStore, LoadBalancer, PendingSets
 
 _log = structlog.get_logger(__name__)
+
+
+class WriterStore(LeaseStore, PendingSets, Protocol):
+    """What a `ClbWriter` needs of the store: the CLB's lease and its pending set."""
 
 
 class LeaseLost(RetryableError):
@@ -35,7 +40,7 @@ class LeaseLost(RetryableError):
 class Fence:
     """The fencing token of one lease; `check()` before every write made under it."""
 
-    def __init__(self, store: Store, clock: Clock, *, lb_id: str, holder: str, token: int, ttl_s: float) -> None:
+    def __init__(self, store: LeaseStore, clock: Clock, *, lb_id: str, holder: str, token: int, ttl_s: float) -> None:
         self._store, self._clock = store, clock
         self.lb_id, self.holder, self.token, self.ttl_s = lb_id, holder, token, ttl_s
 
@@ -112,7 +117,7 @@ Work = Callable[[list[ClbWork], Fence], None]
 class ClbWriter:
     """Serialises and coalesces writes per CLB through a store lease with a fencing token."""
 
-    def __init__(self, store: Store, clock: Clock, *, holder: str, ttl_s: float) -> None:
+    def __init__(self, store: WriterStore, clock: Clock, *, holder: str, ttl_s: float) -> None:
         self._store = store
         self._clock = clock
         self.holder = holder

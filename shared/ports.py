@@ -1,4 +1,4 @@
-"""Protocols the domain needs from the outside world: Store, LoadBalancer, Cluster, Clock, Invoker.
+"""Protocols the domain needs from the outside world: the Store roles, LoadBalancer, Cluster, Clock, Invoker.
 
 Handlers build concrete adapters from `Settings` once per cold start and pass them down; tests pass
 fakes or the emulators. Adapters translate their transport's errors into `shared.domain.errors`.
@@ -40,12 +40,9 @@ class Clock(Protocol):
     def sleep(self, seconds: float) -> None: ...
 
 
-class Store(Protocol):
-    """The KV table. Two engines (SQLite, Redis) pass one contract suite. All times are epoch seconds
-    passed in by the caller (so a fake clock drives expiry); engines never read the wall clock for logic.
-    """
+class IdempotencyStore(Protocol):
+    """Idempotency records with Powertools semantics (`shared.idempotency`)."""
 
-    # --- idempotency (Powertools semantics) ---------------------------------------------------------
     def idem_claim(
         self, key: str, payload_hash: str, *, now: float, in_progress_ttl_s: float, record_ttl_s: float, token: str
     ) -> IdempotencyRecord | None:
@@ -69,7 +66,10 @@ class Store(Protocol):
 
     def idem_get(self, key: str) -> IdempotencyRecord | None: ...
 
-    # --- binding records ----------------------------------------------------------------------------
+
+class BindingStore(Protocol):
+    """Durable binding records per (CLB, listener, Pod UID) (the bind/unbind steps)."""
+
     def put_binding(self, record: BindingRecord) -> None: ...
 
     def get_binding(self, lb_id: str, listener_id: str, pod_uid: str) -> BindingRecord | None: ...
@@ -80,7 +80,10 @@ class Store(Protocol):
 
     def delete_binding(self, lb_id: str, listener_id: str, pod_uid: str) -> None: ...
 
-    # --- leases with fencing tokens -----------------------------------------------------------------
+
+class LeaseStore(Protocol):
+    """Leases with fencing tokens (one writer per CLB, one guardian run)."""
+
     def acquire_lease(self, name: str, holder: str, *, ttl_s: float, now: float) -> Lease | None:
         """Take the lease if free or expired (new, higher token); the same holder re-acquiring keeps
         its token and extends the expiry. None when someone else holds a live lease."""
@@ -92,12 +95,18 @@ class Store(Protocol):
 
     def current_lease(self, name: str, *, now: float) -> Lease | None: ...
 
-    # --- shared token buckets -----------------------------------------------------------------------
+
+class BucketStore(Protocol):
+    """Rate-limit token buckets shared by every function instance (`shared.ratelimit`)."""
+
     def take_tokens(self, bucket: str, *, rate_per_s: float, burst: float, n: float, now: float) -> float:
         """Take `n` tokens; returns 0.0 when granted, else the seconds to wait (nothing taken)."""
         ...
 
-    # --- event log (replay) -------------------------------------------------------------------------
+
+class EventLog(Protocol):
+    """Recent events by id, for deduplication and replay (router, `clb-direct events/replay`)."""
+
     def append_event(self, event: StoredEvent, *, ttl_s: float, now: float) -> bool:
         """False when an event with this id is already stored (deduplication)."""
         ...
@@ -108,14 +117,20 @@ class Store(Protocol):
         """Newest first."""
         ...
 
-    # --- selector index (namespace -> direct-access Services' selectors) ----------------------------
+
+class SelectorIndex(Protocol):
+    """Namespace -> direct-access Services' selectors (the admission webhook's index)."""
+
     def put_selector(self, entry: SelectorEntry) -> None: ...
 
     def delete_selector(self, namespace: str, service: str) -> None: ...
 
     def list_selectors(self, namespace: str) -> list[SelectorEntry]: ...
 
-    # --- small generic KV: checkpoints, dedupe keys, markers ----------------------------------------
+
+class KeyValueStore(Protocol):
+    """Small generic KV: checkpoints, dedupe keys, markers (key layout: `shared.keys`)."""
+
     def kv_get(self, key: str, *, now: float) -> str | None: ...
 
     def kv_set(self, key: str, value: str, *, ttl_s: float | None, now: float) -> None: ...
@@ -124,7 +139,10 @@ class Store(Protocol):
 
     def kv_delete(self, key: str) -> None: ...
 
-    # --- pending sets (coalescing work for a CLB while its writer holds the lease) ------------------
+
+class PendingSets(Protocol):
+    """Pending sets: work coalesced for a CLB while its writer holds the lease; timelines."""
+
     def pending_add(self, queue: str, members: Sequence[str]) -> None: ...
 
     def pending_take(self, queue: str) -> list[str]:
@@ -134,7 +152,10 @@ class Store(Protocol):
     def pending_members(self, queue: str) -> list[str]:
         """Every member, sorted, without removing any (readers such as the timeline CLI)."""
 
-    # --- schedule (due-set of delayed work; the typed API is `shared/schedule.py`) -------------------
+
+class ScheduleStore(Protocol):
+    """The due-set of delayed work (the typed API is `shared/schedule.py`)."""
+
     def schedule_put(self, key: str, due_at: float, payload: str) -> None:
         """Schedule `key` for `due_at` with `payload`; re-scheduling a key moves it (and drops any claim,
         so the old taker's `schedule_complete` no longer removes it)."""
@@ -155,6 +176,25 @@ class Store(Protocol):
     def schedule_list(self, *, limit: int = 100) -> list[DueItem]:
         """Items by due time, earliest first, without claiming them (inspection, tests)."""
         ...
+
+
+class Store(
+    IdempotencyStore,
+    BindingStore,
+    LeaseStore,
+    BucketStore,
+    EventLog,
+    SelectorIndex,
+    KeyValueStore,
+    PendingSets,
+    ScheduleStore,
+    Protocol,
+):
+    """The KV table: every role in one engine. Two engines (SQLite, Redis) pass one contract suite. All
+    times are epoch seconds passed in by the caller (so a fake clock drives expiry); engines never read the
+    wall clock for logic. Consumers take the role they use (`LeaseStore`, `KeyValueStore`, ...); only the
+    code that opens, passes on or closes the whole table takes `Store`.
+    """
 
     def close(self) -> None: ...
 

@@ -1,20 +1,20 @@
 """A token bucket shared by every concurrent function instance (architecture rule 6, docs/architecture.md).
 
 The CLB adapter calls `SharedRateLimiter(...).acquire()` before each write API call so that all
-instances together stay under CLB's 20 requests/second. The bucket lives in the Store
+instances together stay under CLB's 20 requests/second. The bucket lives in the BucketStore
 (`take_tokens`), so the limit holds across processes and machines; waiting uses the injected clock.
 """
 
 from __future__ import annotations
 
 from shared.domain.errors import RetryableError
-from shared.ports import Clock, Store
+from shared.ports import BucketStore, Clock
 
 
 class SharedRateLimiter:
     """`acquire(n)` blocks (via `clock.sleep`) until the shared bucket grants `n` tokens."""
 
-    def __init__(self, store: Store, clock: Clock, bucket: str, rate_per_s: float, burst: float) -> None:
+    def __init__(self, store: BucketStore, clock: Clock, bucket: str, rate_per_s: float, burst: float) -> None:
         if rate_per_s <= 0 or burst <= 0:
             raise ValueError(f"rate limiter {bucket!r}: rate_per_s and burst must be positive")
         self._store = store

@@ -29,14 +29,14 @@ from shared.deps import Deps
 from shared.domain.models import DueItem, StepRequest
 from shared.domain.schedule import decode, encode, merge_due, schedule_items
 from shared.logging import get_logger
-from shared.ports import Store
+from shared.ports import ScheduleStore
 
 DRAIN_LIMIT = 500
 
 log = get_logger("clb_direct.schedule")
 
 
-def schedule_request(store: Store, request: StepRequest, due_at: float) -> list[str]:
+def schedule_request(store: ScheduleStore, request: StepRequest, due_at: float) -> list[str]:
     """Schedule `request` to run at `due_at` (its own `not_before` is ignored). Returns the item keys."""
     keys: list[str] = []
     for key, item in schedule_items(request):
@@ -77,6 +77,6 @@ def drain_schedule(deps: Deps, *, limit: int = DRAIN_LIMIT) -> dict[str, Any]:
     return {"due": len(taken), "dispatched": sent}
 
 
-def complete_claims(store: Store, request: StepRequest) -> int:
+def complete_claims(store: ScheduleStore, request: StepRequest) -> int:
     """Complete the schedule items a successful step carried out; returns how many were still current."""
     return sum(1 for c in request.scheduled if store.schedule_complete(c.key, c.claim))

@@ -18,14 +18,14 @@ import datetime as dt
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 from shared.domain.backends import DesiredTarget
 from shared.domain.models import BindingRecord, PodInfo
 from shared.keys import timeline_mark_key, timeline_pod_set, timeline_service_set
 from shared.logging import get_logger
 from shared.metrics import emit_metric
-from shared.ports import Store
+from shared.ports import KeyValueStore, PendingSets
 
 STAGES: Final = (
     "admitted",
@@ -49,6 +49,10 @@ LATENCY_FROM: Final = {
 TIMELINE_TTL_S: Final = 7 * 24 * 3600.0
 
 log = get_logger("clb_direct.timeline")
+
+
+class TimelineStore(KeyValueStore, PendingSets, Protocol):
+    """What timelines need of the store: first-wins stage marks (KV) and the per-Pod/per-Service sets."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,7 @@ def _mark_key(mark: StageMark) -> str:
 
 
 def record_stage(
-    store: Store,
+    store: TimelineStore,
     *,
     pod: str,
     pod_uid: str,
@@ -123,12 +127,12 @@ def record_stage(
     return True
 
 
-def _marks(store: Store, pod: str, pod_uid: str | None = None) -> list[StageMark]:
+def _marks(store: TimelineStore, pod: str, pod_uid: str | None = None) -> list[StageMark]:
     marks = [m for text in store.pending_members(timeline_pod_set(pod)) if (m := StageMark.from_json(pod, text))]
     return [m for m in marks if pod_uid is None or m.pod_uid == pod_uid]
 
 
-def has_stage(store: Store, pod: str, pod_uid: str, stage: str) -> bool:
+def has_stage(store: TimelineStore, pod: str, pod_uid: str, stage: str) -> bool:
     return any(m.stage == stage for m in _marks(store, pod, pod_uid))
 
 
@@ -137,7 +141,7 @@ def _latest(marks: Iterable[StageMark], stage: str) -> float | None:
     return max(times) if times else None
 
 
-def pod_timeline(store: Store, pod: str) -> list[StageMark]:
+def pod_timeline(store: TimelineStore, pod: str) -> list[StageMark]:
     """The newest incarnation's marks of Pod `namespace/name`, in stage order then time."""
     marks = _marks(store, pod)
     if not marks:
@@ -164,7 +168,7 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-def service_latencies(store: Store, service: str) -> dict[str, list[float]]:
+def service_latencies(store: TimelineStore, service: str) -> dict[str, list[float]]:
     """Per stage transition, the durations of every Pod recorded for `namespace/name`."""
     out: dict[str, list[float]] = {}
     for pod in store.pending_members(timeline_service_set(service)):
@@ -175,7 +179,7 @@ def service_latencies(store: Store, service: str) -> dict[str, list[float]]:
     return out
 
 
-def prune_service(store: Store, service: str, *, now: float) -> int:
+def prune_service(store: TimelineStore, service: str, *, now: float) -> int:
     """Forget Pods of a Service whose stage marks have all expired; returns how many were dropped."""
     dropped = 0
     for pod in store.pending_members(timeline_service_set(service)):
@@ -193,7 +197,7 @@ def prune_service(store: Store, service: str, *, now: float) -> int:
 
 
 def record_registered(
-    store: Store, targets: Iterable[DesiredTarget], pods: Mapping[str, PodInfo], *, now: float
+    store: TimelineStore, targets: Iterable[DesiredTarget], pods: Mapping[str, PodInfo], *, now: float
 ) -> None:
     """The bind batch registered `targets`: mark admitted / containers_ready (from the Pod) and registered."""
     seen: set[str] = set()
@@ -230,7 +234,7 @@ def record_registered(
         )
 
 
-def record_bindings(store: Store, bindings: Iterable[BindingRecord], stage: str, *, now: float) -> None:
+def record_bindings(store: TimelineStore, bindings: Iterable[BindingRecord], stage: str, *, now: float) -> None:
     """The unbind batch reached `stage` (deletion_seen, weight_zero, deregistered) for these bindings."""
     per_listener = stage != "deletion_seen"
     for b in bindings:

@@ -19,7 +19,7 @@ from typing import Any
 
 from shared.domain.models import ObjectRef, PodCondition, PodInfo, ServiceInfo
 from shared.keys import version_key
-from shared.ports import Clock, Cluster, Store
+from shared.ports import Clock, Cluster, KeyValueStore
 
 _CACHE_LIMIT = 20_000
 
@@ -27,7 +27,7 @@ _CACHE_LIMIT = 20_000
 class VersionConfirmingCluster:
     """A `Cluster` that records the live resourceVersion of every Service and Pod it reads."""
 
-    def __init__(self, inner: Cluster, store: Store, clock: Clock, *, ttl_s: float) -> None:
+    def __init__(self, inner: Cluster, store: KeyValueStore, clock: Clock, *, ttl_s: float) -> None:
         self.inner = inner
         self._store, self._clock, self._ttl_s = store, clock, ttl_s
         self._written: dict[str, tuple[str, float]] = {}

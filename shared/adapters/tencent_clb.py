@@ -34,7 +34,7 @@ from shared.domain.models import (
 )
 from shared.logging import get_logger
 from shared.metrics import emit_metric
-from shared.ports import Clock, Store
+from shared.ports import BucketStore, Clock
 from shared.ratelimit import SharedRateLimiter
 
 log = get_logger("shared.adapters.clb")
@@ -82,7 +82,7 @@ class TencentClbGateway:
         *,
         region: str,
         clock: Clock | None = None,
-        store: Store | None = None,
+        store: BucketStore | None = None,
         write_rate_per_s: float = 20.0,
         retry: RetryPolicy | None = None,
         task_timeout_s: float = 60.0,
@@ -100,7 +100,7 @@ class TencentClbGateway:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, store: Store | None = None, clock: Clock | None = None
+        cls, settings: Settings, *, store: BucketStore | None = None, clock: Clock | None = None
     ) -> TencentClbGateway:
         return cls(
             build_clb_client(settings),

@@ -21,7 +21,7 @@ import structlog
 from pydantic import BaseModel
 
 from shared.domain.errors import InvalidInput, PermanentError
-from shared.ports import Clock, Store
+from shared.ports import Clock, IdempotencyStore
 
 _log = structlog.get_logger(__name__)
 
@@ -61,7 +61,7 @@ def idempotency_key(function: str, payload: Any) -> str:
 
 
 def run_idempotent(
-    store: Store,
+    store: IdempotencyStore,
     clock: Clock,
     function: str,
     payload: Any,
@@ -108,7 +108,7 @@ def run_idempotent(
     return result
 
 
-def _release(store: Store, key: str, token: str) -> None:
+def _release(store: IdempotencyStore, key: str, token: str) -> None:
     """Release our claim after a failure; if the store is down too, the claim simply expires."""
     try:
         store.idem_release(key, token=token)

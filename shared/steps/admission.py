@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from shared.config import Settings
 from shared.domain.admission import (
@@ -33,7 +33,7 @@ from shared.domain.models import ObjectRef, SelectorEntry
 from shared.domain.termination import Endpoint, ProtectionMode, ProtectionOptions, admission_annotations
 from shared.keys import admission_notice_key, warm_key
 from shared.logging import get_logger
-from shared.ports import Clock, Cluster, Store
+from shared.ports import Clock, Cluster, KeyValueStore, SelectorIndex
 from shared.steps.prestop import prestop_key
 
 log = get_logger("clb_direct.admission")
@@ -44,8 +44,12 @@ NOTICE_TTL_S = 3600.0
 SELECTOR_INDEX_WARM_TTL_S = 600.0
 
 
+class AdmissionStore(KeyValueStore, SelectorIndex, Protocol):
+    """What the admission review needs of the store: the selector index and its markers."""
+
+
 def namespace_selectors(
-    store: Store, clock: Clock, namespace: str, *, cluster_factory: Callable[[], Cluster] | None, dry_run: bool
+    store: AdmissionStore, clock: Clock, namespace: str, *, cluster_factory: Callable[[], Cluster] | None, dry_run: bool
 ) -> list[SelectorEntry]:
     now = clock.now()
     if store.kv_get(warm_key(namespace), now=now) is not None or cluster_factory is None:
@@ -80,7 +84,7 @@ def prestop_endpoint(settings: Settings) -> Endpoint | None:
     return Endpoint.parse(url) if url else None
 
 
-def protection_for(settings: Settings, store: Store, clock: Clock) -> Protection | None:
+def protection_for(settings: Settings, store: KeyValueStore, clock: Clock) -> Protection | None:
     """The protection admission adds by default; None when the settings turn it off."""
     if settings.prestop_mode == "off":
         return None
@@ -105,7 +109,7 @@ def _workload(review: AdmissionReview) -> str:
 
 
 def emit_notices(
-    store: Store, clock: Clock, review: AdmissionReview, decision: AdmissionDecision, cluster: Cluster
+    store: KeyValueStore, clock: Clock, review: AdmissionReview, decision: AdmissionDecision, cluster: Cluster
 ) -> None:
     """One Warning Event per (workload, reason) an hour on the first selecting Service; never fails admission."""
     if not decision.notices or not decision.services or review.request.dry_run:
@@ -127,7 +131,7 @@ def emit_notices(
 
 
 def review_admission(
-    store: Store,
+    store: AdmissionStore,
     clock: Clock,
     body: str | bytes | dict[str, Any] | None,
     *,

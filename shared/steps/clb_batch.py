@@ -30,7 +30,7 @@ from shared.domain.limits import pod_limit_problems
 from shared.domain.listeners import listeners_for_service
 from shared.domain.models import BindingRecord, ObjectKey, ObjectRef, PodInfo, ServiceInfo, StepRequest, Target
 from shared.keys import gate_key, limit_key
-from shared.ports import Store
+from shared.ports import KeyValueStore
 from shared.steps.common import Recorder, emit, follow_up, service_lb_id, service_ref
 from shared.steps.extra_targets import remove_extra_targets, reused_by_live_pods
 from shared.timeline import record_bindings, record_registered
@@ -226,7 +226,7 @@ def _bind(
         )
 
 
-def _forget_pod_state(store: Store, pod_uid: str) -> None:
+def _forget_pod_state(store: KeyValueStore, pod_uid: str) -> None:
     store.kv_delete(gate_key(pod_uid))
     store.kv_delete(limit_key(pod_uid))
 

@@ -40,7 +40,7 @@ from shared.domain.termination import (
 )
 from shared.keys import PRESTOP_HMAC_KEY
 from shared.logging import get_logger
-from shared.ports import Clock, Store
+from shared.ports import Clock, KeyValueStore
 
 log = get_logger("clb_direct.prestop")
 
@@ -56,7 +56,7 @@ class TooManyHolds(InvalidInput):
     """This instance holds `prestop_max_holds` requests already: the handler answers 429."""
 
 
-def prestop_key(settings: Settings, store: Store, clock: Clock) -> bytes:
+def prestop_key(settings: Settings, store: KeyValueStore, clock: Clock) -> bytes:
     """The token key: the configured one, else a random key created once in the store (shared by all functions)."""
     if settings.prestop_hmac_key is not None:
         return settings.prestop_hmac_key.get_secret_value().encode()
