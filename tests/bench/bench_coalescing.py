@@ -33,7 +33,7 @@ from tests.bench.common import (
     web_service,
     writes,
 )
-from tests.unit.steps.fakes import FakeCluster
+from tests.support.fakes import FakeCluster
 
 BINDERS = 8
 QUOTA = 1000

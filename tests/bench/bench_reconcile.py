@@ -26,7 +26,7 @@ from tests.bench.common import (
     web_service,
     writes,
 )
-from tests.unit.steps.fakes import FakeCluster
+from tests.support.fakes import FakeCluster
 
 PODS_PER_SERVICE = 3
 SETTLE_PASSES = 4

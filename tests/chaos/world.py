@@ -37,7 +37,7 @@ from shared.reconcile import reconcile_all
 from shared.router import RouteResult, route_changes
 from shared.schedule import drain_schedule
 from shared.steps import run_step
-from tests.unit.steps.fakes import FakeCluster
+from tests.support.fakes import FakeCluster
 
 LB_ID_ANNOTATION = "service.kubernetes.io/loadbalance-id"
 STEP_FUNCTIONS = ("service", "bind", "unbind", "flip", "reconcile")

@@ -60,7 +60,7 @@ def trace_pod_created() -> dict[str, Any]:
     from shared.signing import sign_batch
     from tests.functional.plumbing.test_converge import pod_json, service_json
     from tests.functional.steps.conftest import FUNCTIONS, handler, make_settings, pod, service
-    from tests.unit.steps.fakes import FakeCluster, StepQueue
+    from tests.support.fakes import FakeCluster, StepQueue
 
     key = "measure-key"
     clock = FakeClock()

@@ -20,7 +20,7 @@ from shared.clock import FakeClock
 from shared.deps import Deps
 from shared.versions import VersionConfirmingCluster
 from tests.functional.steps.conftest import FUNCTIONS, Env, handler, make_settings
-from tests.unit.steps.fakes import FakeCluster, StepQueue
+from tests.support.fakes import FakeCluster, StepQueue
 
 HMAC_KEY = "functional-relay-key"
 

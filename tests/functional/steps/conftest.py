@@ -24,7 +24,7 @@ from shared.deps import Deps
 from shared.domain.models import GATE_CONDITION_TYPE, ContainerPort, PodInfo, ServiceInfo, ServicePort
 from shared.schedule import drain_schedule
 from tests.conftest import load_event
-from tests.unit.steps.fakes import FakeCluster, StepQueue
+from tests.support.fakes import FakeCluster, StepQueue
 
 FUNCTIONS = ("service", "bind", "unbind", "flip", "guardian", "admission", "prestop")
 WRITE_ACTIONS = (

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -23,35 +22,8 @@ from shared.domain.models import (
 from shared.normalize import normalize_audit
 from shared.reconcile import reconcile_all, reconcile_service, replay_event, replay_pod
 from tests.conftest import load_event
+from tests.support.fakes import FakeCluster
 from tests.unit.plumbing.conftest import RecordingInvoker
-
-
-class FakeCluster:
-    def __init__(self) -> None:
-        self.services: dict[str, ServiceInfo] = {}
-        self.pods: dict[str, PodInfo] = {}
-
-    def get_service(self, namespace: str, name: str) -> ServiceInfo | None:
-        return self.services.get(f"{namespace}/{name}")
-
-    def list_services(self, namespace: str | None = None) -> list[ServiceInfo]:
-        return [s for s in self.services.values() if namespace in (None, s.namespace)]
-
-    def get_pod(self, namespace: str, name: str) -> PodInfo | None:
-        return self.pods.get(f"{namespace}/{name}")
-
-    def get_cluster_config(self) -> dict[str, str]:
-        return {}
-
-    def get_tke_service_config(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return None
-
-    def list_pods(self, namespace: str, selector: Mapping[str, str]) -> list[PodInfo]:
-        return [
-            p
-            for p in self.pods.values()
-            if p.namespace == namespace and all(p.labels.get(k) == v for k, v in selector.items())
-        ]
 
 
 class FakeClb:
@@ -87,19 +59,20 @@ class Runner:
 @pytest.fixture
 def world(deps: Deps) -> tuple[FakeCluster, FakeClb]:
     cluster, clb = FakeCluster(), FakeClb()
-    cluster.services["shop/web"] = ServiceInfo(
-        namespace="shop",
-        name="web",
-        uid="s1",
-        type="LoadBalancer",
-        selector={"app": "web"},
-        annotations={DIRECT_ACCESS_ANNOTATION: "true", LB_ID_ANNOTATION: "lb-1"},
-        ports=[ServicePort(port=80, target_port=8080)],
+    cluster.put_service(
+        ServiceInfo(
+            namespace="shop",
+            name="web",
+            uid="s1",
+            type="LoadBalancer",
+            selector={"app": "web"},
+            annotations={DIRECT_ACCESS_ANNOTATION: "true", LB_ID_ANNOTATION: "lb-1"},
+            ports=[ServicePort(port=80, target_port=8080)],
+        )
     )
-    cluster.services["shop/plain"] = ServiceInfo(namespace="shop", name="plain", uid="s2")
-    cluster.pods["shop/p1"] = PodInfo(
-        namespace="shop", name="p1", uid="u1", resource_version="5", labels={"app": "web"}
-    )
+    cluster.put_service(ServiceInfo(namespace="shop", name="plain", uid="s2"))
+    cluster.put_pod(PodInfo(namespace="shop", name="p1", uid="u1", resource_version="5", labels={"app": "web"}))
+    cluster.cluster_config = {}
     deps.cluster, deps.clb = cluster, clb  # type: ignore[assignment]
     return cluster, clb
 
@@ -124,13 +97,13 @@ def test_drift_in_pods_or_targets_walks_again(deps: Deps, world: Any) -> None:
     runner.requests.clear()
     assert reconcile_all(deps, runner=runner)["walked"] == 1
     runner.requests.clear()
-    cluster.pods["shop/p1"] = cluster.pods["shop/p1"].model_copy(update={"resource_version": "6"})
+    cluster.pods[("shop", "p1")] = cluster.pods[("shop", "p1")].model_copy(update={"resource_version": "6"})
     assert reconcile_all(deps, runner=runner)["walked"] == 1
 
 
 def test_failed_step_does_not_checkpoint_and_others_still_run(deps: Deps, world: Any) -> None:
     runner = Runner(fail="bind")
-    result = reconcile_service(deps, world[0].services["shop/web"].key, runner=runner)
+    result = reconcile_service(deps, world[0].services[("shop", "web")].key, runner=runner)
     assert runner.steps() == ["service", "unbind", "bind", "flip"]
     assert [s.get("error", {}).get("error") for s in result["steps"]][2] == "RetryableError"
     runner.fail = None
@@ -162,7 +135,7 @@ def test_orphaned_bindings_are_torn_down(deps: Deps, world: Any) -> None:
 
 def test_plan_is_a_dry_run_without_checkpoint(deps: Deps, world: Any) -> None:
     runner = Runner()
-    key = world[0].services["shop/web"].key
+    key = world[0].services[("shop", "web")].key
     result = reconcile_service(deps, key, dry_run=True, runner=runner)
     assert result["dryRun"] and all(dry for _, dry in runner.requests)
     assert deps.store.kv_get(f"checkpoint:{key}", now=deps.clock.now()) is None
@@ -172,7 +145,7 @@ def test_plan_is_a_dry_run_without_checkpoint(deps: Deps, world: Any) -> None:
 
 def test_replay_pod_and_event(deps: Deps, world: Any) -> None:
     runner = Runner()
-    result = replay_pod(deps, world[0].pods["shop/p1"].key, runner=runner)
+    result = replay_pod(deps, world[0].pods[("shop", "p1")].key, runner=runner)
     assert [s["step"] for s in result["steps"]] == ["unbind", "bind", "flip"]
     assert runner.requests[1][0].services[0].name == "web"
     change = normalize_audit(load_event("audit_eventlist")["items"][1])

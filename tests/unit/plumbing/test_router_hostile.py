@@ -250,7 +250,7 @@ def test_only_versions_the_api_server_returned_are_remembered(deps: Deps) -> Non
     from shared.domain.models import PodInfo, ServiceInfo
     from shared.keys import version_key
     from shared.versions import VersionConfirmingCluster
-    from tests.unit.steps.fakes import FakeCluster
+    from tests.support.fakes import FakeCluster
 
     fake = FakeCluster()
     fake.put_service(ServiceInfo(namespace="shop", name="web", uid="uid-svc-web", resource_version="120"))
@@ -282,7 +282,7 @@ def test_a_cls_decompression_bomb_is_refused(deps: Deps, invoker: RecordingInvok
 def test_confirmed_versions_are_written_once_and_refreshed_before_they_expire(deps: Deps) -> None:
     from shared.domain.models import ServiceInfo
     from shared.versions import VersionConfirmingCluster, version_key
-    from tests.unit.steps.fakes import FakeCluster
+    from tests.support.fakes import FakeCluster
 
     fake = FakeCluster()
     fake.put_service(ServiceInfo(namespace="shop", name="web", uid="u", resource_version="7"))

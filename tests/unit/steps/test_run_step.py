@@ -12,7 +12,7 @@ from shared.domain.errors import InvalidInput
 from shared.domain.models import ObjectKey, StepRequest
 from shared.shell import FunctionShell, parse_step_event, run_step_event
 from shared.steps import run_step
-from tests.unit.steps.fakes import FakeCluster, StepQueue
+from tests.support.fakes import FakeCluster, StepQueue
 
 
 @pytest.fixture
