@@ -13,7 +13,6 @@ KV (`kv_get` / `kv_set` / `kv_set_if_absent`):
   batch:<batch id>                         relay batch already routed (replay protection)
   rv:<Kind>:<ns>/<name>#<uid>              live resourceVersion a step read from the API server
   timeline:<pod uid>:<stage>@<listener>    when a Pod first reached a rollout stage
-  extra-drain:<lb>:<listener>:<ip>:<port>  when an extra (non-Pod) target was drained
   selector-index:warm:<ns>                 the namespace's selector index was read from the API lately
   admission-notice:<ns>:<workload>:<why>   a Warning Event about a workload was emitted lately
   health-nonce:<nonce>                     a signed health notification's nonce was seen
@@ -29,7 +28,7 @@ Leases (`acquire_lease` / `renew_lease` / ...):
 
 from __future__ import annotations
 
-from shared.domain.models import ObjectKey, Target
+from shared.domain.models import ObjectKey
 
 # ---------------------------------------------------------------------------------------------- KV
 
@@ -67,11 +66,6 @@ def version_key(kind: str, namespace: str, name: str, uid: str) -> str:
 def timeline_mark_key(pod_uid: str, stage: str, listener: str) -> str:
     """KV key of when a Pod first reached `stage` on `listener` (first observation wins)."""
     return f"timeline:{pod_uid}:{stage}@{listener}"
-
-
-def drain_marker_key(lb_id: str, target: Target) -> str:
-    """KV key holding when we drained an extra target (it has no binding record to keep that in)."""
-    return f"extra-drain:{lb_id}:{target.listener_id}:{target.ip}:{target.port}"
 
 
 def warm_key(namespace: str) -> str:

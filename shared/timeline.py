@@ -197,7 +197,7 @@ def prune_service(store: TimelineStore, service: str, *, now: float) -> int:
 
 
 def record_registered(
-    store: TimelineStore, targets: Iterable[DesiredTarget], pods: Mapping[str, PodInfo], *, now: float
+    store: TimelineStore, targets: Iterable[DesiredTarget | BindingRecord], pods: Mapping[str, PodInfo], *, now: float
 ) -> None:
     """The bind batch registered `targets`: mark admitted / containers_ready (from the Pod) and registered."""
     seen: set[str] = set()

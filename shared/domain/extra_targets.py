@@ -1,6 +1,6 @@
 """Extra targets: backends on a listener clb-direct manages that no Pod of its Service accounts for.
 
-Pure planning called by the bind batch (`shared/steps/extra_targets.py`), so every bind and every
+Pure planning called by the bind half of the batch plan (`shared/domain/batch_bind.py`), so every bind and every
 reconcile pass also repairs drift in the removing direction: targets left after the store lost its
 binding records, added by hand, or left by a crash or a lost event. A target on a managed listener is
 *extra* when it is neither a desired backend nor claimed by an active binding record (registering,
@@ -12,7 +12,8 @@ What happens to an extra target depends on who holds its IP now. No live Pod: de
 nothing in the cluster answers there, so there are no connections to drain (as `plan_unbind` does for a
 Pod that is gone), and waiting would only keep black-holing traffic. A live Pod that is not a backend
 here (unready, terminating, unselected, another port): drain to weight 0 first and deregister after the
-drain timeout like any unbind, because the target may still carry that Pod's established connections.
+drain timeout like any unbind, because the target may still carry that Pod's established connections;
+the drained target is recorded as a draining binding of that Pod, so the unbind path finishes it.
 Managed listeners are the ones serving the Service's ports on a CLB we created; on an adopted CLB only
 the listeners the service step created for the Service (`listeners.is_owned_listener`), because an
 adopted listener may carry someone else's backends.
@@ -93,14 +94,14 @@ def needed_by(
     return None
 
 
-ExtraKind = Literal["keep", "drain", "wait", "deregister"]
+ExtraKind = Literal["keep", "drain", "deregister"]
 
 
 @dataclass(frozen=True)
 class ExtraDecision:
     kind: ExtraKind
     reason: str
-    recheck_at: float | None = None
+    holder: PodInfo | None = None  # drain: the live Pod whose draining binding the target becomes
 
 
 def plan_extra_target(
@@ -109,11 +110,9 @@ def plan_extra_target(
     claimed: BindingRecord | None,
     needed: tuple[PodInfo, ServiceInfo] | None,
     ip_holders: Sequence[PodInfo],
-    drain_started_at: float | None,
-    now: float,
-    drain_timeout_s: float,
 ) -> ExtraDecision:
-    """What to do with one candidate. `drain_started_at` is when we set it to weight 0, if we did."""
+    """What to do with one candidate. A drained one becomes a draining binding of its holder, so from then
+    on the one drain path (the unbind half of the batch) waits out the drain timeout and deregisters it."""
     if claimed is not None:
         return ExtraDecision(
             "keep", f"claimed by the {claimed.state} binding of Pod {claimed.namespace}/{claimed.pod_name}"
@@ -124,14 +123,10 @@ def plan_extra_target(
     live = [p for p in ip_holders if p.ip == target.ip and p.phase not in _FINISHED_PHASES]
     if not live:
         return ExtraDecision("deregister", f"no live Pod has IP {target.ip}")
-    holder = f"Pod {live[0].namespace}/{live[0].name} holding IP {target.ip} is not a backend there"
-    # Weight back above 0 means someone re-weighted it since: a drain that starts over, not a timeout.
-    if target.weight == 0 and drain_started_at is not None:
-        deadline = drain_started_at + drain_timeout_s
-        if now >= deadline:
-            return ExtraDecision("deregister", f"{holder}; drain timeout of {drain_timeout_s:g}s elapsed")
-        return ExtraDecision("wait", holder, recheck_at=deadline)
-    return ExtraDecision("drain", holder, recheck_at=now + drain_timeout_s)
+    holder = live[0]
+    return ExtraDecision(
+        "drain", f"Pod {holder.namespace}/{holder.name} holding IP {target.ip} is not a backend there", holder
+    )
 
 
 def by_listener(services: Iterable[tuple[ServiceInfo, bool]], listeners: Sequence[Listener]) -> dict[str, ServiceInfo]:

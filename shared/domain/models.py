@@ -248,6 +248,10 @@ class BindingRecord(_Model):
     state: BindingState = "registering"
     updated_at: float = 0.0
     drain_started_at: float | None = None
+    origin: Literal["bind", "extra"] = Field(
+        default="bind",
+        description="extra: recorded when draining an extra target a live Pod holds (never bound by us)",
+    )
 
 
 class Lease(_Model):

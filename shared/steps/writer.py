@@ -17,7 +17,7 @@ from shared.deps import Deps
 from shared.domain.clb_work import ClbWork
 from shared.domain.models import BindingRecord, ServiceInfo, StepRequest
 from shared.leases import ClbWriter, Fence, FencedLoadBalancer
-from shared.steps.clb_batch import BatchOutcome, process_batch
+from shared.steps.clb_batch import process_batch
 from shared.steps.common import Recorder, follow_up, new_holder, selecting_services, service_lb_id
 
 
@@ -25,8 +25,8 @@ def write_clb(deps: Deps, lb_id: str, items: list[ClbWork], rec: Recorder, reque
     """Run the items for one CLB as its writer, or queue them for the current writer."""
     if rec.dry_run:
         planned = process_batch(deps, lb_id, items, rec, correlation_id=request.correlation_id)
-        return {"lb_id": lb_id, "writer": "dry-run", **planned.as_dict()}
-    outcomes: list[BatchOutcome] = []
+        return {"lb_id": lb_id, "writer": "dry-run", **planned}
+    outcomes: list[dict[str, Any]] = []
 
     def work(batch: list[ClbWork], fence: Fence) -> None:
         fenced = dataclasses.replace(deps, clb=FencedLoadBalancer(deps.require_clb(), fence))
@@ -36,7 +36,7 @@ def write_clb(deps: Deps, lb_id: str, items: list[ClbWork], rec: Recorder, reque
     wrote = writer.run(lb_id, items, work)
     merged: dict[str, Any] = {"lb_id": lb_id, "writer": "self" if wrote else "queued", "batches": len(outcomes)}
     for outcome in outcomes:
-        for key, value in outcome.as_dict().items():
+        for key, value in outcome.items():
             if isinstance(value, dict):
                 merged.setdefault(key, {}).update(value)
             else:

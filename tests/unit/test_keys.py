@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import shared.keys as keys
-from shared.domain.models import ObjectKey, Target
+from shared.domain.models import ObjectKey
 
-TARGET = Target(listener_id="lbl-1", ip="10.0.0.1", port=80, weight=10)
 KV = [
     keys.gate_key("uid"),
     keys.limit_key("uid"),
@@ -14,7 +13,6 @@ KV = [
     keys.batch_marker_key("b1"),
     keys.version_key("Pod", "ns", "web-1", "uid"),
     keys.timeline_mark_key("uid", "bound", "lbl-1"),
-    keys.drain_marker_key("lb-1", TARGET),
     keys.warm_key("ns"),
     keys.admission_notice_key("ns", "Deployment/web", "HostNetwork"),
     keys.nonce_key("n1"),

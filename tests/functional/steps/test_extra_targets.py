@@ -91,11 +91,16 @@ def test_a_live_unready_pods_target_without_a_record_is_drained_then_deregistere
 
     assert env.targets(lb_id) == {("10.0.0.1", 8080, 10), ("10.0.0.2", 8080, 0)}
     assert "default/web-2" in service_events(env, "DrainingExtraTargets")[0]
+    # One drain path: the drained target is now a draining binding of the Pod holding its IP ...
+    [record] = env.deps.store.list_bindings(pod_uid="uid-web-2")
+    assert (record.state, record.origin, record.weight) == ("draining", "extra", 0)
+    # ... whose drain re-check is the unbind step's, like any Pod's.
     [recheck] = env.deps.store.schedule_list()
-    assert recheck.key == f"bind:{lb_id}:svc:default/web" and recheck.due_at == env.clock.now() + 30
+    assert recheck.key == f"unbind:{lb_id}:uid:uid-web-2" and recheck.due_at == env.clock.now() + 30
     env.drain(delayed=True)  # the timer takes the re-check once it is due
     assert env.targets(lb_id) == {("10.0.0.1", 8080, 10)}
     assert "drain timeout of 30s elapsed" in service_events(env, "RemovedExtraTargets")[0]
+    assert env.deps.store.list_bindings(pod_uid="uid-web-2") == []
 
 
 def test_listeners_we_do_not_manage_on_an_adopted_clb_are_never_touched(env: Env) -> None:

@@ -73,18 +73,11 @@ def binding(name: str, state: str = "registered", ip: str = "10.0.0.1") -> Bindi
 T80 = Target(listener_id="l80", ip="10.0.0.1", port=8080, weight=10)
 
 
-def decide(target: Target = T80, **kw: Any) -> tuple[str, str, float | None]:
-    args: dict[str, Any] = {
-        "claimed": None,
-        "needed": None,
-        "ip_holders": [],
-        "drain_started_at": None,
-        "now": 1000.0,
-        "drain_timeout_s": 30.0,
-    }
+def decide(target: Target = T80, **kw: Any) -> tuple[str, str, PodInfo | None]:
+    args: dict[str, Any] = {"claimed": None, "needed": None, "ip_holders": []}
     args.update(kw)
     decision = plan_extra_target(target, **args)
-    return decision.kind, decision.reason, decision.recheck_at
+    return decision.kind, decision.reason, decision.holder
 
 
 def test_on_an_own_clb_every_listener_of_the_service_is_managed_never_a_foreign_port() -> None:
@@ -148,22 +141,14 @@ def test_a_service_without_direct_access_needs_nothing() -> None:
 
 
 def test_no_live_pod_with_the_ip_deregisters_at_once() -> None:
-    kind, reason, recheck = decide()
-    assert (kind, recheck) == ("deregister", None) and "no live Pod has IP 10.0.0.1" in reason
+    kind, reason, holder = decide()
+    assert (kind, holder) == ("deregister", None) and "no live Pod has IP 10.0.0.1" in reason
     finished = pod("job-1", phase="Succeeded")
     assert decide(ip_holders=[finished])[0] == "deregister"
 
 
-def test_a_live_pod_holding_the_ip_is_drained_then_deregistered_after_the_timeout() -> None:
+def test_a_live_pod_holding_the_ip_is_drained_as_its_binding() -> None:
+    # The drain itself (weight 0, timeout, deregistration) is the unbind path's: see test_batch_plan.py.
     holder = pod("web-1", containers_ready=False)
-    kind, reason, recheck = decide(ip_holders=[holder])
-    assert (kind, recheck) == ("drain", 1030.0) and "ns/web-1" in reason
-    drained = T80.model_copy(update={"weight": 0})
-    assert decide(drained, ip_holders=[holder], drain_started_at=1000.0, now=1010.0)[::2] == ("wait", 1030.0)
-    kind, reason, _ = decide(drained, ip_holders=[holder], drain_started_at=1000.0, now=1030.0)
-    assert kind == "deregister" and "drain timeout of 30s elapsed" in reason
-
-
-def test_a_drained_target_re_weighted_since_starts_its_drain_over() -> None:
-    holder = pod("web-1", containers_ready=False)
-    assert decide(ip_holders=[holder], drain_started_at=1.0, now=1000.0)[0] == "drain"
+    kind, reason, drained_for = decide(ip_holders=[holder])
+    assert (kind, drained_for) == ("drain", holder) and "ns/web-1" in reason
