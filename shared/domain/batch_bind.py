@@ -88,7 +88,7 @@ def wanted_backends(snap: BatchSnapshot, plan: BatchPlan) -> Wanted:
             refused=refused,
         )
         for warning in backends.warnings:
-            plan.event(service_ref(service), "Warning", "InvalidCustomWeight", warning)
+            plan.event(service_ref(service), type="Warning", reason="InvalidCustomWeight", message=warning)
         by_uid = {p.uid: p for p in pods}
         wanted.problems.update({uid: (by_uid[uid], message) for uid, message in refused.items()})
         wanted.services.append(service)
@@ -194,7 +194,7 @@ def _plan_problems(
         if snap.limits.get(uid) == message:
             continue  # already reported: one Warning per problem, not one per event
         plan.add(PodState(kind="record_limit", pod_uid=uid, pod=str(pod.key), message=message, reason="use limit"))
-        plan.event(pod_ref(pod), "Warning", "DirectAccessLimit", message)
+        plan.event(pod_ref(pod), type="Warning", reason="DirectAccessLimit", message=message)
 
 
 def plan_extras(
@@ -259,10 +259,12 @@ def _deregister_extra(
     plan.report("extra_deregistered", *described)
     plan.event(
         service_ref(service),
-        "Normal",
-        "RemovedExtraTargets",
-        f"deregistered {len(targets)} target(s) from CLB {snap.lb_id} that no Pod of this Service accounts for: "
-        + "; ".join(described),
+        type="Normal",
+        reason="RemovedExtraTargets",
+        message=(
+            f"deregistered {len(targets)} target(s) from CLB {snap.lb_id} that no Pod of this Service accounts "
+            "for: " + "; ".join(described)
+        ),
     )
 
 
@@ -308,10 +310,12 @@ def _drain_extra(
     plan.report("extra_draining", *described)
     plan.event(
         service_ref(service),
-        "Normal",
-        "DrainingExtraTargets",
-        f"set {len(items)} target(s) on CLB {snap.lb_id} that no Pod of this Service accounts for to weight 0; "
-        f"deregistering them after {timeout:g}s: " + "; ".join(described),
+        type="Normal",
+        reason="DrainingExtraTargets",
+        message=(
+            f"set {len(items)} target(s) on CLB {snap.lb_id} that no Pod of this Service accounts for to weight "
+            f"0; deregistering them after {timeout:g}s: " + "; ".join(described)
+        ),
     )
     plan.follow_up(
         StepRequest(

@@ -164,10 +164,12 @@ def _plan_deregister(
         if service is not None:
             plan.event(
                 service_ref(service),
-                "Normal",
-                "RemovedExtraTargets",
-                f"deregistered {len(items)} target(s) from CLB {snap.lb_id} that no Pod of this Service accounts "
-                "for: " + "; ".join(items),
+                type="Normal",
+                reason="RemovedExtraTargets",
+                message=(
+                    f"deregistered {len(items)} target(s) from CLB {snap.lb_id} that no Pod of this Service "
+                    "accounts for: " + "; ".join(items)
+                ),
             )
 
 
