@@ -12,6 +12,7 @@ condition writes that skip no-ops, finalizers that hold a deleted Service until 
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -153,16 +154,30 @@ class FakeCluster:
 
 
 class StepQueue:
-    """Invoker that queues (function, payload); `run(handler_for)` executes them FIFO."""
+    """The Invoker fake: records every invocation (`calls`, in order) and queues it; `run(call)` executes the
+    queue FIFO when the test chooses. Thread-safe, so servers and relays in integration tests can invoke too."""
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self.queue: list[tuple[str, dict[str, Any]]] = []
         self.history: list[tuple[str, dict[str, Any]]] = []
+        self.calls = self.history  # every invocation made, in order (tests may clear it)
 
     def invoke_async(self, function: str, payload: Mapping[str, Any]) -> str:
-        self.queue.append((function, dict(payload)))
-        self.history.append((function, dict(payload)))
-        return f"req-{len(self.history)}"
+        with self._lock:
+            self.queue.append((function, dict(payload)))
+            self.history.append((function, dict(payload)))
+            return f"req-{len(self.history)}"
+
+    def steps(self) -> list[str]:
+        """The function of every invocation made, in order."""
+        with self._lock:
+            return [name for name, _ in self.history]
+
+    def snapshot(self) -> list[tuple[str, dict[str, Any]]]:
+        """A copy of every invocation made, safe to read while other threads invoke."""
+        with self._lock:
+            return list(self.history)
 
     def run(
         self, call: Callable[[str, dict[str, Any]], Any], *, delayed: bool = True, limit: int = 50

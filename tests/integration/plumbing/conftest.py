@@ -8,8 +8,7 @@ the Invoker only records what would be dispatched, so these tests see exactly wh
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -23,29 +22,17 @@ from shared.config import Settings
 from shared.deps import Deps
 from shared.events.apigw import ApiGatewayEvent
 from shared.router import route_signed
+from tests.support.fakes import StepQueue
 from tests.support.net import BackgroundServer
 
 HMAC_KEY = "integration-relay-key"
 
 
-class ThreadSafeInvoker:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._calls: list[tuple[str, dict[str, Any]]] = []
-
-    def invoke_async(self, function: str, payload: Mapping[str, Any]) -> str:
-        with self._lock:
-            self._calls.append((function, dict(payload)))
-            return f"req-{len(self._calls)}"
-
-    def calls(self) -> list[tuple[str, dict[str, Any]]]:
-        with self._lock:
-            return list(self._calls)
-
-    def pods_for(self, step: str) -> set[str]:
-        return {
-            f"{p['namespace']}/{p['name']}" for name, payload in self.calls() if name == step for p in payload["pods"]
-        }
+def pods_for(invoker: StepQueue, step: str) -> set[str]:
+    """The Pods ("ns/name") of every `step` invocation made so far."""
+    return {
+        f"{p['namespace']}/{p['name']}" for name, payload in invoker.snapshot() if name == step for p in payload["pods"]
+    }
 
 
 class RouterServer:
@@ -84,12 +71,12 @@ class RouterServer:
 
 
 @pytest.fixture
-def invoker() -> ThreadSafeInvoker:
-    return ThreadSafeInvoker()
+def invoker() -> StepQueue:
+    return StepQueue()
 
 
 @pytest.fixture
-def router_deps(tmp_path: Path, invoker: ThreadSafeInvoker) -> Iterator[Deps]:
+def router_deps(tmp_path: Path, invoker: StepQueue) -> Iterator[Deps]:
     url = f"sqlite:///{tmp_path / 'state.db'}"
     settings = Settings.load({}, relay_hmac_key=HMAC_KEY, store_url=url)
     store = open_store(url)

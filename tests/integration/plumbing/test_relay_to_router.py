@@ -24,8 +24,9 @@ from relay.auth import AuditAuth
 from relay.batcher import Batcher, BatcherConfig
 from shared.deps import Deps
 from shared.domain.models import SelectorEntry
-from tests.integration.plumbing.conftest import HMAC_KEY, RouterServer, ThreadSafeInvoker
+from tests.integration.plumbing.conftest import HMAC_KEY, RouterServer, pods_for
 from tests.manifests import web_deployment
+from tests.support.fakes import StepQueue
 from tests.support.polling import eventually
 
 NS = "default"
@@ -69,29 +70,29 @@ def _healthz(relay: Relay) -> dict[str, Any]:
         return dict(json.loads(response.read()))
 
 
-def _rollout_routes_every_pod(api: client.ApiClient, invoker: ThreadSafeInvoker, router_deps: Deps) -> None:
+def _rollout_routes_every_pod(api: client.ApiClient, invoker: StepQueue, router_deps: Deps) -> None:
     # What the service step would have recorded once it ensured the CLB (the router reads it).
     router_deps.store.put_selector(SelectorEntry(namespace=NS, service="web", selector={"app": "web"}, lb_id=LB_ID))
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
     core.create_namespaced_service(NS, _service())
     apps.create_namespaced_deployment(NS, _deployment("v1"))
-    eventually(lambda: any(n == "service" for n, _ in invoker.calls()), "a service step for default/web")
+    eventually(lambda: any(n == "service" for n, _ in invoker.snapshot()), "a service step for default/web")
 
     def exactly(version: str, count: int) -> set[str] | None:
         live = _live_pods(core, version)
         return live if len(live) == count else None
 
     first = eventually(lambda: exactly("v1", 2), "two v1 Pods")
-    eventually(lambda: first <= invoker.pods_for("bind"), f"bind requested for {first}")
+    eventually(lambda: first <= pods_for(invoker, "bind"), f"bind requested for {first}")
     apps.patch_namespaced_deployment("web", NS, _deployment("v2"))
     second = eventually(lambda: exactly("v1", 0) is not None and exactly("v2", 2), "rollout to v2")
-    eventually(lambda: second <= invoker.pods_for("bind"), f"bind requested for {second}")
-    eventually(lambda: first <= invoker.pods_for("unbind"), f"unbind requested for {first}")
-    binds = [p for n, p in invoker.calls() if n == "bind"]
+    eventually(lambda: second <= pods_for(invoker, "bind"), f"bind requested for {second}")
+    eventually(lambda: first <= pods_for(invoker, "unbind"), f"unbind requested for {first}")
+    binds = [p for n, p in invoker.snapshot() if n == "bind"]
     assert {p["lb_id"] for p in binds} == {LB_ID}
     assert all(p["services"] == [{"namespace": NS, "name": "web"}] for p in binds)
     # Events are hints: no bind was ever planned for a Pod without an IP or being deleted.
-    assert not (invoker.pods_for("bind") - first - second)
+    assert not (pods_for(invoker, "bind") - first - second)
 
 
 @pytest.fixture
@@ -101,7 +102,7 @@ def sim_watch(tmp_path: Path) -> Iterator[ClusterSimulator]:
 
 
 def test_watch_mode_rolling_update(
-    sim_watch: ClusterSimulator, router: RouterServer, router_deps: Deps, invoker: ThreadSafeInvoker
+    sim_watch: ClusterSimulator, router: RouterServer, router_deps: Deps, invoker: StepQueue
 ) -> None:
     api = config.new_client_from_config(config_file=str(sim_watch.kubeconfig_path))
     relay = Relay(batcher=_batcher(router), sources=["watch"], api_client=api, watch_timeout_s=5)
@@ -118,9 +119,7 @@ def test_watch_mode_rolling_update(
     assert set(router.statuses) == {200}
 
 
-def test_audit_mode_rolling_update(
-    tmp_path: Path, router: RouterServer, router_deps: Deps, invoker: ThreadSafeInvoker
-) -> None:
+def test_audit_mode_rolling_update(tmp_path: Path, router: RouterServer, router_deps: Deps, invoker: StepQueue) -> None:
     token = "relay-audit-token"  # what the API server's audit webhook kubeconfig carries
     relay = Relay(batcher=_batcher(router), sources=["audit"], audit_auth=AuditAuth(token=token))
     relay.start()

@@ -37,6 +37,7 @@ from shared.deps import Deps
 from shared.domain.models import GATE_CONDITION_TYPE, ObjectKey, StepRequest
 from shared.ports import Clock, Store
 from shared.steps import run_step
+from tests.support.fakes import StepQueue
 from tests.support.net import free_port
 
 NS = "default"
@@ -49,17 +50,6 @@ def has_gate(pod: client.V1Pod) -> bool:
 
 def condition(pod: client.V1Pod, kind: str) -> client.V1PodCondition | None:
     return next((c for c in (pod.status.conditions if pod.status else None) or [] if c.type == kind), None)
-
-
-class RecordingInvoker:
-    """Records the follow-ups a step asks for (the service step asks `bind`); runs nothing."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-
-    def invoke_async(self, function: str, payload: Mapping[str, Any]) -> str:
-        self.calls.append((function, dict(payload)))
-        return f"req-{len(self.calls)}"
 
 
 @dataclass
@@ -164,7 +154,7 @@ class WebhookStack:
         pod: client.V1Pod = self.core.create_namespaced_pod(NS, body)
         return pod
 
-    def direct_access_service(self, name: str = "web", selector: Mapping[str, str] | None = None) -> RecordingInvoker:
+    def direct_access_service(self, name: str = "web", selector: Mapping[str, str] | None = None) -> StepQueue:
         """Create a direct-access Service and run the service step (CLB: the `clb_fake` emulator model).
 
         The service step puts the Service's selector in the selector index the admission step reads.
@@ -182,7 +172,7 @@ class WebhookStack:
                 },
             },
         )
-        invoker = RecordingInvoker()
+        invoker = StepQueue()
         with clb_fake(config=ClbEmulatorConfig(task_duration_s=0)) as (_model, endpoint):
             settings = self.settings(clb_endpoint=endpoint, secret_id="AKIDtest", secret_key="test-key")
             clock = SystemClock()

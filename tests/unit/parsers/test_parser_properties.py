@@ -37,9 +37,9 @@ from shared.router import route_signed
 from shared.signing import BATCH_ID_HEADER, sign_batch
 from shared.steps.handler_support import parse_step_event
 from tests.conftest import load_event
-from tests.support.fakes import FakeCluster
+from tests.support.fakes import FakeCluster, StepQueue
 from tests.unit.parsers.strategies import JSON, hostile_bytes, mutated
-from tests.unit.plumbing.conftest import HMAC_KEY, RecordingInvoker
+from tests.unit.plumbing.conftest import HMAC_KEY
 
 # CI runs a fixed, fast set; `CLB_DIRECT_FUZZ_EXAMPLES=5000` explores randomly for as long as one likes.
 _EXPLORE = int(os.environ.get("CLB_DIRECT_FUZZ_EXAMPLES", "0"))
@@ -106,8 +106,8 @@ class EmptyClb:
 
 
 @contextmanager
-def world(**overrides: Any) -> Iterator[tuple[Deps, WriteSpy, RecordingInvoker]]:
-    store, invoker = WriteSpy(), RecordingInvoker()
+def world(**overrides: Any) -> Iterator[tuple[Deps, WriteSpy, StepQueue]]:
+    store, invoker = WriteSpy(), StepQueue()
     values: dict[str, Any] = {"relay_hmac_key": HMAC_KEY, "store_url": "memory://", **overrides}
     deps = Deps(
         settings=Settings.load({}, **values),

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
@@ -12,20 +11,9 @@ from shared.clock import FakeClock
 from shared.config import Settings
 from shared.deps import Deps
 from shared.ports import Store
+from tests.support.fakes import StepQueue
 
 HMAC_KEY = "unit-test-relay-key"
-
-
-class RecordingInvoker:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-
-    def invoke_async(self, function: str, payload: Mapping[str, Any]) -> str:
-        self.calls.append((function, dict(payload)))
-        return f"req-{len(self.calls)}"
-
-    def steps(self) -> list[str]:
-        return [name for name, _ in self.calls]
 
 
 @pytest.fixture
@@ -41,11 +29,11 @@ def store() -> Iterator[Store]:
 
 
 @pytest.fixture
-def invoker() -> RecordingInvoker:
-    return RecordingInvoker()
+def invoker() -> StepQueue:
+    return StepQueue()
 
 
 @pytest.fixture
-def deps(store: Store, clock: FakeClock, invoker: RecordingInvoker) -> Deps:
+def deps(store: Store, clock: FakeClock, invoker: StepQueue) -> Deps:
     settings = Settings.load({}, relay_hmac_key=HMAC_KEY, store_url="memory://")
     return Deps(settings=settings, store=store, clock=clock, invoker=invoker)

@@ -12,7 +12,7 @@ from shared.domain.models import BindingRecord, LoadBalancerInfo, TargetHealth
 from shared.events.health import AlarmCallback, TargetHealthChanged
 from shared.health import on_alarm, on_target_health_changed, poll_pending
 from tests.conftest import load_event
-from tests.unit.plumbing.conftest import RecordingInvoker
+from tests.support.fakes import StepQueue
 
 
 class FakeClb:
@@ -49,7 +49,7 @@ def th(ip: str, healthy: bool, listener: str = "lbl-1") -> TargetHealth:
     return TargetHealth(listener_id=listener, ip=ip, port=8080, healthy=healthy, detail="Alive" if healthy else "Dead")
 
 
-def test_notification_flips_the_bound_pod(deps: Deps, invoker: RecordingInvoker) -> None:
+def test_notification_flips_the_bound_pod(deps: Deps, invoker: StepQueue) -> None:
     bind(deps.store, "lb-web00001", "u5", "127.0.10.5", listener="lbl-web00080")
     result = on_target_health_changed(deps, TargetHealthChanged.model_validate(load_event("health_notification")))
     assert result["matched"] == 1
@@ -57,13 +57,13 @@ def test_notification_flips_the_bound_pod(deps: Deps, invoker: RecordingInvoker)
     assert name == "flip" and payload["pod_uids"] == ["u5"] and payload["lb_id"] == "lb-web00001"
 
 
-def test_notification_for_an_unknown_target_does_nothing(deps: Deps, invoker: RecordingInvoker) -> None:
+def test_notification_for_an_unknown_target_does_nothing(deps: Deps, invoker: StepQueue) -> None:
     bind(deps.store, "lb-web00001", "u5", "127.0.10.99", listener="lbl-web00080")
     result = on_target_health_changed(deps, TargetHealthChanged.model_validate(load_event("health_notification")))
     assert result["matched"] == 0 and invoker.calls == []
 
 
-def test_poll_asks_only_for_pending_clbs_in_chunks_of_30(deps: Deps, invoker: RecordingInvoker) -> None:
+def test_poll_asks_only_for_pending_clbs_in_chunks_of_30(deps: Deps, invoker: StepQueue) -> None:
     health: dict[str, list[TargetHealth]] = {}
     for i in range(35):
         lb = f"lb-{i:03d}"
@@ -82,7 +82,7 @@ def test_poll_asks_only_for_pending_clbs_in_chunks_of_30(deps: Deps, invoker: Re
     assert {name for name, _ in invoker.calls} == {"flip"}
 
 
-def test_poll_waits_until_every_listener_of_a_pod_is_healthy(deps: Deps, invoker: RecordingInvoker) -> None:
+def test_poll_waits_until_every_listener_of_a_pod_is_healthy(deps: Deps, invoker: StepQueue) -> None:
     bind(deps.store, "lb-1", "u1", "127.0.1.1", listener="lbl-a")
     bind(deps.store, "lb-1", "u1", "127.0.1.1", listener="lbl-b")
     deps.clb = FakeClb({"lb-1": [th("127.0.1.1", True, "lbl-a"), th("127.0.1.1", False, "lbl-b")]})  # type: ignore[assignment]
@@ -91,7 +91,7 @@ def test_poll_waits_until_every_listener_of_a_pod_is_healthy(deps: Deps, invoker
     assert len(poll_pending(deps)["dispatched"]) == 1
 
 
-def test_alarm_polls_the_clb_named_by_vip_and_acks(deps: Deps, invoker: RecordingInvoker) -> None:
+def test_alarm_polls_the_clb_named_by_vip_and_acks(deps: Deps, invoker: StepQueue) -> None:
     bind(deps.store, "lb-a", "ua", "127.0.1.1")
     bind(deps.store, "lb-b", "ub", "127.0.1.2")
     alarm = load_event("alarm_callback")
@@ -125,7 +125,7 @@ def handler_deps(deps: Deps) -> Any:
     health_handler.shell.use(None)
 
 
-def test_handler_rejects_bad_notifications(handler_deps: Deps, invoker: RecordingInvoker) -> None:
+def test_handler_rejects_bad_notifications(handler_deps: Deps, invoker: StepQueue) -> None:
     bad_json = health_handler.main_handler(_api("{nope"), {})
     assert bad_json["statusCode"] == 400 and "not JSON" in bad_json["body"]
     note = load_event("health_notification")
@@ -137,7 +137,7 @@ def test_handler_rejects_bad_notifications(handler_deps: Deps, invoker: Recordin
     assert invoker.calls == []
 
 
-def test_handler_timer_and_alarm(handler_deps: Deps, invoker: RecordingInvoker) -> None:
+def test_handler_timer_and_alarm(handler_deps: Deps, invoker: StepQueue) -> None:
     handler_deps.clb = FakeClb({})  # type: ignore[assignment]
     assert health_handler.main_handler(load_event("timer"), {})["polled"] == []
     response = health_handler.main_handler(_api(json.dumps(load_event("alarm_callback"))), {})

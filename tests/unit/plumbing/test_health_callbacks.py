@@ -13,7 +13,7 @@ from emulators.clb.dataplane.notifier import signed_headers
 from functions.health import handler as health_handler
 from shared.deps import Deps
 from tests.conftest import load_event
-from tests.unit.plumbing.conftest import RecordingInvoker
+from tests.support.fakes import StepQueue
 from tests.unit.plumbing.test_health import bind
 
 SECRET = "s3cret-notify"
@@ -50,7 +50,7 @@ def _call(body: bytes, headers: dict[str, str], **kw: Any) -> dict[str, Any]:
     return health_handler.main_handler(_api(body, headers, **kw), {})
 
 
-def test_a_signed_notification_is_accepted_once(handler_deps: Deps, invoker: RecordingInvoker) -> None:
+def test_a_signed_notification_is_accepted_once(handler_deps: Deps, invoker: StepQueue) -> None:
     body = _note()
     headers = signed_headers(SECRET, body, now=handler_deps.clock.now(), nonce="n" * 32)
     assert _call(body, headers)["statusCode"] == 200 and invoker.steps() == ["flip"]
@@ -59,13 +59,13 @@ def test_a_signed_notification_is_accepted_once(handler_deps: Deps, invoker: Rec
     assert invoker.steps() == ["flip"]
 
 
-def test_a_notification_outside_the_window_is_refused(handler_deps: Deps, invoker: RecordingInvoker) -> None:
+def test_a_notification_outside_the_window_is_refused(handler_deps: Deps, invoker: StepQueue) -> None:
     body = _note()
     old = signed_headers(SECRET, body, now=handler_deps.clock.now() - 3600, nonce="o" * 32)
     assert _call(body, old)["statusCode"] == 401 and invoker.calls == []
 
 
-def test_the_old_signature_scheme_and_tampering_are_refused(handler_deps: Deps, invoker: RecordingInvoker) -> None:
+def test_the_old_signature_scheme_and_tampering_are_refused(handler_deps: Deps, invoker: StepQueue) -> None:
     from emulators.clb.dataplane.notifier import sign_body
 
     body = _note()
@@ -78,7 +78,7 @@ def test_the_old_signature_scheme_and_tampering_are_refused(handler_deps: Deps, 
     assert invoker.calls == []
 
 
-def test_the_previous_secret_is_accepted_during_a_rotation(handler_deps: Deps, invoker: RecordingInvoker) -> None:
+def test_the_previous_secret_is_accepted_during_a_rotation(handler_deps: Deps, invoker: StepQueue) -> None:
     handler_deps.settings = handler_deps.settings.model_copy(
         update={"health_notify_secret": SecretStr("new-one"), "health_notify_secret_previous": SecretStr(SECRET)}
     )
@@ -88,7 +88,7 @@ def test_the_previous_secret_is_accepted_during_a_rotation(handler_deps: Deps, i
         assert _call(body, headers)["statusCode"] == 200
 
 
-def test_unsigned_callbacks_are_refused_by_default(deps: Deps, invoker: RecordingInvoker) -> None:
+def test_unsigned_callbacks_are_refused_by_default(deps: Deps, invoker: StepQueue) -> None:
     health_handler.shell.use(deps)
     try:
         response = health_handler.main_handler(_api(_note()), {})
@@ -100,7 +100,7 @@ def test_unsigned_callbacks_are_refused_by_default(deps: Deps, invoker: Recordin
     assert invoker.calls == []
 
 
-def test_alarm_callbacks_need_the_url_token(handler_deps: Deps, invoker: RecordingInvoker) -> None:
+def test_alarm_callbacks_need_the_url_token(handler_deps: Deps, invoker: StepQueue) -> None:
     from tests.unit.plumbing.test_health import FakeClb
 
     handler_deps.settings = handler_deps.settings.model_copy(update={"health_alarm_token": SecretStr("tok-123")})
@@ -116,7 +116,7 @@ def test_alarm_callbacks_need_the_url_token(handler_deps: Deps, invoker: Recordi
     ("body", "words"),
     [(b"\xff\xfe{", "UTF-8"), (b"[" * 5000 + b"]" * 5000, "deeper"), (b'{"type": ' + b"1" * 5000 + b"}", "digits")],
 )
-def test_hostile_signed_bodies_get_400(handler_deps: Deps, invoker: RecordingInvoker, body: bytes, words: str) -> None:
+def test_hostile_signed_bodies_get_400(handler_deps: Deps, invoker: StepQueue, body: bytes, words: str) -> None:
     headers = signed_headers(SECRET, body, now=handler_deps.clock.now(), nonce="h" * 32)
     response = _call(body, headers)
     assert response["statusCode"] == 400, response

@@ -22,8 +22,7 @@ from shared.domain.models import (
 from shared.normalize import normalize_audit
 from shared.reconcile import reconcile_all, reconcile_service, replay_event, replay_pod
 from tests.conftest import load_event
-from tests.support.fakes import FakeCluster
-from tests.unit.plumbing.conftest import RecordingInvoker
+from tests.support.fakes import FakeCluster, StepQueue
 
 
 class FakeClb:
@@ -77,7 +76,7 @@ def world(deps: Deps) -> tuple[FakeCluster, FakeClb]:
     return cluster, clb
 
 
-def test_idle_pass_skips_by_checkpoint(deps: Deps, world: Any, invoker: RecordingInvoker) -> None:
+def test_idle_pass_skips_by_checkpoint(deps: Deps, world: Any, invoker: StepQueue) -> None:
     runner = Runner()
     first = reconcile_all(deps, runner=runner)
     assert first["walked"] == 1 and runner.steps() == ["service", "unbind", "bind", "flip"]

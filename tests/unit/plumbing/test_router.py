@@ -15,7 +15,8 @@ from shared.keys import version_key
 from shared.router import route_signed
 from shared.signing import sign_batch
 from tests.conftest import load_event
-from tests.unit.plumbing.conftest import HMAC_KEY, RecordingInvoker
+from tests.support.fakes import StepQueue
+from tests.unit.plumbing.conftest import HMAC_KEY
 
 
 def api_event(body: bytes, headers: dict[str, str]) -> ApiGatewayEvent:
@@ -48,11 +49,11 @@ def selectors(deps: Deps) -> None:
     )
 
 
-def nothing_changed(deps: Deps, invoker: RecordingInvoker) -> bool:
+def nothing_changed(deps: Deps, invoker: StepQueue) -> bool:
     return invoker.calls == [] and deps.store.list_events(now=deps.clock.now()) == []
 
 
-def test_valid_batch_is_routed_recorded_and_grouped(deps: Deps, invoker: RecordingInvoker, batch: dict) -> None:
+def test_valid_batch_is_routed_recorded_and_grouped(deps: Deps, invoker: StepQueue, batch: dict) -> None:
     response = route_signed(deps, signed(deps, batch))
     assert response.status_code == 200, response.body
     result = json.loads(response.body)
@@ -64,9 +65,7 @@ def test_valid_batch_is_routed_recorded_and_grouped(deps: Deps, invoker: Recordi
 
 
 @pytest.mark.parametrize("attack", ["unsigned", "forged", "wrong_key", "stale_timestamp", "header_id_mismatch"])
-def test_bad_signatures_get_401_and_change_nothing(
-    deps: Deps, invoker: RecordingInvoker, batch: dict, attack: str
-) -> None:
+def test_bad_signatures_get_401_and_change_nothing(deps: Deps, invoker: StepQueue, batch: dict, attack: str) -> None:
     event = signed(deps, batch)
     if attack == "unsigned":
         event = api_event(event.raw_body(), {})
@@ -85,7 +84,7 @@ def test_bad_signatures_get_401_and_change_nothing(
     assert nothing_changed(deps, invoker)
 
 
-def test_replayed_batch_is_rejected_without_side_effects(deps: Deps, invoker: RecordingInvoker, batch: dict) -> None:
+def test_replayed_batch_is_rejected_without_side_effects(deps: Deps, invoker: StepQueue, batch: dict) -> None:
     assert route_signed(deps, signed(deps, batch)).status_code == 200
     calls, events = list(invoker.calls), deps.store.list_events(now=deps.clock.now())
     deps.clock.advance(5)  # type: ignore[attr-defined]
@@ -95,7 +94,7 @@ def test_replayed_batch_is_rejected_without_side_effects(deps: Deps, invoker: Re
 
 
 def test_malformed_event_is_reported_by_index_and_the_rest_processed(
-    deps: Deps, invoker: RecordingInvoker, batch: dict
+    deps: Deps, invoker: StepQueue, batch: dict
 ) -> None:
     batch["items"].insert(1, {"source": "audit", "event": {"kind": "Event", "stage": "ResponseComplete"}})
     result = json.loads(route_signed(deps, signed(deps, batch)).body)
@@ -104,14 +103,14 @@ def test_malformed_event_is_reported_by_index_and_the_rest_processed(
     assert result["accepted"] == 3 and invoker.steps() == ["service", "unbind", "bind"]
 
 
-def test_malformed_batch_is_400(deps: Deps, invoker: RecordingInvoker, batch: dict) -> None:
+def test_malformed_batch_is_400(deps: Deps, invoker: StepQueue, batch: dict) -> None:
     batch["unexpected"] = True  # our own format forbids unknown fields
     response = route_signed(deps, signed(deps, batch))
     assert response.status_code == 400 and "unexpected" in response.body
     assert nothing_changed(deps, invoker)
 
 
-def test_duplicates_and_stale_versions_are_dropped(deps: Deps, invoker: RecordingInvoker, batch: dict) -> None:
+def test_duplicates_and_stale_versions_are_dropped(deps: Deps, invoker: StepQueue, batch: dict) -> None:
     route_signed(deps, signed(deps, batch))
     invoker.calls.clear()
     # The service step read the live Service at resourceVersion 90 (what the API server returned).
@@ -126,9 +125,7 @@ def test_duplicates_and_stale_versions_are_dropped(deps: Deps, invoker: Recordin
     assert invoker.calls == []
 
 
-def test_a_recreated_object_is_not_stale_against_its_predecessor(
-    deps: Deps, invoker: RecordingInvoker, batch: dict
-) -> None:
+def test_a_recreated_object_is_not_stale_against_its_predecessor(deps: Deps, invoker: StepQueue, batch: dict) -> None:
     route_signed(deps, signed(deps, batch))
     invoker.calls.clear()
     recreated = copy.deepcopy(batch)
@@ -142,7 +139,7 @@ def test_a_recreated_object_is_not_stale_against_its_predecessor(
     assert invoker.steps() == ["service"]
 
 
-def test_raw_event_list_and_cls_through_the_handler(deps: Deps, invoker: RecordingInvoker) -> None:
+def test_raw_event_list_and_cls_through_the_handler(deps: Deps, invoker: StepQueue) -> None:
     router_handler.shell.use(deps)
     try:
         result = router_handler.main_handler(load_event("audit_eventlist"), {"request_id": "req-1"})
@@ -161,7 +158,7 @@ def test_raw_event_list_and_cls_through_the_handler(deps: Deps, invoker: Recordi
         router_handler.shell.use(None)
 
 
-def test_cls_record_that_is_not_json_is_reported(deps: Deps, invoker: RecordingInvoker) -> None:
+def test_cls_record_that_is_not_json_is_reported(deps: Deps, invoker: StepQueue) -> None:
     from shared.events.cls import ClsPayload, ClsRecord
     from shared.router import route_cls
 

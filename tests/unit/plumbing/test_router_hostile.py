@@ -16,7 +16,8 @@ from shared.domain.models import SelectorEntry
 from shared.router import route_signed
 from shared.signing import sign_batch
 from tests.conftest import load_event
-from tests.unit.plumbing.conftest import HMAC_KEY, RecordingInvoker
+from tests.support.fakes import StepQueue
+from tests.unit.plumbing.conftest import HMAC_KEY
 from tests.unit.plumbing.test_router import api_event, signed
 
 
@@ -74,7 +75,7 @@ def _poison(batch: dict[str, Any], where: str) -> dict[str, Any]:
     ],
 )
 def test_a_poison_item_is_reported_by_index_and_the_batch_goes_on(
-    deps: Deps, invoker: RecordingInvoker, batch: dict[str, Any], where: str
+    deps: Deps, invoker: StepQueue, batch: dict[str, Any], where: str
 ) -> None:
     batch["items"].insert(1, _poison(batch, where))
     response = route_signed(deps, signed(deps, batch))
@@ -84,7 +85,7 @@ def test_a_poison_item_is_reported_by_index_and_the_batch_goes_on(
     assert result["accepted"] == 3 and invoker.steps() == ["service", "unbind", "bind"]
 
 
-def test_a_poison_watch_item_is_reported_by_index(deps: Deps, invoker: RecordingInvoker, batch: dict) -> None:
+def test_a_poison_watch_item_is_reported_by_index(deps: Deps, invoker: StepQueue, batch: dict) -> None:
     watch = copy.deepcopy(batch["items"][1])
     assert watch["source"] == "watch"
     watch["object"]["spec"]["selector"] = ["app"]
@@ -97,7 +98,7 @@ def test_a_poison_watch_item_is_reported_by_index(deps: Deps, invoker: Recording
 
 
 def test_eight_concurrent_copies_of_one_signed_batch_dispatch_once(
-    deps: Deps, invoker: RecordingInvoker, batch: dict[str, Any]
+    deps: Deps, invoker: StepQueue, batch: dict[str, Any]
 ) -> None:
     event = signed(deps, batch)
     barrier = threading.Barrier(8)
@@ -126,7 +127,7 @@ def test_eight_concurrent_copies_of_one_signed_batch_dispatch_once(
     assert invoker.steps() == ["service", "unbind", "bind"]
 
 
-def test_a_failed_dispatch_releases_the_replay_marker(deps: Deps, invoker: RecordingInvoker, batch: dict) -> None:
+def test_a_failed_dispatch_releases_the_replay_marker(deps: Deps, invoker: StepQueue, batch: dict) -> None:
     from shared.domain.errors import RetryableError
 
     def failing(function: str, payload: Any) -> str:
@@ -154,9 +155,7 @@ def _raw_signed(deps: Deps, body: bytes, batch_id: str = "b" * 32) -> Any:
         (b"[1, 2]", "dictionary"),
     ],
 )
-def test_hostile_bodies_get_400_naming_the_problem(
-    deps: Deps, invoker: RecordingInvoker, body: bytes, words: str
-) -> None:
+def test_hostile_bodies_get_400_naming_the_problem(deps: Deps, invoker: StepQueue, body: bytes, words: str) -> None:
     if body.startswith(b'{"batchId": "\xff'):
         event = api_event(b"", {})
         event.body = None
@@ -191,7 +190,7 @@ def test_hostile_bodies_get_400_naming_the_problem(
     ],
 )
 def test_trigger_events_with_wrong_types_get_a_permanent_error(
-    deps: Deps, invoker: RecordingInvoker, event: dict[str, Any]
+    deps: Deps, invoker: StepQueue, event: dict[str, Any]
 ) -> None:
     router_handler.shell.use(deps)
     try:
@@ -204,7 +203,7 @@ def test_trigger_events_with_wrong_types_get_a_permanent_error(
     assert invoker.calls == []
 
 
-def test_a_key_rotation_loses_no_batch(deps: Deps, invoker: RecordingInvoker, batch: dict[str, Any]) -> None:
+def test_a_key_rotation_loses_no_batch(deps: Deps, invoker: StepQueue, batch: dict[str, Any]) -> None:
     """Router first (new key + old as previous), relay after: batches signed with either key get through."""
     rotated = deps.settings.model_copy(
         update={"relay_hmac_key": SecretStr("the-new-key"), "relay_hmac_key_previous": SecretStr(HMAC_KEY)}
@@ -229,7 +228,7 @@ def _service_event(batch: dict[str, Any], rv: str, batch_id: str) -> dict[str, A
 
 
 def test_a_forged_huge_resource_version_never_makes_real_events_stale(
-    deps: Deps, invoker: RecordingInvoker, batch: dict[str, Any]
+    deps: Deps, invoker: StepQueue, batch: dict[str, Any]
 ) -> None:
     from shared.keys import version_key
 
@@ -263,7 +262,7 @@ def test_only_versions_the_api_server_returned_are_remembered(deps: Deps) -> Non
     assert deps.store.kv_get(version_key("Pod", "shop", "p1", "u1"), now=now) == "130"
 
 
-def test_a_cls_decompression_bomb_is_refused(deps: Deps, invoker: RecordingInvoker) -> None:
+def test_a_cls_decompression_bomb_is_refused(deps: Deps, invoker: StepQueue) -> None:
     import base64
     import gzip
 
