@@ -116,6 +116,7 @@ class StackOptions:
     audit_batch_wait_s: float = 0.2
     runtime_workers: int = 6
     log_level: str = "info"
+    store_url: str | None = None  # default: SQLite in the run directory
 
 
 class LocalStack:
@@ -129,6 +130,7 @@ class LocalStack:
         self.relay: Relay | None = None
         self.sim: ClusterSimulator | None = None
         self.env: dict[str, str] = {}
+        self.audit_token = ""
         self.settings: Settings | None = None
         self._tls: SecretTlsProvider | None = None
         self._saved_env: dict[str, str | None] = {}
@@ -220,6 +222,7 @@ class LocalStack:
             BatcherConfig(router_url=f"{runtime.url}/router", hmac_key=hmac_key.encode(), window_s=opts.relay_window_s)
         )
         audit_token = secrets.token_hex(16)  # the simulator's API server presents it, as an audit kubeconfig would
+        self.audit_token = audit_token
         self.relay = Relay(
             batcher=batcher,
             sources=["audit"],
@@ -247,7 +250,7 @@ class LocalStack:
         assert self.clb is not None
         runtime_url = f"http://127.0.0.1:{http_port}"
         env = {
-            "CLB_DIRECT_STORE_URL": f"sqlite:///{self.run_dir / 'state.db'}",
+            "CLB_DIRECT_STORE_URL": self.options.store_url or f"sqlite:///{self.run_dir / 'state.db'}",
             "CLB_DIRECT_CLB_ENDPOINT": self.clb.endpoint,
             "CLB_DIRECT_CLB_PROTOCOL": "http",
             "CLB_DIRECT_SECRET_ID": secret_id,
