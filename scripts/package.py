@@ -174,7 +174,7 @@ def report(sizes: dict[str, tuple[int, int]]) -> list[str]:
     exceeded = []
     print(f"{'artifact':<12} {'zip':>10} {'limit':>10} {'unpacked':>10}")
     for name, (unpacked, packed) in sizes.items():
-        print(f"{name:<12} {packed / MB:>8.1f}MB {LIMITS[name] / MB:>8.0f}MB {unpacked / MB:>8.1f}MB")
+        print(f"{name:<12} {_size(packed):>10} {LIMITS[name] / MB:>8.0f}MB {_size(unpacked):>10}")
         if packed > LIMITS[name]:
             exceeded.append(f"{name} is {packed / MB:.1f} MB, over SCF's {LIMITS[name] / MB:.0f} MB upload limit")
     total = sum(unpacked for unpacked, _ in sizes.values())
@@ -183,6 +183,10 @@ def report(sizes: dict[str, tuple[int, int]]) -> list[str]:
         exceeded.append(f"code + layer unpack to {total / MB:.1f} MB, over SCF's {UNZIPPED_LIMIT / MB:.0f} MB")
     print(f"relay image: docker build -f {DOCKERFILE.relative_to(ROOT)} -t <registry>/clb-direct-relay:<tag> .")
     return exceeded
+
+
+def _size(n: int) -> str:
+    return f"{n / MB:.1f}MB" if n >= MB else f"{n / 1024:.1f}KB"
 
 
 def main(argv: list[str] | None = None) -> int:
