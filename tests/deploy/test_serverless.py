@@ -152,8 +152,10 @@ def test_triggers_timers_here_and_integrated_response_apis_in_terraform(rendered
     assert not [t for t in rendered.triggers if t["type"] == "apigw"], (
         "multi-scf cannot enable integrated response; the APIs belong to infra/terraform"
     )
-    timers = {t["function"]: t["parameters"] for t in rendered.triggers if t["type"] == "timer"}
-    assert set(timers) == {"reconcile", "health", "guardian"}
+    timers = {t["parameters"]["name"]: t for t in rendered.triggers if t["type"] == "timer"}
+    assert {t["function"] for t in timers.values()} == {"reconcile", "health", "guardian"}
+    assert {t["type"] for t in rendered.triggers} == {"timer"}  # booleans stay booleans: no "${env:..}" flags
+    timers = {name: t["parameters"] for name, t in timers.items()}
     assert all(p["enable"] is True and len(p["cronExpression"].split()) == 7 for p in timers.values())
     tf = TERRAFORM.read_text()
     apis = re.search(r"apis = \{(.*?)\n  \}", tf, re.S)
