@@ -41,12 +41,12 @@ from shared.timeline import TimelineStore, record_bindings, record_registered
 
 def process_batch(
     deps: Deps, lb_id: str, items: list[ClbWork], rec: Recorder, *, correlation_id: str | None
-) -> dict[str, Any]:
-    """Observe, plan and apply one batch for `lb_id`; returns the plan's outcome (what it did)."""
+) -> BatchPlan:
+    """Observe, plan and apply one batch for `lb_id` (in a dry run: only record); returns the plan."""
     snapshot = observe(deps, lb_id, items)
     plan = plan_batch(snapshot, correlation_id=correlation_id)
     apply_plan(deps, plan, rec, pods={p.uid: p for pods in snapshot.service_pods.values() for p in pods})
-    return plan.outcome
+    return plan
 
 
 # ----------------------------------------------------------------------------------------------- observe

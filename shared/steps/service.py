@@ -17,7 +17,7 @@ from typing import Any
 from shared.deps import Deps
 from shared.domain.errors import ConfigError, LimitExceeded, NotFound, PermanentError
 from shared.domain.limits import cluster_version_problem
-from shared.domain.listeners import desired_listeners, is_owned_listener, plan_listeners
+from shared.domain.listeners import ListenerPlan, desired_listeners, is_owned_listener, plan_listeners
 from shared.domain.models import (
     EXISTED_LB_ANNOTATION,
     INTERNAL_SUBNET_ANNOTATION,
@@ -129,7 +129,8 @@ def _ensure_load_balancer(deps: Deps, service: ServiceInfo, rec: Recorder) -> tu
 
 
 def ensure_service(deps: Deps, service: ServiceInfo, request: StepRequest, rec: Recorder) -> dict[str, Any]:
-    cluster, clb, now = deps.require_cluster(), deps.require_clb(), deps.clock.now()
+    """Observe the Service's CLB and listeners, plan the listener changes (pure), apply them, write back."""
+    cluster, clb = deps.require_cluster(), deps.require_clb()
     problem = cluster_version_problem(cluster.server_version())
     if problem:
         emit(deps, rec, service_ref(service), type="Warning", reason="UnsupportedClusterVersion", message=problem)
@@ -142,80 +143,22 @@ def ensure_service(deps: Deps, service: ServiceInfo, request: StepRequest, rec: 
             service=str(service.key),
         )
     info, adopted = _ensure_load_balancer(deps, service, rec)
-    desired = desired_listeners(service, config)
     lb_id = info.lb_id if info else None
     actual = clb.list_listeners(lb_id) if lb_id else []
-    plan = plan_listeners(desired, actual, namespace=service.namespace, service=service.name, owns_lb=not adopted)
-    target = lb_id or "<new>"
-    for spec in plan.create:
-        rec.do(
-            "create_listener",
-            partial(clb.create_listener, target, spec),
-            lb_id=target,
-            port=spec.port,
-            protocol=spec.protocol,
-        )
-    for listener, spec, diffs in plan.update:
-        rec.do(
-            "modify_listener",
-            partial(clb.modify_listener, target, listener.listener_id, spec),
-            lb_id=target,
-            listener_id=listener.listener_id,
-            changed=diffs,
-        )
-    for listener in plan.delete:
-        rec.do(
-            "delete_listener",
-            partial(clb.delete_listener, target, listener.listener_id),
-            lb_id=target,
-            listener_id=listener.listener_id,
-        )
-        for binding in deps.store.list_bindings(lb_id=target):
-            if binding.listener_id == listener.listener_id:
-                rec.do(
-                    "forget_binding",
-                    partial(deps.store.delete_binding, binding.lb_id, binding.listener_id, binding.pod_uid),
-                    pod=_pod_name(binding),
-                )
-    if config is not None and (plan.update or plan.create):
-        emit(
-            deps,
-            rec,
-            service_ref(service),
-            type="Normal",
-            reason="AppliedTkeServiceConfig",
-            message=f"applied TkeServiceConfig {config.name} to listeners of CLB {target}",
-        )
-    if service.annotations.get(LB_ID_ANNOTATION) != target:
-        rec.do(
-            "annotate_lb_id",
-            lambda: cluster.patch_service_metadata(
-                service.namespace, service.name, annotations={LB_ID_ANNOTATION: target}
-            ),
-            lb_id=target,
-        )
-    vips = list(info.vips) if info else []
-    if vips and sorted(vips) != sorted(service.ingress_ips):
-        rec.do(
-            "set_ingress",
-            lambda: cluster.set_service_load_balancer_status(service.namespace, service.name, vips),
-            ips=",".join(vips),
-        )
-    entry = SelectorEntry(
+    plan = plan_listeners(
+        desired_listeners(service, config),
+        actual,
         namespace=service.namespace,
         service=service.name,
-        selector=service.selector,
-        lb_id=lb_id,
-        updated_at=now,
-        annotations=admission_annotations(service.annotations),
+        owns_lb=not adopted,
     )
-    rec.do("index_selector", lambda: deps.store.put_selector(entry), service=str(service.key))
-    record = json.dumps({"lb_id": target, "adopted": adopted, "uid": service.uid})
-    rec.do(
-        "record_service",
-        lambda: deps.store.kv_set(service_record_key(service.key), record, ttl_s=None, now=now),
-        service=str(service.key),
-    )
+    target = lb_id or "<new>"
+    _apply_listeners(deps, rec, target, plan)
+    if config is not None and (plan.update or plan.create):
+        message = f"applied TkeServiceConfig {config.name} to listeners of CLB {target}"
+        emit(deps, rec, service_ref(service), type="Normal", reason="AppliedTkeServiceConfig", message=message)
+    _write_back(deps, rec, service, target, list(info.vips) if info else [])
+    _record_service(deps, rec, service, lb_id=lb_id, target=target, adopted=adopted)
     follow_up(
         deps,
         rec,
@@ -233,6 +176,67 @@ def ensure_service(deps: Deps, service: ServiceInfo, request: StepRequest, rec: 
         "adopted": adopted,
         "listeners": {"created": len(plan.create), "updated": len(plan.update), "deleted": len(plan.delete)},
     }
+
+
+def _apply_listeners(deps: Deps, rec: Recorder, target: str, plan: ListenerPlan) -> None:
+    clb = deps.require_clb()
+    for spec in plan.create:
+        create = partial(clb.create_listener, target, spec)
+        rec.do("create_listener", create, lb_id=target, port=spec.port, protocol=spec.protocol)
+    for listener, spec, diffs in plan.update:
+        modify = partial(clb.modify_listener, target, listener.listener_id, spec)
+        rec.do("modify_listener", modify, lb_id=target, listener_id=listener.listener_id, changed=diffs)
+    for listener in plan.delete:
+        delete = partial(clb.delete_listener, target, listener.listener_id)
+        rec.do("delete_listener", delete, lb_id=target, listener_id=listener.listener_id)
+        for binding in deps.store.list_bindings(lb_id=target):
+            if binding.listener_id == listener.listener_id:
+                rec.do(
+                    "forget_binding",
+                    partial(deps.store.delete_binding, binding.lb_id, binding.listener_id, binding.pod_uid),
+                    pod=_pod_name(binding),
+                )
+
+
+def _write_back(deps: Deps, rec: Recorder, service: ServiceInfo, target: str, vips: list[str]) -> None:
+    """The CLB id annotation and `status.loadBalancer` on the Service, where they differ."""
+    cluster = deps.require_cluster()
+    if service.annotations.get(LB_ID_ANNOTATION) != target:
+        rec.do(
+            "annotate_lb_id",
+            lambda: cluster.patch_service_metadata(
+                service.namespace, service.name, annotations={LB_ID_ANNOTATION: target}
+            ),
+            lb_id=target,
+        )
+    if vips and sorted(vips) != sorted(service.ingress_ips):
+        rec.do(
+            "set_ingress",
+            lambda: cluster.set_service_load_balancer_status(service.namespace, service.name, vips),
+            ips=",".join(vips),
+        )
+
+
+def _record_service(
+    deps: Deps, rec: Recorder, service: ServiceInfo, *, lb_id: str | None, target: str, adopted: bool
+) -> None:
+    """The selector index entry (for admission) and the record of what the service step created."""
+    now = deps.clock.now()
+    entry = SelectorEntry(
+        namespace=service.namespace,
+        service=service.name,
+        selector=service.selector,
+        lb_id=lb_id,
+        updated_at=now,
+        annotations=admission_annotations(service.annotations),
+    )
+    rec.do("index_selector", lambda: deps.store.put_selector(entry), service=str(service.key))
+    record = json.dumps({"lb_id": target, "adopted": adopted, "uid": service.uid})
+    rec.do(
+        "record_service",
+        lambda: deps.store.kv_set(service_record_key(service.key), record, ttl_s=None, now=now),
+        service=str(service.key),
+    )
 
 
 def _pod_name(binding: BindingRecord) -> str:

@@ -25,12 +25,13 @@ def write_clb(deps: Deps, lb_id: str, items: list[ClbWork], rec: Recorder, reque
     """Run the items for one CLB as its writer, or queue them for the current writer."""
     if rec.dry_run:
         planned = process_batch(deps, lb_id, items, rec, correlation_id=request.correlation_id)
-        return {"lb_id": lb_id, "writer": "dry-run", **planned}
+        # The typed plan itself (every CLB, Kubernetes and store action with its reason), as applied.
+        return {"lb_id": lb_id, "writer": "dry-run", **planned.outcome, "plan": planned.model_dump(mode="json")}
     outcomes: list[dict[str, Any]] = []
 
     def work(batch: list[ClbWork], fence: Fence) -> None:
         fenced = dataclasses.replace(deps, clb=FencedLoadBalancer(deps.require_clb(), fence))
-        outcomes.append(process_batch(fenced, lb_id, batch, rec, correlation_id=request.correlation_id))
+        outcomes.append(process_batch(fenced, lb_id, batch, rec, correlation_id=request.correlation_id).outcome)
 
     writer = ClbWriter(deps.store, deps.clock, holder=new_holder(request.step), ttl_s=deps.settings.lease_ttl_s)
     wrote = writer.run(lb_id, items, work)
