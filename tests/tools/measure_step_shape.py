@@ -100,11 +100,18 @@ def trace_pod_created() -> dict[str, Any]:
             invocations = ["router"]
             registered = [False]
 
+            depth = [0, 0]  # current, deepest nesting of our own functions
+
             def profile(frame: Any, event: str, _arg: Any) -> None:
+                own = frame.f_code.co_filename.startswith(OWN)
+                if event == "return" and own:
+                    depth[0] -= 1
                 if event != "call" or registered[0]:
                     return
                 filename = frame.f_code.co_filename
-                if filename.startswith(OWN):
+                if own:
+                    depth[0] += 1
+                    depth[1] = max(depth[1], depth[0])
                     calls.append((str(Path(filename).relative_to(ROOT)), frame.f_code.co_qualname))
                     if frame.f_code.co_name == "register_targets" and "adapters/tencent_clb" in filename:
                         registered[0] = True
@@ -130,7 +137,9 @@ def trace_pod_created() -> dict[str, Any]:
         "calls": len(calls),
         "distinct_functions": len(set(calls)),
         "distinct_files": len({f for f, _ in calls}),
+        "max_depth": depth[1],
         "files": sorted({f for f, _ in calls}),
+        "by_file": {f: sorted({q for g, q in set(calls) if g == f}) for f in sorted({f for f, _ in calls})},
     }
 
 
@@ -139,10 +148,14 @@ def main() -> None:
     print(
         f"Pod created -> CLB register: {len(hops['invocations'])} invocations {hops['invocations']}, "
         f"{hops['calls']} calls, {hops['distinct_functions']} distinct functions (hops), "
-        f"{hops['distinct_files']} files (registered={hops['registered']})"
+        f"{hops['distinct_files']} files, deepest nesting {hops['max_depth']} (registered={hops['registered']})"
     )
-    for name in hops["files"]:
-        print(f"  {name}")
+    for name, functions in hops["by_file"].items():
+        print(
+            f"  {len(functions):3d} functions  {name}: {', '.join(functions)}"
+            if "-v" in sys.argv
+            else f"  {len(functions):3d}  {name}"
+        )
     print("largest functions in shared/ (lines, cyclomatic complexity):")
     for lines, score, name in largest_functions():
         print(f"  {lines:4d} lines  cc {score:3d}  {name}")
