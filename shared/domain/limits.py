@@ -8,6 +8,7 @@ step into the gate condition message, so a limit is never hit silently. The back
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 
 from shared.domain.models import (
@@ -24,12 +25,47 @@ from shared.domain.models import (
 MIN_KUBERNETES_VERSION = (1, 12)
 
 
+# The TKE networks that give a Pod an ENI address (shared-ENI multi-IP, and one ENI per Pod).
+ENI_NETWORKS = frozenset({"tke-route-eni", "tke-direct-eni"})
+
+
+def requested_networks(value: str) -> list[str]:
+    """The network names in a `tke.cloud.tencent.com/networks` value.
+
+    Accepts what multi-network annotations carry: a comma-separated list (`tke-route-eni`,
+    `tke-bridge,tke-route-eni`, `ns/name@eth1`) or a JSON list of names or `{"name": ...}` objects.
+    """
+    text = value.strip()
+    entries: list[object]
+    if text.startswith("["):
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = []
+        entries = list(parsed) if isinstance(parsed, list) else []
+    else:
+        entries = [part for part in text.split(",") if part.strip()]
+    names = []
+    for entry in entries:
+        name = entry.get("name") if isinstance(entry, dict) else entry
+        if isinstance(name, str) and name.strip():
+            names.append(name.strip().rsplit("/", 1)[-1].split("@", 1)[0])
+    return names
+
+
 def network_mode(pod: PodInfo) -> NetworkMode:
-    """VPC-CNI when the Pod asks for an ENI (annotation or eni-ip / direct-eni resource), else GlobalRouter."""
+    """What network the Pod's address comes from, by what the networks annotation names.
+
+    VPC-CNI when the annotation names an ENI network (`tke-route-eni`, `tke-direct-eni`); GlobalRouter
+    when it names only others (e.g. `tke-bridge`, the node bridge of GlobalRouter mode), whatever the
+    Pod requests; without the annotation, VPC-CNI when a container requests an ENI resource (`eni-ip`,
+    `direct-eni`, which TKE's webhook adds in VPC-CNI clusters), else GlobalRouter.
+    """
     if pod.host_network:
         return "host-network"
-    if pod.annotations.get(VPC_CNI_NETWORKS_ANNOTATION):
-        return "vpc-cni"
+    networks = requested_networks(pod.annotations.get(VPC_CNI_NETWORKS_ANNOTATION, ""))
+    if networks:
+        return "vpc-cni" if any(name in ENI_NETWORKS for name in networks) else "global-router"
     if ENI_IP_RESOURCE in pod.resource_requests or DIRECT_ENI_RESOURCE in pod.resource_requests:
         return "vpc-cni"
     return "global-router"

@@ -71,3 +71,25 @@ def test_global_router_needs_cluster_switch(env: Env) -> None:
     env.invoke("bind", {"step": "bind", "services": [{"namespace": "default", "name": "web"}]})
     env.drain()
     assert ("10.0.0.2", 8080, 10) in env.targets(lb_id)
+
+
+def test_a_bridge_network_pod_is_global_router_and_needs_the_switch(env: Env) -> None:
+    """`networks: tke-bridge` names the GlobalRouter bridge, not an ENI (issue 15 #3)."""
+    env.cluster.cluster_config = {}
+    bridge = {"annotations": {"tke.cloud.tencent.com/networks": "tke-bridge"}}
+    lb_id = bind_all(env, pod("web-1", "10.0.0.1", owner="vpc"), pod("web-2", "10.0.0.2", owner="bridge", **bridge))
+    assert env.targets(lb_id) == {("10.0.0.1", 8080, 10)}
+    assert "GlobalRouter" in env.gate("web-2")[2] and env.gate("web-2")[0] == "False"
+    warnings = [m for ref, t, _, m in env.cluster.events if t == "Warning" and ref.name == "web-2"]
+    assert warnings and "GlobalRouteDirectAccess" in warnings[0]
+
+
+def test_one_service_over_a_vpc_cni_and_a_global_router_deployment_is_supported(env: Env) -> None:
+    """Decision (issue 15 #4, docs/network-modes.md): modes are per workload; a Service may select both."""
+    env.cluster.cluster_config = {"GlobalRouteDirectAccess": "true"}
+    gr = {"annotations": {"tke.cloud.tencent.com/networks": "tke-bridge"}}
+    pods = [pod(f"eni-{i}", f"10.0.1.{i}", owner="web-eni") for i in (1, 2)]
+    pods += [pod(f"gr-{i}", f"10.0.2.{i}", owner="web-gr", **gr) for i in (1, 2)]
+    lb_id = bind_all(env, *pods)
+    assert env.targets(lb_id) == {(p.ip, 8080, 10) for p in pods}
+    assert not [m for _, t, _, m in env.cluster.events if t == "Warning"]

@@ -175,6 +175,34 @@ def test_network_modes() -> None:
     assert network_mode(pod("a", host_network=True)) == "host-network"
 
 
+NETWORKS = "tke.cloud.tencent.com/networks"
+
+
+@pytest.mark.parametrize(
+    ("networks", "mode"),
+    [
+        ("tke-route-eni", "vpc-cni"),
+        ("tke-direct-eni", "vpc-cni"),
+        ("tke-bridge", "global-router"),  # the GlobalRouter bridge: named, but not an ENI (issue 15 #3)
+        ("tke-bridge,tke-route-eni", "vpc-cni"),
+        ("kube-system/tke-route-eni@eth1", "vpc-cni"),
+        ('[{"name": "tke-direct-eni"}]', "vpc-cni"),
+        ('["tke-bridge"]', "global-router"),
+        ("  ", "global-router"),
+    ],
+)
+def test_network_mode_comes_from_what_the_annotation_names(networks: str, mode: str) -> None:
+    assert network_mode(pod("a", annotations={NETWORKS: networks})) == mode
+
+
+def test_a_named_non_eni_network_wins_over_an_eni_resource_request() -> None:
+    bridged = pod("a", annotations={NETWORKS: "tke-bridge"}, resource_requests=["tke.cloud.tencent.com/eni-ip"])
+    assert network_mode(bridged) == "global-router"
+    assert network_mode(pod("a", annotations={NETWORKS: ""}, resource_requests=["tke.cloud.tencent.com/eni-ip"])) == (
+        "vpc-cni"
+    )
+
+
 def test_cluster_version_limit() -> None:
     assert cluster_version_problem((1, 11)) is not None
     assert cluster_version_problem((1, 12)) is None
