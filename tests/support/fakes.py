@@ -12,10 +12,12 @@ condition writes that skip no-ops, finalizers that hold a deleted Service until 
 from __future__ import annotations
 
 import copy
+import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from shared.adapters.invokers import encode_payload
 from shared.domain.backends import selects
 from shared.domain.models import ObjectRef, PodCondition, PodInfo, ServiceInfo
 
@@ -164,9 +166,11 @@ class StepQueue:
         self.calls = self.history  # every invocation made, in order (tests may clear it)
 
     def invoke_async(self, function: str, payload: Mapping[str, Any]) -> str:
+        # As SCF: the callee gets its own JSON copy, and an event over the async limit is refused.
+        event = json.loads(encode_payload(function, payload))
         with self._lock:
-            self.queue.append((function, dict(payload)))
-            self.history.append((function, dict(payload)))
+            self.queue.append((function, event))
+            self.history.append((function, copy.deepcopy(event)))
             return f"req-{len(self.history)}"
 
     def steps(self) -> list[str]:

@@ -11,6 +11,7 @@ from shared.deps import Deps
 from shared.domain.models import BindingRecord, LoadBalancerInfo, TargetHealth
 from shared.events.health import AlarmCallback, TargetHealthChanged
 from shared.health import on_alarm, on_target_health_changed, poll_pending
+from shared.keys import gate_key
 from tests.conftest import load_event
 from tests.support.fakes import StepQueue
 
@@ -70,7 +71,7 @@ def test_poll_asks_only_for_pending_clbs_in_chunks_of_30(deps: Deps, invoker: St
         bind(deps.store, lb, f"u{i}", f"127.0.1.{i}")
         health[lb] = [th(f"127.0.1.{i}", healthy=i % 2 == 0)]
     bind(deps.store, "lb-done", "u-done", "127.0.2.1")
-    deps.store.kv_set("gate:u-done", "True", ttl_s=None, now=deps.clock.now())
+    deps.store.kv_set(gate_key("u-done"), "True", ttl_s=None, now=deps.clock.now())
     bind(deps.store, "lb-gone", "u-gone", "127.0.2.2", state="deregistered")
     clb = FakeClb(health)
     deps.clb = clb  # type: ignore[assignment]
