@@ -74,6 +74,23 @@ def _string_map(value: object, where: str) -> dict[str, str]:
     return dict(pairs)
 
 
+def _conditions(value: object, where: str) -> dict[str, str]:
+    """Pod status conditions as {type: status}; every entry an object with string type and status."""
+    found: dict[str, str] = {}
+    for index, condition in enumerate(_sequence(value, where)):
+        entry = _mapping(condition, f"{where}[{index}]")
+        kind = _text(entry.get("type"), f"{where}[{index}].type")
+        found[kind] = _text(entry.get("status"), f"{where}[{index}].status")
+    return found
+
+
+def _gate_types(value: object, where: str) -> set[str]:
+    return {
+        _text(_mapping(gate, f"{where}[{index}]").get("conditionType"), f"{where}[{index}].conditionType")
+        for index, gate in enumerate(_sequence(value, where))
+    }
+
+
 def _facts(kind: ChangeKind, obj: Mapping[str, Any], where: str) -> dict[str, Any]:
     """The planning facts of an object; `InvalidInput` names the first field of the wrong type."""
     meta = _mapping(obj.get("metadata"), f"{where}.metadata")
@@ -88,23 +105,15 @@ def _facts(kind: ChangeKind, obj: Mapping[str, Any], where: str) -> dict[str, An
         "deleting": bool(meta.get("deletionTimestamp")),
     }
     if kind == "Pod":
-        conditions = {
-            c.get("type"): c.get("status")
-            for c in _sequence(status.get("conditions"), f"{where}.status.conditions")
-            if isinstance(c, dict)
-        }
-        gates = {
-            g.get("conditionType")
-            for g in _sequence(spec.get("readinessGates"), f"{where}.spec.readinessGates")
-            if isinstance(g, dict)
-        }
+        conditions = _conditions(status.get("conditions"), f"{where}.status.conditions")
+        gates = _gate_types(spec.get("readinessGates"), f"{where}.spec.readinessGates")
         gate_status = conditions.get(GATE_CONDITION_TYPE)
         facts.update(
             pod_ip=_text(status.get("podIP"), f"{where}.status.podIP") or None,
             containers_ready=conditions.get("ContainersReady") == "True",
             host_network=bool(spec.get("hostNetwork")),
             has_gate=GATE_CONDITION_TYPE in gates,
-            gate_status=gate_status if isinstance(gate_status, str) else None,
+            gate_status=gate_status or None,
         )
     elif kind == "Service":
         facts.update(

@@ -29,18 +29,18 @@ JSON = st.recursive(
 )
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+def paths_of(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     found = [prefix]
     if isinstance(value, dict):
         for key, child in value.items():
-            found.extend(_paths(child, (*prefix, key)))
+            found.extend(paths_of(child, (*prefix, key)))
     elif isinstance(value, list):
         for index, child in enumerate(value):
-            found.extend(_paths(child, (*prefix, index)))
+            found.extend(paths_of(child, (*prefix, index)))
     return found
 
 
-def _replace(value: Any, path: tuple[Any, ...], new: Any, *, delete: bool) -> Any:
+def replace_at(value: Any, path: tuple[Any, ...], new: Any, *, delete: bool) -> Any:
     if not path:
         return new
     root = copy.deepcopy(value)
@@ -61,9 +61,9 @@ def mutated(draw: st.DrawFn, fixture: Any, *, times: int = 2) -> Any:
     """`fixture` with up to `times` nodes replaced by arbitrary JSON or deleted."""
     value = copy.deepcopy(fixture)
     for _ in range(draw(st.integers(min_value=1, max_value=times))):
-        paths = _paths(value)
+        paths = paths_of(value)
         path = draw(st.sampled_from(paths))
-        value = _replace(value, path, draw(JSON), delete=bool(path) and draw(st.booleans()))
+        value = replace_at(value, path, draw(JSON), delete=bool(path) and draw(st.booleans()))
     return value
 
 

@@ -38,7 +38,7 @@ from shared.signing import BATCH_ID_HEADER, sign_batch
 from shared.steps.handler_support import parse_step_event
 from tests.conftest import load_event
 from tests.support.fakes import FakeCluster, StepQueue
-from tests.unit.parsers.strategies import JSON, hostile_bytes, mutated
+from tests.unit.parsers.strategies import JSON, hostile_bytes, mutated, paths_of, replace_at
 from tests.unit.plumbing.conftest import HMAC_KEY
 
 # CI runs a fixed, fast set; `CLB_DIRECT_FUZZ_EXAMPLES=5000` explores randomly for as long as one likes.
@@ -360,3 +360,41 @@ def test_a_broken_api_gateway_envelope_gets_a_4xx_or_a_permanent_error(module: A
                 assert invoker.calls == []
         else:
             assert result.get("ok") is False or "received" in result, result
+
+
+# ------------------------------------------------------------------- the message names the field
+
+
+def _one_node_changed(data: st.DataObject, fixture: Any) -> tuple[tuple[Any, ...], Any]:
+    path = data.draw(st.sampled_from([p for p in paths_of(fixture) if p]))
+    return path, replace_at(fixture, path, data.draw(JSON), delete=data.draw(st.booleans()))
+
+
+def _names(path: tuple[Any, ...], message: str) -> bool:
+    """The message names a key on the path that was changed (or the bound that was hit)."""
+    keys = [k for k in path if isinstance(k, str)]
+    return any(k in message for k in keys) or "number" in message or "surrogate" in message
+
+
+@PROPERTY
+@given(data=st.data())
+def test_a_rejected_review_names_the_field_that_was_changed(data: st.DataObject) -> None:
+    path, review = _one_node_changed(data, REVIEW)
+    with world() as (deps, _, _invoker):
+        result = with_handler(admission_handler, deps, api_event(json.dumps(review).encode()))
+        if result["statusCode"] == 400:
+            message = json.loads(result["body"])["message"]
+            assert _names(path, message), (path, message)
+
+
+@PROPERTY
+@given(data=st.data())
+def test_a_rejected_batch_or_item_names_the_field_that_was_changed(data: st.DataObject) -> None:
+    path, batch = _one_node_changed(data, RELAY_BATCH)
+    with world() as (deps, _, _invoker):
+        response = route_signed(deps, signed_event(deps, json.dumps(batch).encode()))
+        body = json.loads(response.body)
+        if response.status_code == 400:
+            assert _names(path, body["message"]), (path, body["message"])
+        elif response.status_code == 200:
+            assert all(_names(path, error["reason"]) for error in body["errors"]), (path, body["errors"])

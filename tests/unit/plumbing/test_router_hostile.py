@@ -302,3 +302,22 @@ def test_confirmed_versions_are_written_once_and_refreshed_before_they_expire(de
     assert len(writes) == 2
     deps.clock.advance(90)  # type: ignore[attr-defined]
     assert deps.store.kv_get(version_key("Service", "shop", "web", "u"), now=deps.clock.now()) == "7"
+
+
+@pytest.mark.parametrize(
+    ("conditions", "field"),
+    [
+        ([{"type": [1], "status": "True"}], "conditions[0].type"),
+        ([{"type": "Ready", "status": 5}], "conditions[0].status"),
+    ],
+)
+def test_a_condition_of_the_wrong_type_is_named(
+    deps: Deps, invoker: StepQueue, batch: dict[str, Any], conditions: list[Any], field: str
+) -> None:
+    item = copy.deepcopy(batch["items"][0])
+    item["event"]["responseObject"]["status"]["conditions"] = conditions
+    item["event"]["auditID"] = "bad-conditions"
+    batch["items"].insert(0, item)
+    result = json.loads(route_signed(deps, signed(deps, batch)).body)
+    assert [e["index"] for e in result["errors"]] == [0]
+    assert field in result["errors"][0]["reason"], result["errors"]
