@@ -73,6 +73,9 @@ class GateDecision:
     reason: str
     message: str
     warning: str | None = None
+    # For a False gate: the Pod age at which fail-open will release it (None: fail-open is off for a
+    # blocking Service). The flip step schedules a re-check for then, so no later event is needed.
+    fail_open_at_age_s: float | None = None
 
 
 def decide_gate(
@@ -92,14 +95,20 @@ def decide_gate(
     parts = ([pod_problem] if pod_problem else []) + [svc.pending_text() for svc in pending]
     waiting = "; ".join(parts)
     blocking = pending or list(services)
-    if pod_age_s is not None and all(svc.fail_open_s is not None and pod_age_s >= svc.fail_open_s for svc in blocking):
-        limit = max(svc.fail_open_s or 0.0 for svc in blocking)
+    fail_open_on = all(svc.fail_open_s is not None for svc in blocking)
+    limit = max(svc.fail_open_s or 0.0 for svc in blocking)
+    if fail_open_on and pod_age_s is not None and pod_age_s >= limit:
         message = (
             f"fail-open: not healthy on the CLB after {limit:g}s ({waiting}); gate released so the rollout "
             "can proceed — traffic may reach this Pod before the CLB health check passes"
         )
         return GateDecision("True", REASON_FAIL_OPEN, message, warning=message)
-    return GateDecision("False", REASON_NOT_READY, f"waiting for CLB health: {waiting}")
+    return GateDecision(
+        "False",
+        REASON_NOT_READY,
+        f"waiting for CLB health: {waiting}",
+        fail_open_at_age_s=limit if fail_open_on else None,
+    )
 
 
 def parse_fail_open(value: str | None) -> tuple[float | None, str | None]:

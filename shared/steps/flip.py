@@ -45,6 +45,7 @@ from shared.domain.models import (
     TargetHealth,
 )
 from shared.keys import gate_key, limit_key
+from shared.schedule import schedule_request
 from shared.steps.common import Recorder, emit, iso_now, parse_time, pod_ref, selecting_services, service_lb_id
 from shared.timeline import has_stage, record_stage
 
@@ -141,6 +142,8 @@ def flip_pods(deps: Deps, pods: Iterable[PodInfo | None], rec: Recorder) -> list
         todo.append((pod, selecting_services(deps, pod, cache)))
     view.preload(lb for _, services in todo for s in services if (lb := service_lb_id(s)))
     planned = [_plan_one(deps, view, pod, services) for pod, services in todo]
+    for p in planned:
+        _schedule_fail_open(deps, p, rec)
     writes = [p for p in planned if p.changed]
     workers = max(1, min(deps.settings.flip_concurrency, len(writes)))
     if workers > 1 and not rec.dry_run:
@@ -212,6 +215,28 @@ def _plan_one(deps: Deps, view: _HealthView, pod: PodInfo, services: list[Servic
         pod_age_s=None if created is None else now - created,
     )
     return _Planned(pod, services, decision, pod.condition(GATE_CONDITION_TYPE), now)
+
+
+def _schedule_fail_open(deps: Deps, planned: _Planned, rec: Recorder) -> None:
+    """A False gate with fail-open on gets a flip at its deadline (the due-set), whatever else happens.
+
+    Re-scheduling the same Pod moves its one item, so every False flip may call this; a flip that
+    finds the gate True by then (healthy, or released) simply keeps the fence.
+    """
+    age_limit = planned.decision.fail_open_at_age_s
+    created = parse_time(planned.pod.creation_timestamp)
+    if planned.decision.status != "False" or age_limit is None or created is None:
+        return
+    due_at = max(created + age_limit, planned.now)
+    request = StepRequest(
+        step="flip", pods=[planned.pod.key], reason=f"fail-open deadline ({age_limit:g}s after creation)"
+    )
+    rec.do(
+        "schedule_fail_open",
+        lambda: schedule_request(deps.store, request, due_at),
+        pod=str(planned.pod.key),
+        due_at=due_at,
+    )
 
 
 def _apply_one(deps: Deps, planned: _Planned, rec: Recorder) -> None:

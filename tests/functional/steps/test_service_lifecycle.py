@@ -161,3 +161,32 @@ def test_fail_open_after_timeout_with_warning(env: Env) -> None:
     env.invoke("flip", "flip_pod")
     assert env.gate("web-1")[:2] == ("True", "LoadBalancerNetworkGroupFailOpen")
     assert "LoadBalancerNetworkGroupFailOpen" in env.cluster.event_reasons("Pod")
+
+
+FAIL_OPEN = "service.cloud.tencent.com/readiness-gate-fail-open-seconds"
+
+
+def test_fail_open_fires_on_its_own_deadline(env: Env) -> None:
+    """No later event is needed (issue 15 #2): the first False flip schedules a flip at the deadline."""
+    ensure(env, ("web-1", "10.0.0.1"), **{FAIL_OPEN: "20"})
+    assert env.gate("web-1")[0] == "False"  # bound, but the CLB health check never passes
+    due = env.deps.store.schedule_list(limit=10)
+    assert any(item.key.startswith("flip:") for item in due), due
+    env.drain(delayed=True)  # the timers drain the schedule once its due time has come; nothing else happens
+    assert env.gate("web-1")[:2] == ("True", "LoadBalancerNetworkGroupFailOpen")
+    warnings = [m for ref, t, r, m in env.cluster.events if t == "Warning" and r == "LoadBalancerNetworkGroupFailOpen"]
+    assert len(warnings) == 1 and "20s" in warnings[0]
+
+
+def test_fail_open_releases_a_global_router_pod_refused_for_the_switch(env: Env) -> None:
+    env.cluster.cluster_config = {}
+    env.cluster.put_service(service(**{FAIL_OPEN: "20"}))
+    env.cluster.put_pod(pod("web-1", "10.0.0.1", annotations={"tke.cloud.tencent.com/networks": "tke-bridge"}))
+    assert env.invoke("service", "service_web")["ok"]
+    env.drain()
+    status, _, message = env.gate("web-1")
+    assert status == "False" and "GlobalRouteDirectAccess" in message
+    env.drain(delayed=True)
+    assert env.gate("web-1")[:2] == ("True", "LoadBalancerNetworkGroupFailOpen")
+    assert "GlobalRouteDirectAccess" in env.gate("web-1")[2]  # the release says why the Pod was waiting
+    assert env.targets(env.lb_id()) == set()  # released, still not bound: the limit holds
