@@ -19,10 +19,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.domain.errors import ConfigError
 
-# Re-exported while callers move to shared.domain.models, where the gate's names now live.
-from shared.domain.models import GATE_CONDITION_TYPE as GATE_CONDITION_TYPE  # noqa: PLC0414
-from shared.domain.models import GATE_READY_REASON as GATE_READY_REASON  # noqa: PLC0414
-
 
 class Settings(BaseSettings):
     """Runtime settings for every function, the relay, the CLI and the local runtime."""

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from cli.main import main
-from shared.config import GATE_READY_REASON
+from shared.domain.models import GATE_READY_REASON
 from shared.events.health import TargetHealthChanged
 from shared.health import on_target_health_changed
 from shared.timeline import pod_timeline

@@ -34,8 +34,8 @@ from shared.domain.errors import ClbDirectError, ConfigError, InvalidInput, Perm
 from shared.domain.tke_service_config import parse_tke_service_config
 from shared.events.cls import ClsEvent, ClsPayload, ClsRecord
 from shared.router import route_signed
+from shared.shell import parse_step_event
 from shared.signing import BATCH_ID_HEADER, sign_batch
-from shared.steps.handler_support import parse_step_event
 from tests.conftest import load_event
 from tests.support.fakes import FakeCluster, StepQueue
 from tests.unit.parsers.strategies import JSON, hostile_bytes, mutated, paths_of, replace_at
