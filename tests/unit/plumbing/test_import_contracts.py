@@ -24,6 +24,7 @@ WRONG_WAY = [
     ("demo/_wrong_cli.py", "import cli._common", "Packages flow one way"),
     ("emulators/runtime/_wrong_shared.py", "import shared.deps", "Emulators are stand-ins"),
     ("shared/adapters/_wrong_steps.py", "import shared.steps", "Adapters translate the world"),
+    ("shared/events/_wrong_sdk.py", "import kubernetes.client", "Wire models, ports, key layout"),
     ("functions/bind/_wrong_peer.py", "import functions.flip.handler", "Each function is its own deployable"),
 ]
 
@@ -64,4 +65,4 @@ def test_every_contract_breaks_on_a_wrong_way_import(tmp_path: Path) -> None:
         dotted = module.removesuffix(".py").replace("/", ".")
         assert dotted in report, f"the report does not name {dotted}:\n{report}"
     assert "shared.health -> shared.router" in report, report
-    assert "6 broken" in report, report
+    assert "7 broken" in report, report
