@@ -19,7 +19,7 @@ from shared.dispatch import dispatch
 from shared.domain.models import BindingRecord, ObjectKey, StepRequest
 from shared.domain.routing import group_requests
 from shared.events.health import AlarmAck, AlarmCallback, TargetHealthChanged
-from shared.keys import gate_key
+from shared.keys import GATE_SETTLED, gate_key
 from shared.logging import get_logger
 from shared.timeline import record_stage
 
@@ -32,7 +32,8 @@ log = get_logger("clb_direct.health")
 
 
 def gate_is_true(deps: Deps, pod_uid: str) -> bool:
-    return deps.store.kv_get(gate_key(pod_uid), now=deps.clock.now()) == "True"
+    """The Pod needs no more flips: its gate is True (a fence), or it has no readiness gate of ours."""
+    return deps.store.kv_get(gate_key(pod_uid), now=deps.clock.now()) in GATE_SETTLED
 
 
 def _flip_request(bindings: Iterable[BindingRecord], reason: str, correlation_id: str | None) -> list[StepRequest]:

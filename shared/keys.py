@@ -6,7 +6,7 @@ namespaces, and a key here must never collide with another. Steps, services and 
 keys only through these functions, so the layout can be read (and changed) in one file. Pure: no I/O.
 
 KV (`kv_get` / `kv_set` / `kv_set_if_absent`):
-  gate:<pod uid>                           recorded gate state ("True"/"False"), read by the health poll
+  gate:<pod uid>                           recorded gate state ("True"/"False"/"ungated"), read by the health poll
   limit:<pod uid>                          use-limit message that keeps a Pod unbound
   service-lb:<ns>/<name>                   what the service step created for a Service (JSON)
   checkpoint:<ns>/<name>                   reconcile's hash of what it last compared for a Service
@@ -33,8 +33,12 @@ from shared.domain.models import ObjectKey
 # ---------------------------------------------------------------------------------------------- KV
 
 
+# Recorded gate states that need no more flips: a True gate (a fence) and a Pod without our gate at all.
+GATE_SETTLED = frozenset({"True", "ungated"})
+
+
 def gate_key(pod_uid: str) -> str:
-    """KV key of a Pod's recorded gate state ("True"/"False"); the health poller reads it."""
+    """KV key of a Pod's recorded gate state ("True"/"False"/"ungated"); the health poller reads it."""
     return f"gate:{pod_uid}"
 
 

@@ -12,6 +12,8 @@ dry run the plan's actions are recorded and nothing is executed: the dry run sho
 
 from __future__ import annotations
 
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
@@ -33,10 +35,13 @@ from shared.domain.batch_bind import bindable_services, wanted_backends
 from shared.domain.clb_work import ClbWork, split_work
 from shared.domain.extra_targets import by_listener, extra_candidates
 from shared.domain.models import EXISTED_LB_ANNOTATION, BindingRecord, ObjectKey, PodInfo, ServiceInfo
-from shared.keys import gate_key, limit_key
+from shared.keys import GATE_SETTLED, gate_key, limit_key
 from shared.ports import KeyValueStore, LoadBalancer
 from shared.steps.common import Recorder, emit, follow_up
 from shared.timeline import TimelineStore, record_bindings, record_registered
+
+# Pod reads of one unbind batch run this many at a time (a wave of terminating Pods in about one round trip).
+POD_READ_CONCURRENCY = 8
 
 
 def process_batch(
@@ -115,6 +120,19 @@ class _Reads:
         found: PodInfo | None = self.fields["pods"][where]
         return found
 
+    def _prefetch_pods(self, keys: set[tuple[str, str]]) -> None:
+        """Read a wave of leaving Pods POD_READ_CONCURRENCY at a time: their weight 0 must not wait for N
+        sequential GETs (12.7 s for 34 Pods in the 100-replica demo)."""
+        missing = sorted(k for k in keys if f"{k[0]}/{k[1]}" not in self.fields["pods"])
+        if len(missing) <= 1:
+            return
+        get = self.cluster.get_pod
+        with ThreadPoolExecutor(
+            max_workers=min(POD_READ_CONCURRENCY, len(missing)), thread_name_prefix="batch"
+        ) as pool:
+            found = list(pool.map(lambda key: contextvars.copy_context().run(get, *key), missing))
+        self.fields["pods"].update({f"{ns}/{name}": pod for (ns, name), pod in zip(missing, found, strict=True)})
+
     def listeners(self) -> None:
         if not self._listeners_read:
             self._listeners_read = True
@@ -126,12 +144,13 @@ class _Reads:
             message = store.kv_get(limit_key(uid), now=now)
             if message is not None:
                 self.fields["limits"][uid] = message
-            if store.kv_get(gate_key(uid), now=now) == "True":
+            if store.kv_get(gate_key(uid), now=now) in GATE_SETTLED:  # True (a fence) or ungated: no flip
                 self.fields["true_gates"].add(uid)
 
     def for_unbind(self) -> None:
         uids = set(self.base.unbind_uids)
         mine = [b for b in self.base.bindings if b.pod_uid in uids]
+        self._prefetch_pods({(b.namespace, b.pod_name) for b in mine})
         for b in mine:
             self.pod(b.namespace, b.pod_name)
             self.service(b.service)

@@ -132,7 +132,10 @@ def flip_pods(deps: Deps, pods: Iterable[PodInfo | None], rec: Recorder) -> list
     fenced: list[dict[str, Any]] = []
     for pod in live:
         if GATE_CONDITION_TYPE not in pod.readiness_gates:
-            continue  # no gate to drive (created before the webhook, or hostNetwork)
+            # No gate to drive (created before the webhook, or hostNetwork): recorded so the health poll
+            # and the bind batch stop asking for its flip.
+            _record_once(deps, pod, "ungated", rec)
+            continue
         if pod.deletion_timestamp is not None:
             continue  # a terminating Pod's readiness no longer gates a rollout; unbind drains it
         current = pod.condition(GATE_CONDITION_TYPE)
@@ -158,16 +161,20 @@ def flip_pods(deps: Deps, pods: Iterable[PodInfo | None], rec: Recorder) -> list
     return fenced + [p.outcome() for p in planned]
 
 
-def _keep_fence(deps: Deps, pod: PodInfo, current: PodCondition, rec: Recorder) -> dict[str, Any]:
-    """A True gate stays True; only a missing `gate:<uid>` record (a crash after the patch) is repaired."""
+def _record_once(deps: Deps, pod: PodInfo, status: str, rec: Recorder) -> None:
     now = deps.clock.now()
-    if deps.store.kv_get(gate_key(pod.uid), now=now) != "True":
+    if deps.store.kv_get(gate_key(pod.uid), now=now) != status:
         rec.do(
             "record_gate",
-            lambda: deps.store.kv_set(gate_key(pod.uid), "True", ttl_s=None, now=now),
+            lambda: deps.store.kv_set(gate_key(pod.uid), status, ttl_s=None, now=now),
             pod=str(pod.key),
-            status="True",
+            status=status,
         )
+
+
+def _keep_fence(deps: Deps, pod: PodInfo, current: PodCondition, rec: Recorder) -> dict[str, Any]:
+    """A True gate stays True; only a missing `gate:<uid>` record (a crash after the patch) is repaired."""
+    _record_once(deps, pod, "True", rec)
     return {
         "pod": str(pod.key),
         "status": "True",

@@ -42,12 +42,13 @@ from demo.scenario import ScenarioOptions, deployment, service, tke_service_conf
 from demo.stack import free_port
 from shared.adapters.store_factory import open_store
 from shared.timeline import percentile, pod_timeline
-from tests.bench.common import WRITE_ACTIONS, Row, temp_dir
+from tests.bench.common import WRITE_ACTIONS, Row, format_table, temp_dir
 
 HEALTH_INTERVAL_S = 3
 HEALTH_NUM = 2  # healthNum of the demo's TkeServiceConfig
 POD_START_S = 0.3
 RPS = 50.0
+DEFAULT_QUOTA = 200
 NAMESPACE = "default"
 
 
@@ -60,6 +61,12 @@ class Case:
     @property
     def surge(self) -> int:
         return max(1, math.ceil(self.n * 0.25))
+
+    @property
+    def quota(self) -> int:
+        """Backends per CLB at the rollout's peak (N + surge): the default 200 holds N = 200 only without
+        surge, so above it the CLB quota is raised (and CLB_DIRECT_BACKEND_QUOTA with it), as a user must."""
+        return max(DEFAULT_QUOTA, self.n + self.surge)
 
     @property
     def label(self) -> str:
@@ -101,9 +108,10 @@ class PodWatch:
 class World:
     """The world process: started from a config file, spoken to over stdin/stdout JSON lines."""
 
-    def __init__(self, run_dir: Path, runtime_url: str, secrets_: dict[str, str]) -> None:
+    def __init__(self, run_dir: Path, runtime_url: str, secrets_: dict[str, str], *, quota: int) -> None:
         cfg = {
             "run_dir": str(run_dir),
+            "quota": quota,
             "runtime_url": runtime_url,
             "vip_block": secrets.randbelow(250) + 2,
             "pod_start_delay_s": POD_START_S,
@@ -148,7 +156,9 @@ class World:
                 self.proc.wait(timeout=10)
 
 
-def _runtime_env(run_dir: Path, world: World, secrets_: dict[str, str], port: int, gated: bool) -> dict[str, str]:
+def _runtime_env(
+    run_dir: Path, world: World, secrets_: dict[str, str], port: int, gated: bool, quota: int
+) -> dict[str, str]:
     url = f"http://127.0.0.1:{port}"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("CLB_DIRECT_")},
@@ -166,6 +176,7 @@ def _runtime_env(run_dir: Path, world: World, secrets_: dict[str, str], port: in
         "CLB_DIRECT_HEALTH_NOTIFY_SECRET": secrets_["notify_secret"],
         "CLB_DIRECT_DRAIN_TIMEOUT_S": "10",
         "CLB_DIRECT_LOG_LEVEL": "info",
+        "CLB_DIRECT_BACKEND_QUOTA": str(quota),
     }
     if gated:
         env["CLB_DIRECT_WEBHOOK_URL"] = f"https://127.0.0.1:{free_port()}/admission"
@@ -219,8 +230,8 @@ class Rollout:
         )
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.world = World(run_dir, self.url, self.secrets)
-        env = _runtime_env(run_dir, self.world, self.secrets, self.port, case.gated)
+        self.world = World(run_dir, self.url, self.secrets, quota=case.quota)
+        env = _runtime_env(run_dir, self.world, self.secrets, self.port, case.gated, case.quota)
         self.log = (run_dir / "functions.log").open("w")
         self.runtime = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "serve", "--port", str(self.port), "--health-poll", "2"],
@@ -232,7 +243,15 @@ class Rollout:
         api = config.new_client_from_config(self.world.info["kubeconfig"])
         self.core, self.apps = client.CoreV1Api(api), client.AppsV1Api(api)
         self.custom = client.CustomObjectsApi(api)
+        self.admission = client.AdmissionregistrationV1Api(api)
         self.watch = PodWatch()
+        if case.gated:
+            # The guardian registers the webhook once the runtime is up: Pods created before it get no gate.
+            _until("the admission webhook registration", self._webhook_registered, 60)
+
+    def _webhook_registered(self) -> bool:
+        items = self.admission.list_mutating_webhook_configuration().items
+        return any(item.webhooks for item in items)
 
     def _runtime_up(self) -> bool:
         try:
@@ -416,17 +435,35 @@ def _rows(case: Case, gated: dict[str, Any], baseline: dict[str, Any] | None, fi
     ]
 
 
+def _try(case: Case) -> dict[str, Any] | str:
+    """The case's measurements, or what went wrong (one stuck case must not lose the others' rows)."""
+    try:
+        return {"n": case.n, **_measure(case)}
+    except (RuntimeError, OSError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
 def run(quick: bool) -> list[Row]:
     cases = [Case(20, True)] if quick else [Case(50, True), Case(100, True), Case(200, True), Case(100, True, 2)]
     rows: list[Row] = []
     first: dict[str, Any] | None = None
     for case in cases:
         print(f"   rollout {case.label} gated ...", file=sys.stderr, flush=True)
-        gated = {"n": case.n, **_measure(case)}
-        first = first or gated
-        baseline = None
+        gated = _try(case)
+        baseline: dict[str, Any] | str | None = None
         if case.services == 1:
             print(f"   rollout {case.label} without gate ...", file=sys.stderr, flush=True)
-            baseline = _measure(Case(case.n, False))
-        rows.extend(_rows(case, gated, baseline, first))
+            baseline = _try(Case(case.n, False))
+        if isinstance(gated, str):
+            nan = float("nan")
+            rows.append(Row("rollout", case.label, "failed requests", "gated", nan, "no gate", nan, {"error": gated}))
+            print(f"   rollout {case.label}: {gated}", file=sys.stderr, flush=True)
+            continue
+        first = first or gated
+        if isinstance(baseline, str):
+            print(f"   rollout {case.label} baseline: {baseline}", file=sys.stderr, flush=True)
+            baseline = None
+        new_rows = _rows(case, gated, baseline, first)
+        print(format_table(new_rows), file=sys.stderr, flush=True)
+        rows.extend(new_rows)
     return rows

@@ -53,6 +53,7 @@ def main(argv: list[str]) -> int:
             notify_url=f"{config['runtime_url']}/health",
             notify_secret=config["notify_secret"],
             vip_block=int(config["vip_block"]),
+            quota=int(config.get("quota", 200)),
         )
     )
     relay: Relay | None = None

@@ -72,12 +72,14 @@ def test_poll_asks_only_for_pending_clbs_in_chunks_of_30(deps: Deps, invoker: St
         health[lb] = [th(f"127.0.1.{i}", healthy=i % 2 == 0)]
     bind(deps.store, "lb-done", "u-done", "127.0.2.1")
     deps.store.kv_set(gate_key("u-done"), "True", ttl_s=None, now=deps.clock.now())
+    bind(deps.store, "lb-plain", "u-plain", "127.0.2.3")
+    deps.store.kv_set(gate_key("u-plain"), "ungated", ttl_s=None, now=deps.clock.now())  # a Pod without our gate
     bind(deps.store, "lb-gone", "u-gone", "127.0.2.2", state="deregistered")
     clb = FakeClb(health)
     deps.clb = clb  # type: ignore[assignment]
     result = poll_pending(deps)
     assert [len(c) for c in clb.health_calls] == [30, 5]
-    assert "lb-done" not in result["polled"] and "lb-gone" not in result["polled"]
+    assert not {"lb-done", "lb-plain", "lb-gone"} & set(result["polled"])
     flipped = {uid for _, payload in invoker.calls for uid in payload["pod_uids"]}
     assert flipped == {f"u{i}" for i in range(0, 35, 2)}
     assert {name for name, _ in invoker.calls} == {"flip"}
