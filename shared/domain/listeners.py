@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from shared.domain.models import HealthCheck, Listener, ListenerSpec, ServiceInfo, ServicePort
+from shared.domain.models import EXISTED_LB_ANNOTATION, HealthCheck, Listener, ListenerSpec, ServiceInfo, ServicePort
 from shared.domain.tke_service_config import TkeServiceConfig
 
 LISTENER_NAME_PREFIX = "clb-direct"
@@ -73,6 +73,8 @@ class ListenerPlan:
     update: list[tuple[Listener, ListenerSpec, list[str]]] = field(default_factory=list)
     delete: list[Listener] = field(default_factory=list)
     keep: list[Listener] = field(default_factory=list)
+    # Wanted ports held on an adopted CLB by a listener clb-direct did not create: never written.
+    conflicts: list[tuple[ListenerSpec, Listener]] = field(default_factory=list)
 
     @property
     def is_noop(self) -> bool:
@@ -89,9 +91,11 @@ def plan_listeners(
 ) -> ListenerPlan:
     """Diff desired listeners against the CLB's.
 
-    Matching is by (protocol, port): an existing listener on a wanted port is adopted and reconfigured,
-    never duplicated. Unwanted listeners are deleted when we own the CLB or created them ourselves; other
-    listeners on an adopted CLB belong to someone else and are left alone.
+    Matching is by (protocol, port): an existing listener on a wanted port is reconfigured, never
+    duplicated, when we own the CLB or created that listener; on an adopted CLB a listener someone else
+    created on a wanted port is a conflict, left exactly as it is (the caller warns). Unwanted
+    listeners are deleted when we own the CLB or created them ourselves; other listeners on an adopted
+    CLB belong to someone else and are left alone.
     """
     plan = ListenerPlan()
     by_key = {(listener.protocol, listener.port): listener for listener in actual}
@@ -100,6 +104,9 @@ def plan_listeners(
         existing = by_key.get((spec.protocol, spec.port))
         if existing is None:
             plan.create.append(spec)
+            continue
+        if not owns_lb and not is_owned_listener(existing, namespace, service):
+            plan.conflicts.append((spec, existing))
             continue
         diffs = listener_differences(spec, existing)
         if diffs:
@@ -117,8 +124,17 @@ def plan_listeners(
 def listeners_for_service(
     service: ServiceInfo, actual: Sequence[Listener]
 ) -> list[tuple[ServicePort, Listener | None]]:
-    """Each Service port with the CLB listener serving it (None when it does not exist yet)."""
-    by_key = {(listener.protocol, listener.port): listener for listener in actual}
+    """Each Service port with the CLB listener serving it (None when it does not exist yet).
+
+    On an adopted CLB (`tke-existed-lbid`) only listeners clb-direct created for this Service serve it:
+    a foreign listener on the same port is a conflict, and nothing is ever registered into it.
+    """
+    adopted = bool(service.annotations.get(EXISTED_LB_ANNOTATION))
+    by_key = {
+        (listener.protocol, listener.port): listener
+        for listener in actual
+        if not adopted or is_owned_listener(listener, service.namespace, service.name)
+    }
     return [(port, by_key.get((port.protocol, port.port))) for port in service.ports]
 
 

@@ -154,6 +154,13 @@ def ensure_service(deps: Deps, service: ServiceInfo, request: StepRequest, rec: 
     )
     target = lb_id or "<new>"
     _apply_listeners(deps, rec, target, plan)
+    for spec, listener in plan.conflicts:
+        message = (
+            f"port {spec.protocol}:{spec.port} of adopted CLB {target} is held by listener {listener.listener_id} "
+            f"({listener.name or 'unnamed'}) that clb-direct did not create; it is left untouched and no Pod is "
+            "bound on that port: delete or move that listener, or give the Service another port"
+        )
+        emit(deps, rec, service_ref(service), type="Warning", reason="ListenerPortConflict", message=message)
     if config is not None and (plan.update or plan.create):
         message = f"applied TkeServiceConfig {config.name} to listeners of CLB {target}"
         emit(deps, rec, service_ref(service), type="Normal", reason="AppliedTkeServiceConfig", message=message)
@@ -174,7 +181,12 @@ def ensure_service(deps: Deps, service: ServiceInfo, request: StepRequest, rec: 
         "service": str(service.key),
         "lb_id": target,
         "adopted": adopted,
-        "listeners": {"created": len(plan.create), "updated": len(plan.update), "deleted": len(plan.delete)},
+        "listeners": {
+            "created": len(plan.create),
+            "updated": len(plan.update),
+            "deleted": len(plan.delete),
+            "conflicts": len(plan.conflicts),
+        },
     }
 
 

@@ -119,7 +119,8 @@ def test_listeners_we_do_not_manage_on_an_adopted_clb_are_never_touched(env: Env
     assert on_clb == {(foreign, "10.9.9.9", 9000), (ours, "10.0.0.1", 8080)}
 
 
-def test_an_adopted_listener_on_the_service_port_keeps_its_other_backends(env: Env) -> None:
+def test_a_foreign_listener_on_the_service_port_is_left_to_its_owner(env: Env) -> None:
+    """Not ours, so not managed (issue 15 #1): its backends stay, ours are never added, no extra-target removal."""
     clb = env.deps.require_clb()
     existing = clb.create_load_balancer(LoadBalancerSpec(name="shared", tags={"team": "ops"}))
     adopted = clb.create_listener(existing.lb_id, ListenerSpec(port=80, name="ops-http"))
@@ -128,8 +129,9 @@ def test_an_adopted_listener_on_the_service_port_keeps_its_other_backends(env: E
 
     reconcile(env)
 
-    assert env.targets(lb_id) == {("10.9.9.9", 8080, 10), ("10.0.0.1", 8080, 10)}
+    assert env.targets(lb_id) == {("10.9.9.9", 8080, 10)}
     assert service_events(env, "RemovedExtraTargets") == []
+    assert service_events(env, "ListenerPortConflict")
 
 
 def test_a_relabelled_pods_target_without_a_record_is_drained_not_cut(env: Env) -> None:

@@ -190,3 +190,31 @@ def test_fail_open_releases_a_global_router_pod_refused_for_the_switch(env: Env)
     assert env.gate("web-1")[:2] == ("True", "LoadBalancerNetworkGroupFailOpen")
     assert "GlobalRouteDirectAccess" in env.gate("web-1")[2]  # the release says why the Pod was waiting
     assert env.targets(env.lb_id()) == set()  # released, still not bound: the limit holds
+
+
+def test_a_foreign_listener_on_the_service_port_of_an_adopted_clb_is_never_written(env: Env) -> None:
+    """Issue 15 #1: a port conflict gives the Service a Warning naming the listener, and no binding there."""
+    from shared.domain.models import HealthCheck, ListenerSpec, LoadBalancerSpec, Target
+
+    clb = env.deps.require_clb()
+    existing = clb.create_load_balancer(LoadBalancerSpec(name="shared", tags={"team": "ops"}))
+    spec = ListenerSpec(port=80, name="ops-http", health_check=HealthCheck(interval_s=15))
+    foreign = clb.create_listener(existing.lb_id, spec)
+    clb.register_targets(existing.lb_id, [Target(listener_id=foreign, ip="10.9.9.9", port=8080)])
+    before = clb.list_listeners(existing.lb_id)
+    ensure(env, ("web-1", "10.0.0.1"), **{"service.kubernetes.io/tke-existed-lbid": existing.lb_id})
+    env.drain()
+
+    assert env.targets(existing.lb_id) == {("10.9.9.9", 8080, 10)}, "nothing registered into the foreign listener"
+    assert clb.list_listeners(existing.lb_id) == before, "the foreign listener was not modified"
+    assert env.deps.store.list_bindings(lb_id=existing.lb_id) == []
+    warnings = [m for ref, t, r, m in env.cluster.events if t == "Warning" and r == "ListenerPortConflict"]
+    assert warnings and foreign in warnings[0] and "TCP:80" in warnings[0] and existing.lb_id in warnings[0]
+    gate = env.gate("web-1")
+    assert gate is None or gate[0] == "False", "not healthy on a port it is not bound on"
+
+    env.cluster.delete_service("default", "web")
+    env.invoke("service", {"step": "service", "services": [{"namespace": "default", "name": "web"}]})
+    env.drain()
+    assert env.targets(existing.lb_id) == {("10.9.9.9", 8080, 10)}
+    assert [lst.listener_id for lst in clb.list_listeners(existing.lb_id)] == [foreign]

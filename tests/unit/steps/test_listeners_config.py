@@ -118,10 +118,12 @@ def test_plan_creates_updates_and_deletes_only_owned() -> None:
     ]
     plan = plan_listeners(desired, actual, namespace="ns", service="web", owns_lb=False)
     assert [s.port for s in plan.create] == [443]
-    assert [(lst.listener_id, diffs) for lst, _, diffs in plan.update] == [("lbl-80", ["scheduler"])]
+    # adopted CLB: the unnamed listener on port 80 is someone else's, a conflict, never written
+    assert plan.update == [] and [(s.port, lst.listener_id) for s, lst in plan.conflicts] == [(80, "lbl-80")]
     assert [lst.listener_id for lst in plan.delete] == ["lbl-own"]
     owned = plan_listeners(desired, actual, namespace="ns", service="web", owns_lb=True)
-    assert {lst.listener_id for lst in owned.delete} == {"lbl-own", "lbl-foreign"}
+    assert [(lst.listener_id, diffs) for lst, _, diffs in owned.update] == [("lbl-80", ["scheduler"])]
+    assert {lst.listener_id for lst in owned.delete} == {"lbl-own", "lbl-foreign"} and owned.conflicts == []
 
 
 def test_plan_is_noop_when_converged_and_detects_health_drift() -> None:
