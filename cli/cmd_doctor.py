@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = Settings.load()
     # Logs (and metric records) go to stderr: stdout carries only the findings.
-    configure_logging("warning", stream=StderrAtWriteTime())  # type: ignore[arg-type]
+    configure_logging("warning", stream=StderrAtWriteTime(), force=True)  # type: ignore[arg-type]
     findings: list[Finding] = []
     if "settings" not in args.skip:
         findings += check_settings(settings)

@@ -75,6 +75,10 @@ def trim_audit_event(event: dict[str, Any]) -> dict[str, Any]:
     return trimmed
 
 
+# Consecutive failed forwards after which the readiness probe fails (the router is unreachable or refusing).
+NOT_READY_AFTER_FAILURES = 3
+
+
 class Relay:
     def __init__(
         self,
@@ -125,6 +129,7 @@ class Relay:
             ack_timeout_s=batcher.config.ack_timeout_s,
             auth=audit_auth,
             on_unauthenticated=lambda: self._count("audit_unauthenticated"),
+            ready=self.not_ready_reason,
         )
 
     # --- sources -------------------------------------------------------------------------------------
@@ -249,6 +254,16 @@ class Relay:
         if self._checkpointer is not None:
             self._checkpointer.join(timeout=10)
         self.save_checkpoint()
+
+    def not_ready_reason(self) -> str | None:
+        """Why this replica should get no audit traffic: a watch not (re)synced, or the router refusing."""
+        unsynced = [w.resource for w in self.watchers if not w.state.synced.is_set()]
+        if unsynced:
+            return f"watch not synced: {', '.join(unsynced)}"
+        failures = self.batcher.consecutive_failures
+        if failures >= NOT_READY_AFTER_FAILURES:
+            return f"the last {failures} forwards to the router failed"
+        return None
 
     def stats(self) -> dict[str, Any]:
         with self._lock:

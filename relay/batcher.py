@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from relay.pending import Entry, PendingBuffer, Ticket
 from shared.logging import get_logger
+from shared.metrics import emit_metric
 from shared.signing import sign_batch
 
 # (url, body, headers, timeout_s) -> HTTP status; raises OSError on transport failure.
@@ -90,6 +91,10 @@ class Batcher:
     def pending(self) -> int:
         return len(self.buffer)
 
+    @property
+    def consecutive_failures(self) -> int:
+        return self._failures
+
     def stats(self) -> dict[str, int]:
         return {**self.counters, "superseded": self.buffer.superseded, "pending_bytes": self.buffer.pending_bytes()}
 
@@ -136,6 +141,9 @@ class Batcher:
         if not entries:
             return True
         status = self._deliver(entries)
+        emit_metric("relay_queue_depth", len(self.buffer) + len(entries), "Count")
+        if not 200 <= status < 300:
+            emit_metric("relay_forward_errors", 1, "Count", status=str(status))
         if 200 <= status < 300:
             self._failures = 0
             return True

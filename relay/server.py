@@ -51,7 +51,9 @@ class RelayHttpServer:
         ack_timeout_s: float = 10.0,
         auth: AuditAuth | None = None,
         on_unauthenticated: Callable[[], None] = lambda: None,
+        ready: Callable[[], str | None] = lambda: None,
     ) -> None:
+        self._ready = ready  # None = ready, else why not (the readiness probe gets 503 with it)
         self.ack_timeout_s = ack_timeout_s
         self.auth = auth or AuditAuth(allow_unauthenticated=True)
         self._on_unauthenticated = on_unauthenticated
@@ -95,8 +97,12 @@ class RelayHttpServer:
 
         class Handler(LimitedRequestHandler):
             def do_GET(self) -> None:
-                if self.path.split("?", 1)[0] in ("/healthz", "/readyz"):
+                path = self.path.split("?", 1)[0]
+                if path == "/healthz":
                     self.send_json(200, server._stats())
+                elif path == "/readyz":
+                    why = server._ready()
+                    self.send_json(503 if why else 200, {"ready": why is None, "reason": why or "ok"})
                 else:
                     self.send_json(404, {"error": "NotFound", "message": "GET /healthz; POST audit EventLists to /"})
 

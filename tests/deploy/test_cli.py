@@ -22,6 +22,7 @@ from emulators.cluster.simulator import version_info
 from emulators.cluster.store import ObjectStore
 from shared.config import Settings
 from shared.domain.webhook_config import desired_webhook_configuration
+from shared.logging import configure_logging
 from tests.deploy.k8s import BASE, kustomize
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,7 +151,10 @@ def doctor(
         monkeypatch.delenv(key)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    code = main(["doctor"])
+    try:
+        code = main(["doctor"])
+    finally:
+        configure_logging(force=True)  # doctor sent logs to stderr; give later tests the default again
     lines = capsys.readouterr().out.strip().splitlines()
     by_check: dict[str, str] = {}
     for line in lines:
