@@ -157,6 +157,24 @@ resource "tencentcloud_api_gateway_service_release" "clb_direct" {
   depends_on       = [tencentcloud_api_gateway_api.clb_direct]
 }
 
+# Optional allowlist: only the cluster's egress addresses (API server, relay, kubelets) may call /admission,
+# /router and /prestop. /health stays open to Cloud Monitor and authenticates every callback itself.
+resource "tencentcloud_api_gateway_ip_strategy" "cluster_only" {
+  count         = length(var.cluster_egress_ips) > 0 ? 1 : 0
+  service_id    = tencentcloud_api_gateway_service.clb_direct.id
+  strategy_name = "clb_direct_cluster_only"
+  strategy_type = "WHITE"
+  strategy_data = join("\n", var.cluster_egress_ips)
+}
+
+resource "tencentcloud_api_gateway_strategy_attachment" "cluster_only" {
+  for_each         = var.functions_deployed && length(var.cluster_egress_ips) > 0 ? toset(["admission", "router", "prestop"]) : toset([])
+  service_id       = tencentcloud_api_gateway_service.clb_direct.id
+  strategy_id      = tencentcloud_api_gateway_ip_strategy.cluster_only[0].strategy_id
+  environment_name = "release"
+  bind_api_id      = tencentcloud_api_gateway_api.clb_direct[each.key].id
+}
+
 # --- secrets the functions resolve at cold start (values from variables; never in serverless.yml) -----------
 resource "tencentcloud_ssm_secret" "clb_direct" {
   for_each              = local.secrets

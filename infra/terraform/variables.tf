@@ -54,3 +54,9 @@ variable "secret_values" {
   sensitive   = true
   description = "redis_password, cluster_token, relay_hmac_key, health_notify_key, health_alarm_token (e.g. TF_VAR_secret_values)"
 }
+
+variable "cluster_egress_ips" {
+  type        = list(string)
+  default     = []
+  description = "public egress IPs/CIDRs of the cluster (NAT gateway, API server); when set only they may call /admission, /router, /prestop"
+}

@@ -85,3 +85,14 @@ def test_audit_policy_logs_what_the_router_reads_and_never_secrets() -> None:
     )
     assert rules[secret_rule]["level"] == "None" and secret_rule < pods_rule  # first match wins
     assert rules[-1] == {"level": "None"}
+
+
+def test_bootstrap_webhook_template_is_what_the_guardian_writes_behind_the_gateway() -> None:
+    from shared.domain.webhook_config import desired_webhook_configuration
+
+    (template,) = documents(K8S / "bootstrap" / "webhook-template.yaml")
+    url = "https://API_GATEWAY_HOST/release/admission"
+    assert template == desired_webhook_configuration(
+        name="clb-direct-readiness-gate", url=url, ca_bundle_pem="", failure_policy="Ignore"
+    )
+    assert "caBundle" not in template["webhooks"][0]["clientConfig"]
