@@ -63,10 +63,11 @@ DEFAULT_FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec("health"),
     FunctionSpec("reconcile", timeout_s=300),
     FunctionSpec("guardian"),
-    FunctionSpec("service"),
-    FunctionSpec("bind"),
-    FunctionSpec("unbind"),
-    FunctionSpec("flip"),
+    # The timeouts serverless.yml deploys (a step's idempotency claim expires after its function's timeout).
+    FunctionSpec("service", timeout_s=120),
+    FunctionSpec("bind", timeout_s=120),
+    FunctionSpec("unbind", timeout_s=120),
+    FunctionSpec("flip", timeout_s=120),
     # Holds the kubelet's preStop call until the Pod is drained: bounded by the grace period (<= 300 s).
     FunctionSpec("prestop", memory_mb=128, timeout_s=330),
 )

@@ -186,3 +186,11 @@ def test_every_secret_reference_is_a_secret_terraform_creates_and_the_role_may_r
     }
     assert referenced == created
     assert re.search(r'"ssm:GetSecretValue"', tf) and "values(local.secrets)" in tf
+
+
+def test_the_local_runtime_gives_each_function_the_timeout_serverless_yml_deploys(rendered: Rendered) -> None:
+    from emulators.runtime.runtime import DEFAULT_FUNCTIONS
+
+    local = {spec.name: spec.timeout_s for spec in DEFAULT_FUNCTIONS}
+    deployed = {key: float(function.inputs["timeout"]) for key, function in rendered.functions.items()}
+    assert local == deployed
