@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint fmt demo bench lock clean venv package
+.PHONY: test lint fmt demo bench lock clean venv package k8s test-controlplane
 
 $(STAMP): pyproject.toml uv.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,13 @@ venv: $(STAMP)
 test: $(STAMP)
 	@bash scripts/ensure-redis.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The pinned upstream control plane binaries for tests/integration/controlplane (cached outside the repo).
+k8s:
+	@bash scripts/build-k8s.sh
+
+test-controlplane: $(STAMP)
+	$(PY) -m pytest tests/integration/controlplane $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -66,6 +66,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--keep", action="store_true", help="leave the stack and the Service running for clb-direct plan/replay/events"
     )
+    parser.add_argument(
+        "--control-plane",
+        action="store_true",
+        help="run on a real kube-apiserver + kube-controller-manager + etcd (scripts/build-k8s.sh) instead of the "
+        "cluster simulator",
+    )
     parser.set_defaults(func=run)
 
 
@@ -84,7 +90,9 @@ def run(args: argparse.Namespace) -> int:
         rps=args.rps,
         seed=args.seed,
     )
-    options = DemoOptions(scenario=scenario, out=args.out, compare=args.compare, keep=args.keep)
+    options = DemoOptions(
+        scenario=scenario, out=args.out, compare=args.compare, keep=args.keep, control_plane=args.control_plane
+    )
     return run_demo(options, wait_while_kept=_until_signalled)
 
 

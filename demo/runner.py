@@ -43,10 +43,16 @@ class DemoOptions:
     out: Path
     compare: bool = False
     keep: bool = False
+    control_plane: bool = False  # a real kube-apiserver + controller manager + etcd instead of the simulator
 
     def stack_options(self, run_dir: Path, gate: bool) -> StackOptions:
         # Poll health at least as often as the CLB checks it: notifications are the fast path, the poll the net.
-        return StackOptions(run_dir=run_dir, gate=gate, health_poll_s=float(max(2, self.scenario.health_interval)))
+        return StackOptions(
+            run_dir=run_dir,
+            gate=gate,
+            health_poll_s=float(max(2, self.scenario.health_interval)),
+            control_plane=self.control_plane,
+        )
 
 
 def run_one(

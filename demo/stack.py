@@ -8,6 +8,11 @@ function), the runtime (functions behind HTTP, an async `/_invoke` queue, timers
 cluster simulator (audit webhook → the relay); then the guardian runs once so the webhook Secret exists and
 the runtime's HTTPS endpoint serves `/admission` with that certificate, which the API server verifies against
 the caBundle the guardian registered. `stop()` tears it all down in reverse and restores the environment.
+
+With `StackOptions.control_plane` (or a `RealCluster` passed in) the cluster is a real kube-apiserver,
+kube-controller-manager and etcd with our node agent (`emulators/controlplane/`) instead of the simulator:
+infra/ is applied as a user would, and the functions authenticate with their own ServiceAccount's token
+(`functions.kubeconfig`), so the least-privilege RBAC is what they run with; `kubeconfig` stays the admin's.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ import structlog
 
 from emulators.clb.app import ClbEmulator, ClbEmulatorOptions
 from emulators.cluster.simulator import ClusterSimulator
+from emulators.controlplane.cluster import RealCluster
+from emulators.controlplane.infra import FUNCTIONS_ACCOUNT
 from emulators.runtime.runtime import DEFAULT_FUNCTIONS, LocalRuntime, TimerSpec
 from relay.app import Relay
 from relay.auth import AuditAuth
@@ -117,18 +124,21 @@ class StackOptions:
     runtime_workers: int = 6
     log_level: str = "info"
     store_url: str | None = None  # default: SQLite in the run directory
+    control_plane: bool = False  # a real kube-apiserver + controller manager + etcd instead of the simulator
+    relay_port: int = 0  # fixed when a shared control plane's audit webhook already points at it
 
 
 class LocalStack:
     """Everything `make demo` needs, started in one process; `env` is what CLI commands need to join in."""
 
-    def __init__(self, options: StackOptions) -> None:
+    def __init__(self, options: StackOptions, cluster: RealCluster | None = None) -> None:
         self.options = options
+        self._shared_cluster = cluster  # started and stopped by its owner (a test session)
         self.run_dir = options.run_dir
         self.clb: ClbEmulator | None = None
         self.runtime: LocalRuntime | None = None
         self.relay: Relay | None = None
-        self.sim: ClusterSimulator | None = None
+        self.sim: ClusterSimulator | RealCluster | None = None
         self.env: dict[str, str] = {}
         self.audit_token = ""
         self.settings: Settings | None = None
@@ -144,6 +154,15 @@ class LocalStack:
         return self.run_dir / "kubeconfig"
 
     @property
+    def real_cluster(self) -> bool:
+        return self.options.control_plane or self._shared_cluster is not None
+
+    @property
+    def functions_kubeconfig(self) -> Path:
+        """What the functions authenticate with: their ServiceAccount on a real cluster, the admin otherwise."""
+        return self.run_dir / "functions.kubeconfig" if self.real_cluster else self.kubeconfig
+
+    @property
     def log_path(self) -> Path:
         return self.run_dir / "functions.log"
 
@@ -151,7 +170,15 @@ class LocalStack:
         """A new stack is a new cluster and a new CLB: state left by an earlier run would only mislead it
         (stored resourceVersions, bindings to CLBs that no longer exist)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        for name in ("state.db", "state.db-wal", "state.db-shm", "functions.log", "dead-letters.jsonl", "kubeconfig"):
+        for name in (
+            "state.db",
+            "state.db-wal",
+            "state.db-shm",
+            "functions.log",
+            "dead-letters.jsonl",
+            "kubeconfig",
+            "functions.kubeconfig",
+        ):
             (self.run_dir / name).unlink(missing_ok=True)
 
     def start(self) -> LocalStack:
@@ -221,28 +248,55 @@ class LocalStack:
         batcher = Batcher(
             BatcherConfig(router_url=f"{runtime.url}/router", hmac_key=hmac_key.encode(), window_s=opts.relay_window_s)
         )
-        audit_token = secrets.token_hex(16)  # the simulator's API server presents it, as an audit kubeconfig would
+        # The API server presents this token to the relay, as an audit kubeconfig user would; a shared real
+        # control plane was started with one already.
+        audit_token = self._shared_cluster.audit_token if self._shared_cluster is not None else secrets.token_hex(16)
         self.audit_token = audit_token
         self.relay = Relay(
             batcher=batcher,
             sources=["audit"],
             http_limits=runtime.http_limits,
             audit_auth=AuditAuth(token=audit_token),
+            port=opts.relay_port,
         )
         self.relay.start()
         self._stoppers.append(self.relay.stop)
-        self.sim = ClusterSimulator(
-            kubeconfig_path=self.kubeconfig,
-            start_delay_s=opts.pod_start_delay_s,
-            max_grace_s=opts.max_grace_s,
-            audit_url=f"{self.relay.url}/audit",
-            audit_batch_wait_s=opts.audit_batch_wait_s,
-            audit_token=audit_token,
-        )
-        self.sim.start()
-        self._stoppers.append(self.sim.stop)
+        if self.real_cluster:
+            self._join_real_cluster(audit_token)
+        else:
+            self.sim = ClusterSimulator(
+                kubeconfig_path=self.kubeconfig,
+                start_delay_s=opts.pod_start_delay_s,
+                max_grace_s=opts.max_grace_s,
+                audit_url=f"{self.relay.url}/audit",
+                audit_batch_wait_s=opts.audit_batch_wait_s,
+                audit_token=audit_token,
+            )
+            self.sim.start()
+            self._stoppers.append(self.sim.stop)
         if self._tls is not None and self.settings is not None:
             start_admission_endpoint(runtime, self.settings)
+
+    def _join_real_cluster(self, audit_token: str) -> None:
+        """Start (or join the shared) real control plane, apply infra/, give the functions their own token."""
+        assert self.relay is not None
+        cluster = self._shared_cluster
+        if cluster is None:
+            cluster = RealCluster(
+                state_dir=self.run_dir / "control-plane",
+                start_delay_s=self.options.pod_start_delay_s,
+                max_grace_s=self.options.max_grace_s,
+                audit_url=f"{self.relay.url}/audit",
+                audit_batch_wait_s=self.options.audit_batch_wait_s,
+                audit_token=audit_token,
+            )
+            cluster.start()
+            self._stoppers.append(cluster.stop)
+        self.sim = cluster
+        self.kubeconfig.write_bytes(cluster.kubeconfig_path.read_bytes())
+        self.kubeconfig.chmod(0o600)
+        cluster.apply_infra(webhook_url=self.env.get("CLB_DIRECT_WEBHOOK_URL"))
+        cluster.service_account_kubeconfig(*FUNCTIONS_ACCOUNT, self.functions_kubeconfig)
 
     def _environment(
         self, *, secret_id: str, secret_key: str, notify_secret: str, hmac_key: str, http_port: int, webhook_port: int
@@ -257,7 +311,7 @@ class LocalStack:
             "CLB_DIRECT_SECRET_KEY": secret_key,
             "CLB_DIRECT_VPC_ID": "vpc-local",
             "CLB_DIRECT_CLUSTER_ID": "cls-local",
-            "CLB_DIRECT_KUBECONFIG": str(self.kubeconfig),
+            "CLB_DIRECT_KUBECONFIG": str(self.functions_kubeconfig),
             "CLB_DIRECT_INVOKER": "local",
             "CLB_DIRECT_LOCAL_INVOKE_URL": f"{runtime_url}/_invoke",
             "CLB_DIRECT_RELAY_HMAC_KEY": hmac_key,

@@ -75,19 +75,19 @@ class AdmissionChain:
         self._store = store
         self._default_timeout_s = default_timeout_s
 
-    def __call__(self, rtype: ResourceType, namespace: str | None, obj: Obj, actor: str) -> Obj:
-        return self.admit(rtype, namespace, obj, actor)
+    def __call__(self, rtype: ResourceType, namespace: str | None, obj: Obj, actor: str, dry_run: bool = False) -> Obj:
+        return self.admit(rtype, namespace, obj, actor, dry_run=dry_run)
 
-    def admit(self, rtype: ResourceType, namespace: str | None, obj: Obj, actor: str) -> Obj:
+    def admit(self, rtype: ResourceType, namespace: str | None, obj: Obj, actor: str, *, dry_run: bool = False) -> Obj:
         webhooks = [w for w in self._webhooks() if self._matches(w, rtype, namespace, obj)]
         current = copy.deepcopy(obj)
         seen_by: dict[str, Obj] = {}
         for webhook in webhooks:
-            current = self._invoke(webhook, rtype, namespace, current, actor)
+            current = self._invoke(webhook, rtype, namespace, current, actor, dry_run=dry_run)
             seen_by[webhook.name] = copy.deepcopy(current)
         for webhook in webhooks:
             if webhook.spec.get("reinvocationPolicy") == "IfNeeded" and seen_by[webhook.name] != current:
-                current = self._invoke(webhook, rtype, namespace, current, actor)
+                current = self._invoke(webhook, rtype, namespace, current, actor, dry_run=dry_run)
         return current
 
     def _webhooks(self) -> list[_Webhook]:
@@ -110,7 +110,9 @@ class AdmissionChain:
         object_labels = (obj.get("metadata") or {}).get("labels")
         return match_label_selector_object(webhook.spec.get("objectSelector"), object_labels)
 
-    def _invoke(self, webhook: _Webhook, rtype: ResourceType, namespace: str | None, obj: Obj, actor: str) -> Obj:
+    def _invoke(
+        self, webhook: _Webhook, rtype: ResourceType, namespace: str | None, obj: Obj, actor: str, *, dry_run: bool
+    ) -> Obj:
         request_uid = str(uuid.uuid4())
         review = {
             "apiVersion": "admission.k8s.io/v1",
@@ -127,7 +129,7 @@ class AdmissionChain:
                 "userInfo": user_info(actor),
                 "object": obj,
                 "oldObject": None,
-                "dryRun": False,
+                "dryRun": dry_run,
                 "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
             },
         }
@@ -157,8 +159,10 @@ class AdmissionChain:
         except (ValueError, ssl.SSLError) as exc:
             raise WebhookCallError(f"invalid caBundle: {exc}") from exc
         timeout = float(webhook.spec.get("timeoutSeconds") or self._default_timeout_s)
+        # The real API server tells the webhook its deadline in the query string: ?timeout=10s.
+        separator = "&" if "?" in url else "?"
         request = urllib.request.Request(
-            url,
+            f"{url}{separator}timeout={int(timeout)}s",
             data=json.dumps(review).encode(),
             method="POST",
             headers={"Content-Type": "application/json", "Accept": "application/json"},

@@ -43,8 +43,11 @@ def handle(
     """Execute one non-watch request; raises ``ApiError`` for failures."""
     if method == "GET":
         return 200, _get(store, route, query)
+    dry_run = _dry_run(query)
+    if dry_run and method != "POST":
+        raise bad_request(f"dryRun on {method} is not supported by the cluster simulator (only creates)")
     if method == "POST":
-        return 201, _post(store, route, body, user)
+        return 201, _post(store, route, body, user, dry_run=dry_run)
     if route.name is None:
         raise method_not_allowed(f"the server does not allow this method on the requested resource ({method})")
     if method == "PUT":
@@ -118,7 +121,17 @@ def _key(obj: Obj) -> tuple[str, str]:
     return obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
 
 
-def _post(store: ObjectStore, route: Route, body: Any, user: str) -> Obj:
+def _dry_run(query: dict[str, str]) -> bool:
+    """`?dryRun=All` as the real server takes it; any other value is refused the same way."""
+    value = query.get("dryRun")
+    if value is None or value == "":
+        return False
+    if value != "All":
+        raise bad_request(f'Invalid dry run value: "{value}"; the only supported value is "All"')
+    return True
+
+
+def _post(store: ObjectStore, route: Route, body: Any, user: str, *, dry_run: bool = False) -> Obj:
     if route.subresource == "binding" and route.rtype.plural == "pods" and route.name:
         target = (_require_object(body).get("target") or {}).get("name")
         if not target:
@@ -130,7 +143,7 @@ def _post(store: ObjectStore, route: Route, body: Any, user: str) -> Obj:
     if route.events_v1:
         events.validate_new(obj)
         obj = events.to_core(obj)
-    return _view(route, store.create(_plural(route), route.namespace, obj, actor=user))
+    return _view(route, store.create(_plural(route), route.namespace, obj, actor=user, dry_run=dry_run))
 
 
 def _put(store: ObjectStore, route: Route, body: Obj, user: str) -> Obj:

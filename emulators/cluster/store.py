@@ -24,6 +24,7 @@ from emulators.cluster import deletion, objects, updates
 from emulators.cluster.changefeed import ChangeFeed, Subscriber
 from emulators.cluster.context import AuditedCall, WriteRecord
 from emulators.cluster.errors import ApiError, already_exists, bad_request, not_found
+from emulators.cluster.names import check_name
 from emulators.cluster.patching import JSON_PATCH, apply_patch
 from emulators.cluster.resources import RESOURCES, ResourceType, resource_type
 from emulators.cluster.selectors import parse_field_selector, parse_label_selector
@@ -32,7 +33,7 @@ from emulators.cluster.watch import ChangeEvent, WatchStream
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
-AdmissionHook = Callable[[ResourceType, "str | None", Obj, str], Obj]
+AdmissionHook = Callable[[ResourceType, "str | None", Obj, str, bool], Obj]  # ..., actor, dry_run
 AuditSink = Callable[[WriteRecord], None]
 Objs = list[Obj]
 
@@ -93,7 +94,10 @@ class ObjectStore:
 
     # ------------------------------------------------------------------ writes
 
-    def create(self, resource: str, namespace: str | None, obj: Obj, *, actor: str = "system:admin") -> Obj:
+    def create(
+        self, resource: str, namespace: str | None, obj: Obj, *, actor: str = "system:admin", dry_run: bool = False
+    ) -> Obj:
+        """Create; with `dry_run` (`?dryRun=All`) admit, name and stamp it as a create would, store nothing."""
         rtype = resource_type(resource)
         if not isinstance(obj, dict) or not isinstance(obj.get("metadata", {}), dict):
             raise bad_request(f"the body of a {rtype.kind} create must be a JSON object with metadata")
@@ -102,7 +106,7 @@ class ObjectStore:
         request_name = body.get("metadata", {}).get("name", "")
         return self._audited(
             AuditedCall("create", rtype, ns, request_name, None, actor, obj),
-            lambda: self._create(rtype, ns, body, actor),
+            lambda: self._create(rtype, ns, body, actor, dry_run=dry_run),
         )
 
     def replace(
@@ -339,13 +343,13 @@ class ObjectStore:
             objects.stamp_new(RESOURCES["namespaces"], namespace, self._now())
             self._commit("ADDED", RESOURCES["namespaces"], namespace, None)
 
-    def _create(self, rtype: ResourceType, ns: str, body: Obj, actor: str) -> Obj:
+    def _create(self, rtype: ResourceType, ns: str, body: Obj, actor: str, *, dry_run: bool = False) -> Obj:
         meta = body["metadata"]
         objects.check_create_identity(rtype, ns, body)
         objects.prepare_for_create(rtype, body)
         if rtype.plural == "pods" and self.admission is not None:
             # Webhooks are called outside the lock: they are slow, remote and may call back into the API.
-            body = self.admission(rtype, ns or None, body, actor)
+            body = self.admission(rtype, ns or None, body, actor, dry_run)
         with self._lock:
             if ns:
                 self._ensure_namespace(ns)
@@ -357,9 +361,12 @@ class ObjectStore:
                     candidate = prefix + "".join(self._rng.choice(_NAME_ALPHABET) for _ in range(5))
                 body["metadata"]["name"] = candidate
             name = body["metadata"]["name"]
+            check_name(rtype, name)
             if (ns, name) in table:
                 raise already_exists(rtype.plural, rtype.group, name)
             objects.stamp_new(rtype, body, self._now())
+            if dry_run:
+                return copy.deepcopy(body)  # like the real server: no resourceVersion, nothing persisted
             return self._commit("ADDED", rtype, body, None)
 
     def _update(

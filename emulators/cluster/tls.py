@@ -80,6 +80,11 @@ class CertificateAuthority:
         )
         self.cert_pem = self.cert.public_bytes(serialization.Encoding.PEM)
 
+    @property
+    def private_key(self) -> ec.EllipticCurvePrivateKey:
+        """The CA's signing key, for issuers of other certificate kinds (the control plane's client certs)."""
+        return self._key
+
     def issue(self, hosts: list[str], *, common_name: str | None = None, client: bool = False) -> KeyPair:
         """A serving certificate valid for every host (DNS name or IP address) in ``hosts``;
         with ``client``, a client certificate (clientAuth) such as the API server presents to webhooks."""

@@ -23,17 +23,22 @@ _IMMUTABLE_META = ("name", "namespace", "uid", "creationTimestamp", "generation"
 
 
 def check_preconditions(rtype: ResourceType, name: str, current: Obj, meta: Obj) -> None:
-    uid, stored_uid = meta.get("uid"), current["metadata"].get("uid")
-    if uid and uid != stored_uid:
-        raise conflict(
-            rtype.plural,
-            rtype.group,
-            name,
-            f"Precondition failed: UID in precondition: {uid}, UID in object meta: {stored_uid}",
-        )
+    """A patch's metadata.resourceVersion is optimistic concurrency (409, checked first); its metadata.uid
+    would change an immutable field (422), which is how the real server answers a kubelet-style UID
+    "precondition" in a pods/status patch."""
     rv = meta.get("resourceVersion")
     if rv and rv != current["metadata"]["resourceVersion"]:
         raise conflict(rtype.plural, rtype.group, name)
+    uid, stored_uid = meta.get("uid"), current["metadata"].get("uid")
+    if uid and uid != stored_uid:
+        raise invalid(
+            rtype.kind,
+            rtype.group,
+            name,
+            "metadata.uid",
+            cause_reason="FieldValueInvalid",
+            detail=f'Invalid value: "{uid}": field is immutable',
+        )
 
 
 def check_identity(rtype: ResourceType, ns: str, name: str, obj: Obj) -> None:

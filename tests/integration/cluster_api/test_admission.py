@@ -35,6 +35,7 @@ class WebhookServer:
 
     def __init__(self, ca: CertificateAuthority) -> None:
         self.reviews: list[tuple[str, dict[str, Any]]] = []
+        self.queries: list[str] = []
         self.responder: Responder = inject_gate
         outer = self
 
@@ -44,12 +45,15 @@ class WebhookServer:
 
             def do_POST(self) -> None:
                 review = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.reviews.append((self.path, review))
+                # The API server appends its deadline (?timeout=10s) to the configured URL.
+                path, _, query = self.path.partition("?")
+                outer.queries.append(query)
+                outer.reviews.append((path, review))
                 body = json.dumps(
                     {
                         "apiVersion": "admission.k8s.io/v1",
                         "kind": "AdmissionReview",
-                        "response": outer.responder(review["request"], self.path),
+                        "response": outer.responder(review["request"], path),
                     }
                 ).encode()
                 self.send_response(200)
@@ -121,7 +125,8 @@ def test_webhook_injects_the_gate_and_receives_a_faithful_review(
     assert [g.condition_type for g in pod.spec.readiness_gates] == [GATE]
     path, review = webhook.reviews[0]
     request = review["request"]
-    assert path == "/admit" and review["apiVersion"] == "admission.k8s.io/v1" and review["kind"] == "AdmissionReview"
+    assert path == "/admit" and webhook.queries[0] == "timeout=10s"
+    assert review["apiVersion"] == "admission.k8s.io/v1" and review["kind"] == "AdmissionReview"
     assert request["name"] == "" and request["namespace"] == "shop" and request["operation"] == "CREATE"
     assert request["kind"] == {"group": "", "version": "v1", "kind": "Pod"}
     assert request["resource"] == {"group": "", "version": "v1", "resource": "pods"}

@@ -119,7 +119,7 @@ def test_condition_patch_on_pod_status_keeps_other_conditions(cluster: Cluster) 
     assert result.spec.readiness_gates[0].condition_type == "lb/ready"
     with pytest.raises(client.ApiException) as wrong_uid:
         core.patch_namespaced_pod_status("web-1", "shop", {"metadata": {"uid": "not-it"}, "status": {}})
-    assert wrong_uid.value.status == 409
+    assert wrong_uid.value.status == 422  # the real server: metadata.uid is immutable (tests/integration/controlplane)
     merged = core.patch_namespaced_pod_status(
         "web-1",
         "shop",

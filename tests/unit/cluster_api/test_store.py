@@ -88,7 +88,8 @@ def test_uid_precondition_in_a_patch(store: ObjectStore) -> None:
             STRATEGIC_MERGE_PATCH,
             subresource="status",
         )
-    assert caught.value.code == 409 and "Precondition failed: UID in precondition: other" in str(caught.value)
+    # As the real API server: the patch would change the immutable uid (a 422, not a 409).
+    assert caught.value.code == 422 and 'metadata.uid: Invalid value: "other": field is immutable' in str(caught.value)
     ok = store.patch(
         "pods",
         "ns",
