@@ -36,6 +36,7 @@ from emulators.clb.app import ClbEmulator, ClbEmulatorOptions
 from emulators.cluster.simulator import ClusterSimulator
 from emulators.controlplane.cluster import RealCluster
 from emulators.controlplane.infra import FUNCTIONS_ACCOUNT
+from emulators.controlplane.pki import RelayServing, write_relay_serving
 from emulators.runtime.runtime import DEFAULT_FUNCTIONS, LocalRuntime, TimerSpec
 from relay.app import Relay
 from relay.auth import AuditAuth
@@ -252,17 +253,20 @@ class LocalStack:
         # control plane was started with one already.
         audit_token = self._shared_cluster.audit_token if self._shared_cluster is not None else secrets.token_hex(16)
         self.audit_token = audit_token
+        relay_tls = self._relay_serving()
         self.relay = Relay(
             batcher=batcher,
             sources=["audit"],
             http_limits=runtime.http_limits,
             audit_auth=AuditAuth(token=audit_token),
             port=opts.relay_port,
+            tls_cert=str(relay_tls.cert) if relay_tls else None,
+            tls_key=str(relay_tls.key) if relay_tls else None,
         )
         self.relay.start()
         self._stoppers.append(self.relay.stop)
         if self.real_cluster:
-            self._join_real_cluster(audit_token)
+            self._join_real_cluster(audit_token, relay_tls)
         else:
             self.sim = ClusterSimulator(
                 kubeconfig_path=self.kubeconfig,
@@ -277,7 +281,13 @@ class LocalStack:
         if self._tls is not None and self.settings is not None:
             start_admission_endpoint(runtime, self.settings)
 
-    def _join_real_cluster(self, audit_token: str) -> None:
+    def _relay_serving(self) -> RelayServing | None:
+        """A real API server sends the audit token only over HTTPS, so on a real cluster the relay serves TLS."""
+        if self._shared_cluster is not None:
+            return self._shared_cluster.relay_serving
+        return write_relay_serving(self.run_dir / "relay-tls") if self.options.control_plane else None
+
+    def _join_real_cluster(self, audit_token: str | None, relay_tls: RelayServing | None) -> None:
         """Start (or join the shared) real control plane, apply infra/, give the functions their own token."""
         assert self.relay is not None
         cluster = self._shared_cluster
@@ -289,6 +299,7 @@ class LocalStack:
                 audit_url=f"{self.relay.url}/audit",
                 audit_batch_wait_s=self.options.audit_batch_wait_s,
                 audit_token=audit_token,
+                relay_serving=relay_tls,
             )
             cluster.start()
             self._stoppers.append(cluster.stop)

@@ -24,6 +24,7 @@ from emulators.cluster.remote_store import ApiServerStore
 from emulators.cluster.scheduler import SCHEDULER_ACTOR, Scheduler, default_node_names
 from emulators.controlplane.infra import apply_infra
 from emulators.controlplane.launcher import ControlPlane, ControlPlaneError, ControlPlaneOptions
+from emulators.controlplane.pki import RelayServing
 
 TOKEN_SECONDS = 24 * 3600
 
@@ -38,6 +39,7 @@ class RealCluster:
         audit_ca_file: str | None = None,
         audit_batch_wait_s: float = 1.0,
         audit_token: str | None = None,
+        relay_serving: RelayServing | None = None,
         network_mode: NetworkMode | str = NetworkMode.VPC_CNI,
         start_delay_s: float = 0.2,
         node_count: int = 3,
@@ -49,12 +51,15 @@ class RealCluster:
             ControlPlaneOptions(
                 state_dir=state_dir,
                 audit_url=audit_url,
-                audit_ca_file=Path(audit_ca_file) if audit_ca_file else None,
+                audit_ca_file=Path(audit_ca_file)
+                if audit_ca_file
+                else (relay_serving.ca_cert if relay_serving is not None else None),
                 audit_batch_wait_s=audit_batch_wait_s,
                 audit_token=audit_token,
             )
         )
         self.audit_token = audit_token
+        self.relay_serving = relay_serving  # what a relay joining this cluster must serve its audit endpoint with
         self.nodes = default_node_names(node_count)
         self._kubelet_options: dict[str, Any] = {
             "ipam": PodIpam(node_count),

@@ -113,6 +113,7 @@ class ControlPlane:
         self.state_dir = self.options.state_dir or Path(tempfile.mkdtemp(prefix="clb-direct-cp-"))
         self.pki: Pki | None = None
         self.api_port = 0
+        self.etcd_url = ""
         self._processes: list[_Process] = []
 
     # ------------------------------------------------------------------------------------ surface
@@ -222,6 +223,7 @@ class ControlPlane:
             ],
         )
         self._wait_healthy(process, lambda: _etcd_healthy(client_url))
+        self.etcd_url = client_url
         return client_url
 
     def _start_apiserver(self, etcd_url: str) -> None:

@@ -98,6 +98,28 @@ def _client_certificate(ca: CertificateAuthority, user: str, groups: list[str]) 
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
+@dataclass(frozen=True)
+class RelayServing:
+    """The relay's audit endpoint certificate on 127.0.0.1 and the CA the audit kubeconfig trusts."""
+
+    ca_cert: Path
+    cert: Path
+    key: Path
+
+
+def write_relay_serving(directory: Path) -> RelayServing:
+    """The API server sends the audit kubeconfig's bearer token only over HTTPS: the relay must serve TLS."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = CertificateAuthority("clb-direct relay CA", validity_days=30)
+    pair = ca.issue(["127.0.0.1", "localhost"], common_name="clb-direct-relay")
+    ca_cert, cert, key = directory / "relay-ca.crt", directory / "relay.crt", directory / "relay.key"
+    ca_cert.write_bytes(ca.cert_pem)
+    cert.write_bytes(pair.cert_pem)
+    key.write_bytes(pair.key_pem)
+    key.chmod(0o600)
+    return RelayServing(ca_cert, cert, key)
+
+
 def write_pki(directory: Path) -> Pki:
     """Generate the CA, serving certificate and service-account keys into `directory` (mode 0600 keys)."""
     directory.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from kubernetes import client
 
 from emulators.controlplane.binaries import BinariesMissing
 from emulators.controlplane.cluster import RealCluster
+from emulators.controlplane.pki import write_relay_serving
 
 
 def _free_port() -> int:
@@ -38,7 +39,8 @@ def real_cluster(tmp_path_factory: pytest.TempPathFactory, relay_port: int) -> I
     try:
         cluster = RealCluster(
             state_dir=state,
-            audit_url=f"http://127.0.0.1:{relay_port}/audit",
+            audit_url=f"https://127.0.0.1:{relay_port}/audit",
+            relay_serving=write_relay_serving(state / "relay-tls"),
             audit_batch_wait_s=1.0,
             audit_token=secrets.token_hex(16),  # what each test's relay must check (LocalStack reads it)
             start_delay_s=0.2,
