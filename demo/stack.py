@@ -251,7 +251,8 @@ class LocalStack:
         )
         # The API server presents this token to the relay, as an audit kubeconfig user would; a shared real
         # control plane was started with one already.
-        audit_token = self._shared_cluster.audit_token if self._shared_cluster is not None else secrets.token_hex(16)
+        shared_token = self._shared_cluster.audit_token if self._shared_cluster is not None else None
+        audit_token = shared_token or secrets.token_hex(16)
         self.audit_token = audit_token
         relay_tls = self._relay_serving()
         self.relay = Relay(
@@ -287,7 +288,7 @@ class LocalStack:
             return self._shared_cluster.relay_serving
         return write_relay_serving(self.run_dir / "relay-tls") if self.options.control_plane else None
 
-    def _join_real_cluster(self, audit_token: str | None, relay_tls: RelayServing | None) -> None:
+    def _join_real_cluster(self, audit_token: str, relay_tls: RelayServing | None) -> None:
         """Start (or join the shared) real control plane, apply infra/, give the functions their own token."""
         assert self.relay is not None
         cluster = self._shared_cluster

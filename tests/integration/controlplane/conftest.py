@@ -9,7 +9,6 @@ node agent registers three nodes and runs every Pod on a loopback IP with real H
 from __future__ import annotations
 
 import secrets
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,18 +18,13 @@ from kubernetes import client
 from emulators.controlplane.binaries import BinariesMissing
 from emulators.controlplane.cluster import RealCluster
 from emulators.controlplane.pki import write_relay_serving
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.support.net import free_port
 
 
 @pytest.fixture(scope="session")
 def relay_port() -> int:
     """Where the audit webhook of the session's API server delivers: the relay under test binds it."""
-    return _free_port()
+    return free_port()
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +60,7 @@ def namespace(admin: client.ApiClient) -> Iterator[str]:
     """A fresh namespace with its default ServiceAccount (Pods are refused before the controller makes it)."""
     import uuid
 
-    from tests.polling import eventually
+    from tests.support.polling import eventually
 
     core = client.CoreV1Api(admin)
     name = f"t-{uuid.uuid4().hex[:8]}"

@@ -13,7 +13,7 @@ from typing import Any
 from kubernetes import client
 
 from emulators.controlplane.cluster import RealCluster
-from tests.polling import eventually
+from tests.support.polling import eventually
 
 GATE = "cloud.tencent.com/load-balancer-backendgroup-ready"
 

@@ -25,7 +25,7 @@ from demo.report import RunReport
 from demo.scenario import Scenario, ScenarioOptions
 from demo.stack import LocalStack, StackOptions
 from emulators.controlplane.cluster import RealCluster
-from tests.polling import eventually
+from tests.support.polling import eventually
 
 GATE = "cloud.tencent.com/load-balancer-backendgroup-ready"
 DENIED = ("HTTP 403", "HTTP 401")

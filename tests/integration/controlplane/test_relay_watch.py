@@ -19,7 +19,7 @@ from emulators.controlplane.cluster import RealCluster
 from emulators.controlplane.infra import RELAY_ACCOUNT
 from relay.app import Relay
 from relay.batcher import Batcher, BatcherConfig
-from tests.polling import eventually
+from tests.support.polling import eventually
 
 
 class RecordingRouter:

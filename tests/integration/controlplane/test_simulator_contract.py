@@ -24,7 +24,7 @@ from kubernetes.client.exceptions import ApiException
 from emulators.cluster.simulator import ClusterSimulator
 from emulators.cluster.tls import CertificateAuthority
 from emulators.controlplane.cluster import RealCluster
-from tests.polling import eventually
+from tests.support.polling import eventually
 
 Answer = dict[str, Any]
 
