@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+import logging
 import os
 import ssl
 import threading
@@ -32,6 +33,8 @@ from typing import Any
 from emulators.runtime.invoke_queue import AsyncInvokeQueue
 from emulators.runtime.scf_context import api_gateway_event, http_response_from_result, make_context, timer_event
 from limited_http import HttpLimits, LimitedHTTPServer, LimitedRequestHandler
+
+log = logging.getLogger(__name__)
 
 TlsProvider = Callable[[], "tuple[bytes, bytes] | None"]
 
@@ -209,14 +212,22 @@ class LocalRuntime:
 
     def _watch_tls(self) -> None:
         """Pick up a rotated serving certificate (the guardian rewrites the Secret before expiry)."""
+        rejected: tuple[bytes, bytes] | None = None
         while not self._stop.wait(2.0):
             assert self._tls_provider is not None
             try:
                 material = self._tls_provider()
             except Exception:  # the cluster may be briefly unreachable; keep the current certificate
                 continue
-            if material is not None and material != self._tls_material:
-                self._load_tls(material)
+            if material is not None and material not in (self._tls_material, rejected):
+                try:
+                    self._load_tls(material)
+                except (ssl.SSLError, ValueError) as exc:
+                    # A damaged Secret (the guardian repairs it): keep serving the last good certificate.
+                    rejected = material
+                    log.warning(
+                        "runtime: unusable serving certificate from the TLS provider (%s); keeping the current one", exc
+                    )
 
     def _run_timer(self, timer: TimerSpec) -> None:
         while not self._stop.wait(timer.interval_s):
