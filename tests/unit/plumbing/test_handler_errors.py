@@ -249,3 +249,50 @@ def test_async_error_raises_retryable_and_answers_the_rest() -> None:
     assert result["ok"] is False and result["retryable"] is False
     assert result["message"].startswith("function bind is misconfigured and cannot run until its settings are fixed")
     assert async_error("bind", LimitExceeded("quota"))["error"] == "LimitExceeded"
+
+
+# ---------------------------------------------------------------------------------------------- every handler
+
+
+def _handler_sources() -> list[Any]:
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3] / "functions"
+    return [(path.parent.name, ast.parse(path.read_text())) for path in sorted(root.glob("*/handler.py"))]
+
+
+def test_every_handler_uses_the_shell_and_its_seam() -> None:
+    import ast
+
+    sources = _handler_sources()
+    assert {name for name, _ in sources} == {*ALL_FUNCTIONS}, "a new function needs its error-mapping tests here"
+    for name, tree in sources:
+        imported = {
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module == "shared.shell"
+            for alias in node.names
+        }
+        assert "FunctionShell" in imported, f"functions/{name}/handler.py does not use the shell"
+        assert imported & {"http_error", "async_error", "run_step_event"}, f"{name} maps errors outside the seam"
+        assert isinstance(_module(name).shell, FunctionShell)
+
+
+def test_every_handler_builds_its_deps_inside_its_error_handling() -> None:
+    import ast
+
+    for name, tree in _handler_sources():
+        guarded: set[int] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Try) and node.handlers:
+                guarded |= {id(inner) for statement in node.body for inner in ast.walk(statement)}
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "deps"
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "shell"
+            ):
+                assert id(node) in guarded, f"functions/{name}/handler.py line {node.lineno}: shell.deps() outside try"
