@@ -10,15 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from shared.deps import Deps
+from shared.domain.limits import STEP_REQUEST_MAX_BYTES
 from shared.domain.models import StepRequest
 from shared.domain.routing import split_request
 from shared.logging import get_logger
 
 log = get_logger("clb_direct.dispatch")
-
-# SCF async Invoke accepts at most 128 KB of ClientContext (the Invoke API limit); keep
-# headroom for the invoker's envelope.
-MAX_INVOKE_PAYLOAD_BYTES = 120 * 1024
 
 
 def dispatch(deps: Deps, requests: list[StepRequest]) -> list[dict[str, Any]]:
@@ -26,7 +23,7 @@ def dispatch(deps: Deps, requests: list[StepRequest]) -> list[dict[str, Any]]:
     invoker = deps.require_invoker()
     sent: list[dict[str, Any]] = []
     for request in requests:
-        for part in split_request(request, max_bytes=MAX_INVOKE_PAYLOAD_BYTES):
+        for part in split_request(request, max_bytes=STEP_REQUEST_MAX_BYTES):
             request_id = invoker.invoke_async(part.step, part.model_dump(mode="json"))
             sent.append({"step": part.step, "lbId": part.lb_id, "pods": len(part.pods), "requestId": request_id})
             log.info(

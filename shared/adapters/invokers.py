@@ -26,12 +26,13 @@ from shared.adapters.clb_errors import RetryPolicy, call_with_retry
 from shared.clock import SystemClock
 from shared.config import Settings
 from shared.domain.errors import ConfigError, PermanentError, RetryableError
+from shared.domain.limits import SCF_ASYNC_PAYLOAD_LIMIT_BYTES
 from shared.logging import get_logger
 from shared.ports import Clock, Invoker
 
 log = get_logger("shared.adapters.invokers")
 
-MAX_ASYNC_PAYLOAD_BYTES = 128 * 1024
+MAX_ASYNC_PAYLOAD_BYTES = SCF_ASYNC_PAYLOAD_LIMIT_BYTES
 
 
 def encode_payload(function: str, payload: Mapping[str, Any]) -> str:

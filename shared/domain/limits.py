@@ -24,6 +24,11 @@ from shared.domain.models import (
 
 MIN_KUBERNETES_VERSION = (1, 12)
 
+# SCF's async Invoke accepts at most 128 KB of event; the router cuts StepRequests to leave headroom for
+# the invoker's envelope, and every invoker refuses an event over the limit itself.
+SCF_ASYNC_PAYLOAD_LIMIT_BYTES = 128 * 1024
+STEP_REQUEST_MAX_BYTES = SCF_ASYNC_PAYLOAD_LIMIT_BYTES - 8 * 1024
+
 
 # The TKE networks that give a Pod an ENI address (shared-ENI multi-IP, and one ENI per Pod).
 ENI_NETWORKS = frozenset({"tke-route-eni", "tke-direct-eni"})
