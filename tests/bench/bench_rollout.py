@@ -27,6 +27,7 @@ import os
 import secrets
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -80,6 +81,7 @@ class PodWatch:
     containers_ready: dict[str, float] = field(default_factory=dict)
     deleted: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    by_ip: dict[str, str] = field(default_factory=dict)  # the latest Pod seen with each IP
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self, core: client.CoreV1Api) -> None:
@@ -98,6 +100,8 @@ class PodWatch:
         name, now = pod.metadata.name, time.time()
         env = pod.spec.containers[0].env or []
         self.versions.setdefault(name, next((e.value for e in env if e.name == "VERSION"), "?"))
+        if pod.status.pod_ip:
+            self.by_ip[pod.status.pod_ip] = name
         if pod.metadata.deletion_timestamp is not None:
             self.deleted.setdefault(name, now)
         for c in pod.status.conditions or []:
@@ -138,9 +142,16 @@ class World:
         return data
 
     def snapshot(self) -> dict[str, Any]:
+        return self._ask("snapshot")
+
+    def failed_connections(self, since: float) -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = self._ask(f"connections {since}")["connections"]
+        return records
+
+    def _ask(self, command: str) -> dict[str, Any]:
         with self._lock:
             assert self.proc.stdin is not None
-            self.proc.stdin.write("snapshot\n")
+            self.proc.stdin.write(command + "\n")
             self.proc.stdin.flush()
             return self._read()
 
@@ -331,6 +342,7 @@ class Rollout:
         for load in loads:
             for kind, count in load.errors().items():
                 errors[kind] = errors.get(kind, 0) + count
+        attributed = self._attribute([f for load in loads for f in load.failures], t0 - 3.0)
         return {
             "vip": vip,
             "wall_s": wall,
@@ -340,8 +352,29 @@ class Rollout:
             "failed": failed,
             "ok": ok,
             "errors": errors,
+            "failures_by_backend_state": attributed,
             **self._latencies(),
         }
+
+    def _attribute(self, failures: list[Any], since: float) -> dict[str, int]:
+        """Failed requests by (proxy outcome, the backend Pod's version, terminating or not then)."""
+        by_port: dict[int, list[dict[str, Any]]] = {}
+        for record in self.world.failed_connections(since):
+            by_port.setdefault(int(record["client_port"]), []).append(record)
+        counts: dict[str, int] = {}
+        for failure in failures:
+            near = [r for r in by_port.get(failure.local_port, []) if abs(r["at"] - failure.at) <= 5.0]
+            record = min(near, key=lambda r: abs(r["at"] - failure.at), default=None)
+            if record is None:
+                key = f"{failure.error}: no proxy record"
+            else:
+                pod = self.watch.by_ip.get(str(record["backend"]).rpartition(":")[0], "")
+                deleted = self.watch.deleted.get(pod)
+                state = "terminating" if deleted is not None and deleted <= failure.at else "live"
+                where = f"{self.watch.versions.get(pod, '?')} {state}" if pod else "no backend"
+                key = f"{record['outcome']} at {where}"
+            counts[key] = counts.get(key, 0) + 1
+        return counts
 
     def _latencies(self) -> dict[str, Any]:
         store = open_store(f"sqlite:///{self.run_dir / 'state.db'}")
@@ -369,12 +402,21 @@ def _pq(values: list[float]) -> tuple[float, float]:
 
 
 def _measure(case: Case) -> dict[str, Any]:
+    """One case in a fresh run directory (BENCH_KEEP=1 keeps it: functions.log, world.log, state.db)."""
+    if os.environ.get("BENCH_KEEP"):
+        run_dir = Path(tempfile.mkdtemp(prefix=f"bench-rollout-{case.n}-"))
+        print(f"   keeping {run_dir}", file=sys.stderr, flush=True)
+        return _measure_in(case, run_dir)
     with temp_dir(f"bench-rollout-{case.n}-") as run_dir:
-        rollout = Rollout(case, run_dir)
-        try:
-            return rollout.run()
-        finally:
-            rollout.stop()
+        return _measure_in(case, run_dir)
+
+
+def _measure_in(case: Case, run_dir: Path) -> dict[str, Any]:
+    rollout = Rollout(case, run_dir)
+    try:
+        return rollout.run()
+    finally:
+        rollout.stop()
 
 
 def _rows(case: Case, gated: dict[str, Any], baseline: dict[str, Any] | None, first: dict[str, Any]) -> list[Row]:
@@ -398,8 +440,10 @@ def _rows(case: Case, gated: dict[str, Any], baseline: dict[str, Any] | None, fi
         "health_num": HEALTH_NUM,
         "issue_floor_s": waves * (POD_START_S + HEALTH_NUM * HEALTH_INTERVAL_S),
         "errors": gated["errors"],
+        "failures": gated["failures_by_backend_state"],
         "ok_requests": gated["ok"],
         "baseline_errors": baseline["errors"] if baseline else None,
+        "baseline_failures": baseline["failures_by_backend_state"] if baseline else None,
         "samples": {k: len(gated[k]) for k in ("gate_s", "bind_s", "drain_s")},
         "invocations": gated["invocations"],
         "cpu_s": gated["cpu_s"],

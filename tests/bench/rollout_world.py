@@ -6,7 +6,8 @@ cloud and the cluster: the Pod servers, health probes, forwarding proxy and API 
 here. The config names the runtime's URL (health notifications go to `/health`, relay batches to
 `/router`) and the shared secrets. On start it prints one JSON line (CLB endpoint, kubeconfig, VIPs come
 later); then it answers one JSON line per command read on stdin: `snapshot` (per CLB its VIP and, per
-listener, targets with weight and health, plus the CLB API call counts) and `stop`.
+listener, targets with weight and health, plus the CLB API call counts), `connections <epoch>` (the
+proxy's failed connections since then: client port, backend, outcome) and `stop`.
 """
 
 from __future__ import annotations
@@ -84,6 +85,10 @@ def main(argv: list[str]) -> int:
             command = line.strip()
             if command == "snapshot":
                 print(json.dumps(snapshot(clb)), file=channel)
+            elif command.startswith("connections "):
+                since = float(command.split()[1])
+                records = [vars(r) for r in clb.dataplane.proxy.connections(since) if r.outcome != "served"]
+                print(json.dumps({"connections": records}), file=channel)
             elif command == "stop":
                 break
             elif command:
