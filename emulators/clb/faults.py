@@ -3,7 +3,8 @@
 `ClbModel` owns a `FaultInjector`; the dispatcher (`api.py`) asks it for a `FaultDecision` before each
 call, sleeps the latency outside the model lock, and the model raises the injected error or, after
 applying the change, lets the transport drop the response (network error or a 5xx status). `fail_task`
-makes the call succeed but its async task end in Status 1 without applying anything. Rules come from
+makes the call succeed but its async task end in Status 1 without applying anything; `task_delay_s` makes
+its async task run that much longer (the CLB stays locked meanwhile, as a slow real task does). Rules come from
 tests or the server's `POST /_emulator/faults`.
 """
 
@@ -34,6 +35,7 @@ class FaultRule:
     drop_response: bool = False
     drop_status: int | None = None
     fail_task: bool = False
+    task_delay_s: float = 0.0
     count: int | None = None
     seed: int | None = None
 
@@ -50,8 +52,10 @@ class FaultRule:
             rule = cls(**data)
         except TypeError as exc:
             raise ClbApiError(INVALID_PARAMETER_VALUE, f"bad fault rule: {exc}") from None
-        if not 0.0 <= float(rule.rate) <= 1.0 or float(rule.latency_s) < 0:
-            raise ClbApiError(INVALID_PARAMETER_VALUE, "fault rate must be within [0, 1] and latency_s >= 0")
+        if not 0.0 <= float(rule.rate) <= 1.0 or float(rule.latency_s) < 0 or float(rule.task_delay_s) < 0:
+            raise ClbApiError(
+                INVALID_PARAMETER_VALUE, "fault rate must be within [0, 1]; latency_s and task_delay_s >= 0"
+            )
         return rule
 
 
@@ -63,6 +67,7 @@ class FaultDecision:
     drop_response: bool = False
     drop_status: int | None = None
     fail_task: bool = False
+    task_delay_s: float = 0.0
 
 
 class FaultInjector:
@@ -109,4 +114,5 @@ class FaultInjector:
                 drop_response=rule.drop_response and fires,
                 drop_status=rule.drop_status,
                 fail_task=rule.fail_task and fires,
+                task_delay_s=float(rule.task_delay_s) if fires else 0.0,
             )

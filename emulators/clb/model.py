@@ -109,6 +109,8 @@ class ClbModel:
             raise ClbApiError(fault.error_code, fault.error_message)
         if fault is not None and fault.fail_task:
             self._state.fail_next_task = "injected task failure"
+        if fault is not None and fault.task_delay_s:
+            self._state.slow_next_task_s = fault.task_delay_s
         return handler(self._state, params, request_id)
 
     def record_rejected(self, action: str, request_id: str, code: str) -> None:

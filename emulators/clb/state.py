@@ -134,6 +134,8 @@ class ClbState:
         self.changed = False
         # Set by the model for one call when a fault asks the next task to end in Status 1.
         self.fail_next_task: str | None = None
+        # Likewise, extra seconds the next task takes (a slow task keeps the CLB locked that much longer).
+        self.slow_next_task_s = 0.0
         self._rng = random.Random(config.id_seed)
         self._vip_seq = 0
         self._vip_block = config.vip_block
@@ -203,18 +205,20 @@ class ClbState:
         created_lb_ids: list[str] | None = None,
     ) -> None:
         """Record an async task that applies `apply` after the configured duration (at once when it is 0)."""
+        duration = self.config.task_duration_s + self.slow_next_task_s
         task = TaskState(
             task_id=task_id,
             lb_ids=tuple(lb_ids),
-            done_at=self.clock() + self.config.task_duration_s,
+            done_at=self.clock() + duration,
             apply=apply,
             fail_message=self.fail_next_task,
             rollback=rollback,
             created_lb_ids=tuple(created_lb_ids) if created_lb_ids is not None else None,
         )
         self.fail_next_task = None
+        self.slow_next_task_s = 0.0
         self.tasks[task_id] = task
-        if self.config.task_duration_s <= 0:
+        if duration <= 0:
             self._finish(task)
 
     def record_done_task(self, task_id: str, lb_ids: list[str]) -> None:

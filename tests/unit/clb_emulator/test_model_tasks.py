@@ -6,6 +6,7 @@ import pytest
 
 from emulators.clb.config import ClbEmulatorConfig
 from emulators.clb.errors import ClbApiError
+from emulators.clb.faults import FaultRule
 from emulators.clb.model import ClbModel
 from shared.clock import FakeClock
 from tests.unit.clb_emulator.conftest import ModelHarness
@@ -55,6 +56,28 @@ def test_failed_create_task_removes_the_load_balancer(h: ModelHarness) -> None:
     h.finish()
     assert h.call("DescribeTaskStatus", TaskId=created["RequestId"])["Status"] == 1
     assert h.call("DescribeLoadBalancers")["TotalCount"] == 0
+
+
+def test_a_slow_task_keeps_the_load_balancer_locked_for_its_delay(h: ModelHarness) -> None:
+    lb_id = h.lb()
+    h.model.set_fault({"action": "CreateListener", "task_delay_s": 3.0})
+    created = h.call("CreateListener", LoadBalancerId=lb_id, Ports=[80], Protocol="TCP")
+    h.clock.advance(2.9)
+    assert h.call("DescribeTaskStatus", TaskId=created["RequestId"])["Status"] == 2
+    assert _code(h, "CreateListener", LoadBalancerId=lb_id, Ports=[81], Protocol="TCP") == (
+        "FailedOperation.ResourceInOperating"
+    )
+    h.clock.advance(0.2)
+    assert h.call("DescribeTaskStatus", TaskId=created["RequestId"])["Status"] == 0
+    h.model.clear_faults()
+    h.call("CreateListener", LoadBalancerId=lb_id, Ports=[81], Protocol="TCP")
+    h.clock.advance(0.05)  # the next task takes the configured duration only
+    assert h.call("DescribeListeners", LoadBalancerId=lb_id)["TotalCount"] == 2
+
+
+def test_a_negative_task_delay_is_refused() -> None:
+    with pytest.raises(ClbApiError, match="task_delay_s"):
+        FaultRule.from_dict({"action": "CreateListener", "task_delay_s": -1})
 
 
 def test_rate_limit_is_configurable_per_action(h: ModelHarness) -> None:
