@@ -111,7 +111,13 @@ class ClbModel:
             self._state.fail_next_task = "injected task failure"
         if fault is not None and fault.task_delay_s:
             self._state.slow_next_task_s = fault.task_delay_s
-        return handler(self._state, params, request_id)
+        try:
+            return handler(self._state, params, request_id)
+        finally:
+            # A task fault belongs to this call only: a call refused before it started a task (instance
+            # lock, bad parameter) must not pass its fault on to the next one.
+            self._state.fail_next_task = None
+            self._state.slow_next_task_s = 0.0
 
     def record_rejected(self, action: str, request_id: str, code: str) -> None:
         """Log a call the dispatcher refused before the model saw it (bad signature, bad body)."""
