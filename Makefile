@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint fmt demo bench lock clean venv package k8s test-controlplane
+.PHONY: test lint fmt demo bench chaos lock clean venv package k8s test-controlplane
 
 $(STAMP): pyproject.toml uv.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ fmt: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/clb-direct demo $(DEMO_ARGS)
+
+# Seeded chaos scenarios, checked after every operation (a 20-seed slice runs in `make test` too).
+# `make chaos SEED=17` replays one seed; CHAOS_ARGS="--scenarios 500" runs more.
+chaos: $(STAMP)
+	$(PY) -m tests.chaos $(if $(SEED),--seed $(SEED),) $(CHAOS_ARGS)
 
 bench: $(STAMP)
 	@bash scripts/ensure-redis.sh

@@ -161,6 +161,8 @@ def ensure_service(deps: Deps, service: ServiceInfo, request: StepRequest, rec: 
             "bound on that port: delete or move that listener, or give the Service another port"
         )
         emit(deps, rec, service_ref(service), type="Warning", reason="ListenerPortConflict", message=message)
+    if lb_id is not None:
+        _forget_gone_listeners(deps, rec, lb_id)
     if config is not None and (plan.update or plan.create):
         message = f"applied TkeServiceConfig {config.name} to listeners of CLB {target}"
         emit(deps, rec, service_ref(service), type="Normal", reason="AppliedTkeServiceConfig", message=message)
@@ -201,13 +203,23 @@ def _apply_listeners(deps: Deps, rec: Recorder, target: str, plan: ListenerPlan)
     for listener in plan.delete:
         delete = partial(clb.delete_listener, target, listener.listener_id)
         rec.do("delete_listener", delete, lb_id=target, listener_id=listener.listener_id)
-        for binding in deps.store.list_bindings(lb_id=target):
-            if binding.listener_id == listener.listener_id:
-                rec.do(
-                    "forget_binding",
-                    partial(deps.store.delete_binding, binding.lb_id, binding.listener_id, binding.pod_uid),
-                    pod=_pod_name(binding),
-                )
+
+
+def _forget_gone_listeners(deps: Deps, rec: Recorder, lb_id: str) -> None:
+    """Forget the binding records of every listener the CLB no longer has: deleted just now, or earlier by a
+    run that died before it forgot them (its retry no longer plans that listener's deletion, so keying on
+    the plan alone would keep those records for ever). Read after the changes, so a listener another run
+    created meanwhile keeps its records."""
+    live = {listener.listener_id for listener in deps.require_clb().list_listeners(lb_id)}
+    for binding in deps.store.list_bindings(lb_id=lb_id):
+        if binding.listener_id not in live:
+            rec.do(
+                "forget_binding",
+                partial(deps.store.delete_binding, binding.lb_id, binding.listener_id, binding.pod_uid),
+                pod=_pod_name(binding),
+                listener_id=binding.listener_id,
+                reason="its listener is gone",
+            )
 
 
 def _write_back(deps: Deps, rec: Recorder, service: ServiceInfo, target: str, vips: list[str]) -> None:

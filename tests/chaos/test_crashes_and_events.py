@@ -92,3 +92,26 @@ def test_everything_at_once_with_ip_reuse() -> None:
         world.settle()
         assert world.cluster.get_pod("default", reused) is not None
         assert world.violations() == []
+
+
+def test_a_removed_port_whose_binding_cleanup_crashed_leaves_no_records_behind() -> None:
+    """Found by `make chaos` (seeds 3, 21): the service step deleted the listener of a removed port and died
+    before forgetting its binding records; its retry no longer saw the listener, so the records stayed."""
+    with chaos_world(11, durable_store=True) as world:
+        lb_id = world.create_service()
+        for _ in range(3):
+            world.add_pod()
+        world.toggle_port(82)
+        world.deliver()
+        world.run_queue()
+        world.tick(10)
+        assert len(world.store.raw.list_bindings(lb_id=lb_id)) == 9
+        world.store.rate = 1.0  # every binding delete right after the CLB call dies
+        world.toggle_port(82)
+        world.deliver()
+        world.run_queue()
+        assert world.store.crashes > 0
+        world.end_chaos()
+        world.tick(2 * 60)  # two reconcile periods
+        assert world.violations() == []
+        assert len(world.store.raw.list_bindings(lb_id=lb_id)) == 6
