@@ -154,13 +154,7 @@ def ensure_service(deps: Deps, service: ServiceInfo, request: StepRequest, rec: 
     )
     target = lb_id or "<new>"
     _apply_listeners(deps, rec, target, plan)
-    for spec, listener in plan.conflicts:
-        message = (
-            f"port {spec.protocol}:{spec.port} of adopted CLB {target} is held by listener {listener.listener_id} "
-            f"({listener.name or 'unnamed'}) that clb-direct did not create; it is left untouched and no Pod is "
-            "bound on that port: delete or move that listener, or give the Service another port"
-        )
-        emit(deps, rec, service_ref(service), type="Warning", reason="ListenerPortConflict", message=message)
+    _warn_port_conflicts(deps, rec, service, target, plan)
     if lb_id is not None:
         _forget_gone_listeners(deps, rec, lb_id)
     if config is not None and (plan.update or plan.create):
@@ -203,6 +197,17 @@ def _apply_listeners(deps: Deps, rec: Recorder, target: str, plan: ListenerPlan)
     for listener in plan.delete:
         delete = partial(clb.delete_listener, target, listener.listener_id)
         rec.do("delete_listener", delete, lb_id=target, listener_id=listener.listener_id)
+
+
+def _warn_port_conflicts(deps: Deps, rec: Recorder, service: ServiceInfo, target: str, plan: ListenerPlan) -> None:
+    """A port of an adopted CLB held by a listener we did not create: a Warning, and nothing written there."""
+    for spec, listener in plan.conflicts:
+        message = (
+            f"port {spec.protocol}:{spec.port} of adopted CLB {target} is held by listener {listener.listener_id} "
+            f"({listener.name or 'unnamed'}) that clb-direct did not create; it is left untouched and no Pod is "
+            "bound on that port: delete or move that listener, or give the Service another port"
+        )
+        emit(deps, rec, service_ref(service), type="Warning", reason="ListenerPortConflict", message=message)
 
 
 def _forget_gone_listeners(deps: Deps, rec: Recorder, lb_id: str) -> None:
