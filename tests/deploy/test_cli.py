@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from cli import cmd_settings_doc
 from cli.main import build_parser, main
@@ -22,7 +23,6 @@ from emulators.cluster.simulator import version_info
 from emulators.cluster.store import ObjectStore
 from shared.config import Settings
 from shared.domain.webhook_config import desired_webhook_configuration
-from shared.logging import configure_logging
 from tests.deploy.k8s import BASE, kustomize
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -151,10 +151,13 @@ def doctor(
         monkeypatch.delenv(key)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
+    saved = structlog.get_config()
     try:
         code = main(["doctor"])
     finally:
-        configure_logging(force=True)  # doctor sent logs to stderr; give later tests the default again
+        # doctor sent logs to stderr: give later tests the configuration they had (configuring the default
+        # here would bind this test's capsys stream, closed once it ends, and break every later log line).
+        structlog.configure(**saved)
     lines = capsys.readouterr().out.strip().splitlines()
     by_check: dict[str, str] = {}
     for line in lines:
