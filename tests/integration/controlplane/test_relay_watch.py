@@ -44,7 +44,7 @@ class RecordingRouter:
 def test_relay_watch_mode_with_its_own_service_account(
     real_cluster: RealCluster, admin: client.ApiClient, namespace: str, tmp_path: Path
 ) -> None:
-    real_cluster.apply_infra(webhook_url="https://127.0.0.1:9/admission")
+    real_cluster.apply_infra(webhook_url=None, bootstrap=False)  # the relay needs its RBAC, not the webhook
     kubeconfig = real_cluster.service_account_kubeconfig(*RELAY_ACCOUNT, tmp_path / "relay.kubeconfig")
     router = RecordingRouter()
     batcher = Batcher(
