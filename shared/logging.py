@@ -63,8 +63,22 @@ def redact_secrets(_logger: object, _method: str, event_dict: MutableMapping[str
     return event_dict
 
 
+class _StdoutAtWriteTime:
+    """The default log stream: whatever `sys.stdout` is when a line is written, never the stream bound at
+    configure time (a process that swaps stdout, e.g. a test capturing it, would leave every later log line
+    writing to a closed file)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
 def configure_logging(level: str = "info", stream: TextIO | None = None, *, force: bool = False) -> None:
-    """Set up structlog to print one JSON object per line; safe to call on every cold start."""
+    """Set up structlog to print one JSON object per line; safe to call on every cold start.
+
+    Without `stream`, lines go to the current `sys.stdout` at the time each one is written."""
     global _configured
     if _configured and not force:
         return
@@ -78,7 +92,7 @@ def configure_logging(level: str = "info", stream: TextIO | None = None, *, forc
             structlog.processors.JSONRenderer(sort_keys=False, default=str),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level.lower(), logging.INFO)),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stdout),
+        logger_factory=structlog.PrintLoggerFactory(file=stream or _StdoutAtWriteTime()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
     _configured = True
