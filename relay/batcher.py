@@ -89,7 +89,8 @@ class Batcher:
                 self._wake.notify()
 
     def pending(self) -> int:
-        return len(self.buffer)
+        """Distinct objects not yet delivered, including those of a batch in flight or being retried."""
+        return self.buffer.objects()
 
     @property
     def consecutive_failures(self) -> int:
@@ -161,7 +162,7 @@ class Batcher:
         if len(entries) == 1:
             self.counters["events_rejected"] += 1
             log.warning("relay.item_refused", object=entries[0].key, status=status)
-            PendingBuffer.ack(entries)  # nothing retrying could fix: do not hold the sender's answer
+            self.buffer.ack(entries)  # nothing retrying could fix: do not hold the sender's answer
             return
         middle = len(entries) // 2
         for half in (entries[:middle], entries[middle:]):
@@ -190,7 +191,7 @@ class Batcher:
         if 200 <= status < 300:
             self.counters["batches_sent"] += 1
             self.counters["events_sent"] += len(entries)
-            PendingBuffer.ack(entries)
+            self.buffer.ack(entries)
         else:
             self.counters["batches_failed"] += 1
         return status

@@ -8,7 +8,9 @@ by the event rate, and nothing is ever dropped to make room. Used by `relay.batc
 - `put(key, rv, is_delete, body)` stores or supersedes (a stale arrival is absorbed by the newer
   pending entry) and returns a `Ticket` that completes once an entry covering it is delivered;
 - `take(n)` hands the oldest n entries to the sender (in flight); `ack()` completes their tickets;
-  `requeue()` puts a failed batch back, merging with anything newer that arrived meanwhile.
+  `requeue()` puts a failed batch back, merging with anything newer that arrived meanwhile;
+- `objects()` counts the distinct objects not yet delivered, waiting or in flight (what `/stats`
+  reports as pending: it does not dip by a batch while the sender is retrying one).
 
 Entries keep the position of their first arrival, so an object updated continuously is not starved.
 Once a backlog builds up (more than `compress_above` objects waiting, e.g. while the router is down)
@@ -84,11 +86,17 @@ class PendingBuffer:
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._bytes = 0
         self.superseded = 0
+        self._flying: set[str] = set()  # keys of entries taken and neither acked nor requeued yet
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries)
+
+    def objects(self) -> int:
+        """Distinct objects not yet delivered: waiting in the buffer or in a batch in flight."""
+        with self._lock:
+            return len(self._entries) + sum(1 for key in self._flying if key not in self._entries)
 
     def pending_bytes(self) -> int:
         with self._lock:
@@ -141,10 +149,13 @@ class PendingBuffer:
                 _, entry = self._entries.popitem(last=False)
                 self._bytes -= len(entry.packed)
                 taken.append(entry)
+                self._flying.add(entry.key)
             return taken
 
-    @staticmethod
-    def ack(entries: list[Entry]) -> None:
+    def ack(self, entries: list[Entry]) -> None:
+        """These taken entries were delivered (or given up): complete their tickets, they are no longer in flight."""
+        with self._lock:
+            self._flying.difference_update(entry.key for entry in entries)
         for entry in entries:
             for ticket in entry.tickets:
                 ticket.complete()
@@ -153,6 +164,7 @@ class PendingBuffer:
     def requeue(self, entries: list[Entry]) -> None:
         """Put a failed batch back at the front; an entry that arrived meanwhile for a key keeps the newer body."""
         with self._lock:
+            self._flying.difference_update(entry.key for entry in entries)
             for entry in reversed(entries):
                 current = self._entries.get(entry.key)
                 if current is None:

@@ -80,6 +80,20 @@ def test_offer_keeps_the_newest_event_per_object_and_never_drops() -> None:
     assert json.loads(taken[0].packed)["object"]["metadata"]["resourceVersion"] == "3"
 
 
+def test_a_batch_in_flight_still_counts_as_pending_once_per_object() -> None:
+    batcher = Batcher(BatcherConfig(router_url="http://router", hmac_key=KEY, batch_size=3))
+    for i in range(5):
+        batcher.offer(f"k{i}", "1", False, _item(i))
+    taken = batcher.buffer.take(3)  # the sender holds k0..k2 while it waits for the router
+    assert batcher.pending() == 5 and len(batcher.buffer) == 2
+    batcher.offer("k0", "2", False, _item(0, 2))  # an update of an object in flight is still one object
+    assert batcher.pending() == 5
+    batcher.buffer.requeue(taken)  # the router failed: merged with the newer k0
+    assert batcher.pending() == 5 and len(batcher.buffer) == 5
+    batcher.buffer.ack(batcher.buffer.take(5))
+    assert batcher.pending() == 0
+
+
 def test_a_delete_supersedes_the_update_at_its_version() -> None:
     batcher = Batcher(BatcherConfig(router_url="http://router", hmac_key=KEY))
     batcher.offer("k", "7", True, b"delete")
