@@ -115,6 +115,7 @@ class LocalRuntime:
         self._https_port = https_port
         self._tls_provider = tls_provider
         self._environ = dict(environ or {})
+        self._saved_environ: dict[str, str | None] = {}
         self.stats = _Stats()
         self._stats_lock = threading.Lock()
         self._handlers: dict[str, Callable[[dict[str, Any], dict[str, Any]], Any]] = {}
@@ -151,7 +152,11 @@ class LocalRuntime:
         return f"{self.url}/_invoke"
 
     def start(self) -> None:
-        os.environ.update(self._environ)
+        # The functions read their settings from the process environment, as on SCF; stop() puts back what
+        # was there so that a later runtime (or test) in this process never inherits this one's settings.
+        for key, value in self._environ.items():
+            self._saved_environ.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
         self._stop.clear()
         self._http = LimitedHTTPServer((self.host, self._http_port), _make_handler(self), limits=self.http_limits)
         self._spawn(self._http.serve_forever, "runtime-http")
@@ -188,6 +193,12 @@ class LocalRuntime:
         for thread in self._threads:
             thread.join(5)
         self._threads.clear()
+        for key, saved in self._saved_environ.items():
+            if saved is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = saved
+        self._saved_environ.clear()
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)

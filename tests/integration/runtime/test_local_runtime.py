@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,3 +95,19 @@ def test_stats_endpoint_reports_invocations(runtime: LocalRuntime) -> None:
     with urllib.request.urlopen(f"{runtime.url}/_runtime/stats", timeout=10) as response:
         stats = json.loads(response.read())
     assert stats["invocations"]["echo"] >= 1
+
+
+def test_stop_puts_back_the_environment_the_runtime_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLB_DIRECT_TEST_KEPT", "before")
+    monkeypatch.delenv("CLB_DIRECT_TEST_MARKER", raising=False)
+    rt = LocalRuntime(
+        functions=[FunctionSpec("echo", entry=f"{MODULE}:echo")],
+        environ={"CLB_DIRECT_TEST_MARKER": "1", "CLB_DIRECT_TEST_KEPT": "during"},
+    )
+    rt.start()
+    try:
+        assert (os.environ["CLB_DIRECT_TEST_MARKER"], os.environ["CLB_DIRECT_TEST_KEPT"]) == ("1", "during")
+    finally:
+        rt.stop()
+    assert "CLB_DIRECT_TEST_MARKER" not in os.environ, "a later runtime in this process must not inherit it"
+    assert os.environ["CLB_DIRECT_TEST_KEPT"] == "before"
