@@ -6,6 +6,7 @@ apigw trigger of tencent-component-toolkit), so the deploy tests see what a real
 - each function's inputs are `Object.assign({}, shared inputs, function inputs)`: a shallow merge, so a
   function's `environments` list replaces the shared one as a whole;
 - a function is named `name` if given, else `${name}-${stage}-${app}-${key}`;
+- it is deployed into the SCF namespace `inputs.namespace`, `default` when that is not set;
 - `environments: [{key, value}]` becomes the function's environment variables (values are strings);
 - a trigger's `function` (or an apigw api's `function`) must be a function key; an apigw api's function
   block is rebuilt as {name, type, functionName, functionNamespace, functionQualifier}, so
@@ -35,6 +36,7 @@ class Function:
     name: str
     inputs: dict[str, Any]
     env: dict[str, str] = field(default_factory=dict)
+    namespace: str = "default"
 
 
 @dataclass
@@ -82,7 +84,8 @@ def render(path: Path, env: Mapping[str, str]) -> Rendered:
             if not isinstance(item.get("value"), str):
                 raise RenderError(f"function {key}: environment {item.get('key')} value must be a string")
             variables[item["key"]] = item["value"]
-        functions[key] = Function(key=key, name=fname, inputs=merged, env=variables)
+        namespace = merged.get("namespace") or "default"
+        functions[key] = Function(key=key, name=fname, inputs=merged, env=variables, namespace=namespace)
     triggers = list(inputs.get("triggers") or [])
     for trigger in triggers:
         if trigger["type"] == "apigw":

@@ -78,6 +78,15 @@ def test_every_invoke_target_exists_under_its_deployed_name(rendered: Rendered) 
         assert settings.scf_namespace == "default"
 
 
+def test_invokes_target_the_namespace_the_functions_are_deployed_in() -> None:
+    """SCF_NAMESPACE moves the functions and every Invoke with them (multi-scf reads `inputs.namespace`)."""
+    rendered = render(SERVERLESS, {**DEPLOY_ENV, "SCF_NAMESPACE": "platform"})
+    for key, function in rendered.functions.items():
+        assert function.namespace == "platform", key
+        if "CLB_DIRECT_SCF_NAMESPACE" in function.env:
+            assert settings_of(function).scf_namespace == function.namespace, key
+
+
 def test_each_function_gets_the_settings_it_reads(rendered: Rendered) -> None:
     for key, function in rendered.functions.items():
         settings, shell = settings_of(function), shell_of(key)
@@ -194,3 +203,21 @@ def test_the_local_runtime_gives_each_function_the_timeout_serverless_yml_deploy
     local = {spec.name: spec.timeout_s for spec in DEFAULT_FUNCTIONS}
     deployed = {key: float(function.inputs["timeout"]) for key, function in rendered.functions.items()}
     assert local == deployed
+
+
+def test_terraform_and_serverless_yml_default_to_the_same_stage_region_prefix_and_namespace() -> None:
+    """Terraform names the APIs' functions and scopes the CAM policy with these; sls deploy names the functions."""
+    variables = (TERRAFORM.parent / "variables.tf").read_text()
+    text = SERVERLESS.read_text()
+    for tf_name, env_name in (
+        ("stage", "STAGE"),
+        ("region", "REGION"),
+        ("ssm_prefix", "SSM_PREFIX"),
+        ("scf_namespace", "SCF_NAMESPACE"),
+    ):
+        block = re.search(rf'variable "{tf_name}" \{{(.*?)\n\}}', variables, re.S)
+        assert block is not None, tf_name
+        tf_default = re.search(r'default\s*=\s*"([^"]*)"', block.group(1))
+        assert tf_default is not None, f"Terraform variable {tf_name} has no default"
+        yml_defaults = set(re.findall(rf"\$\{{env:{env_name},\s*([^}}]*)\}}", text))
+        assert yml_defaults == {tf_default.group(1)}, (tf_name, env_name, yml_defaults)
