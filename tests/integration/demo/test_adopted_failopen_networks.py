@@ -105,6 +105,12 @@ def _pod(core: client.CoreV1Api, app: str) -> Any:
     return pods[0] if len(pods) == 1 and pods[0].status.pod_ip else None
 
 
+def _admission_failures(stack: LocalStack) -> list[str]:
+    """The admission function's failed reviews in the stack's function log (why a Pod has no gate)."""
+    lines = stack.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+    return [line for line in lines if '"admission"' in line and ('"error"' in line or "failed" in line)][-5:]
+
+
 def _gate(pod: Any) -> Any:
     return next(
         (c for c in pod.status.conditions or [] if c.type == "cloud.tencent.com/load-balancer-backendgroup-ready"),
@@ -140,6 +146,9 @@ def test_fail_open_releases_a_pod_that_never_turns_healthy(stack: LocalStack, co
 
     # The reconcile timer is 10 min away and the health check has settled on Dead (3 x 5 s) before the
     # 20 s are up: only the fail-open deadline itself can release the gate in time.
+    pod = eventually(lambda: _pod(core, "failopen"), "the failopen Pod with an IP")
+    gates = [g.condition_type for g in pod.spec.readiness_gates or []]
+    assert gates, f"the Pod was admitted without the gate; admission said: {_admission_failures(stack)}"
     gate = eventually(released, "the gate released by fail-open", timeout=60)
     assert gate.reason == "LoadBalancerNetworkGroupFailOpen"
     assert eventually(lambda: _events(core, "LoadBalancerNetworkGroupFailOpen", "failopen"), "the FailOpen Warning")
