@@ -17,6 +17,10 @@ maxUnavailable 0) it prints, all measured in the same run:
 - rollout wall time (patch -> every new Pod Ready, no old Pod serving) against the floor
   waves x (Pod start + HealthNum x interval).
 One more row repeats N = 100 with two direct-access Services over the Deployment.
+
+`BENCH_ROLLOUT_SIZES=100,200` runs only those N (one Service each; `2x100` is N = 100 with two Services),
+`BENCH_ROLLOUT_BASELINE=0` skips the no-gate runs, `BENCH_PROFILE=1` records the functions runtime with
+py-spy (every thread, when it is installed) into the run directory as `profile.txt` (keep it: BENCH_KEEP=1).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import json
 import math
 import os
 import secrets
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -324,11 +330,15 @@ class Rollout:
             load.start()
         time.sleep(2.0)
         cpu0, inv0, counts0 = _cpu_s(self.runtime.pid), _invocations(self.url), snap["counts"]
+        profiler = self._profile()
         t0 = time.time()
         self.apps.patch_namespaced_deployment("web", ns, deployment(self.options, "v2", n))
         _until(f"the rollout of {n} Pods to v2", lambda: self.serving("v2"), 120 + 3 * n)
         wall = time.time() - t0
         _until("old targets deregistered", lambda: self.drained("v2"), 60 + n)
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(timeout=60)
         time.sleep(1.0)
         for load in loads:
             load.stop()
@@ -355,6 +365,27 @@ class Rollout:
             "failures_by_backend_state": attributed,
             **self._latencies(),
         }
+
+    def _profile(self) -> subprocess.Popen[bytes] | None:
+        """py-spy sampling every thread of the functions runtime (collapsed stacks), with BENCH_PROFILE=1."""
+        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        if os.environ.get("BENCH_PROFILE") != "1" or not Path(spy).exists():
+            return None
+        out = self.run_dir / "profile.txt"
+        command = [
+            spy,
+            "record",
+            "--pid",
+            str(self.runtime.pid),
+            "--format",
+            "raw",
+            "--rate",
+            "50",
+            "--nonblocking",
+            "-o",
+            str(out),
+        ]
+        return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def _attribute(self, failures: list[Any], since: float) -> dict[str, int]:
         """Failed requests by (proxy outcome, the backend Pod's version, terminating or not then)."""
@@ -487,15 +518,23 @@ def _try(case: Case) -> dict[str, Any] | str:
         return f"{type(exc).__name__}: {exc}"
 
 
+def _cases(quick: bool) -> list[Case]:
+    sizes = os.environ.get("BENCH_ROLLOUT_SIZES", "")
+    if sizes:
+        return [Case(int(n), True, int(s or 1)) for s, _, n in (p.strip().rpartition("x") for p in sizes.split(","))]
+    return [Case(20, True)] if quick else [Case(50, True), Case(100, True), Case(200, True), Case(100, True, 2)]
+
+
 def run(quick: bool) -> list[Row]:
-    cases = [Case(20, True)] if quick else [Case(50, True), Case(100, True), Case(200, True), Case(100, True, 2)]
+    cases = _cases(quick)
+    with_baseline = os.environ.get("BENCH_ROLLOUT_BASELINE", "1") != "0"
     rows: list[Row] = []
     first: dict[str, Any] | None = None
     for case in cases:
         print(f"   rollout {case.label} gated ...", file=sys.stderr, flush=True)
         gated = _try(case)
         baseline: dict[str, Any] | str | None = None
-        if case.services == 1:
+        if case.services == 1 and with_baseline:
             print(f"   rollout {case.label} without gate ...", file=sys.stderr, flush=True)
             baseline = _try(Case(case.n, False))
         if isinstance(gated, str):
