@@ -19,8 +19,9 @@ maxUnavailable 0) it prints, all measured in the same run:
 One more row repeats N = 100 with two direct-access Services over the Deployment.
 
 `BENCH_ROLLOUT_SIZES=100,200` runs only those N (one Service each; `2x100` is N = 100 with two Services),
-`BENCH_ROLLOUT_BASELINE=0` skips the no-gate runs, `BENCH_PROFILE=1` records the functions runtime with
-py-spy (every thread, when it is installed) into the run directory as `profile.txt` (keep it: BENCH_KEEP=1).
+`BENCH_ROLLOUT_BASELINE=0` skips the no-gate runs, `BENCH_PROFILE=1` records the functions runtime during
+the rollout with py-spy, when installed (every thread holding the GIL: CPU, not waits), as collapsed stacks
+in the run directory's `profile.txt` (keep it with BENCH_KEEP=1).
 """
 
 from __future__ import annotations
