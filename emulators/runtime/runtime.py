@@ -4,7 +4,8 @@
   served with the guardian's certificate) becomes an API-gateway event for that function; the handler's integrated
   response becomes the HTTP response.
 - Async invoke: `POST /_invoke {"function": ..., "payload": ...}` (what `HttpInvoker` sends) queues an
-  `InvocationType=Event` invocation with SCF's retry semantics (`AsyncInvokeQueue`).
+  `InvocationType=Event` invocation with SCF's retry semantics (`AsyncInvokeQueue`), in that function's own
+  lane (`workers` at a time per function, as each SCF function scales apart from the others).
 - Timers: each `TimerSpec` submits a timer event to its function every `interval_s`.
 - `GET /_runtime/stats`: invocation counts, errors, queue statistics and dead letters.
 
@@ -295,6 +296,7 @@ class LocalRuntime:
                 "timeouts": dict(self.stats.timeouts),
                 "last_errors": list(self.stats.last_errors),
                 "queue": vars(self.queue.stats).copy(),
+                "lanes": self.queue.lanes(),
                 "dead_letters": list(self.queue.dead_letters),
             }
 
