@@ -31,9 +31,12 @@ ALARM_METRICS = frozenset({"UnhealthRsCount", "HealthRsCount"})
 log = get_logger("clb_direct.health")
 
 
-def gate_is_true(deps: Deps, pod_uid: str) -> bool:
-    """The Pod needs no more flips: its gate is True (a fence), or it has no readiness gate of ours."""
-    return deps.store.kv_get(gate_key(pod_uid), now=deps.clock.now()) in GATE_SETTLED
+def settled_gates(deps: Deps, pod_uids: Iterable[str]) -> set[str]:
+    """Which of these Pods need no more flips: the gate is True (a fence), or the Pod has no readiness
+    gate of ours; one store read for all of them."""
+    uids = sorted(set(pod_uids))
+    values = deps.store.kv_get_many([gate_key(uid) for uid in uids], now=deps.clock.now()) if uids else {}
+    return {uid for uid in uids if values.get(gate_key(uid)) in GATE_SETTLED}
 
 
 def _flip_request(bindings: Iterable[BindingRecord], reason: str, correlation_id: str | None) -> list[StepRequest]:
@@ -75,7 +78,8 @@ def on_target_health_changed(deps: Deps, note: TargetHealthChanged) -> dict[str,
         log.info("health.unmatched", lb_id=note.load_balancer_id, target=f"{note.target.ip}:{note.target.port}")
         return {"matched": 0, "dispatched": []}
     now = deps.clock.now()
-    pending = [b for b in matched if not gate_is_true(deps, b.pod_uid)]
+    settled = settled_gates(deps, (b.pod_uid for b in matched))
+    pending = [b for b in matched if b.pod_uid not in settled]
     if note.healthy:
         at = _note_time(note, now)
         for b in pending:
@@ -127,15 +131,11 @@ def poll_pending(
     deps: Deps, *, lb_ids: Collection[str] | None = None, correlation_id: str | None = None
 ) -> dict[str, Any]:
     """DescribeTargetHealth for CLBs with gate-pending Pods; flip Pods whose pending targets are all healthy."""
-    gate_cache: dict[str, bool] = {}
-    pending: list[BindingRecord] = []
-    for binding in deps.store.list_bindings():
-        if binding.state not in ACTIVE_STATES or (lb_ids is not None and binding.lb_id not in lb_ids):
-            continue
-        if binding.pod_uid not in gate_cache:
-            gate_cache[binding.pod_uid] = gate_is_true(deps, binding.pod_uid)
-        if not gate_cache[binding.pod_uid]:
-            pending.append(binding)
+    active = [
+        b for b in deps.store.list_bindings() if b.state in ACTIVE_STATES and (lb_ids is None or b.lb_id in lb_ids)
+    ]
+    settled = settled_gates(deps, (b.pod_uid for b in active))
+    pending = [b for b in active if b.pod_uid not in settled]
     pending_lbs = sorted({b.lb_id for b in pending})
     if not pending_lbs:
         return {"polled": [], "calls": 0, "dispatched": []}

@@ -349,6 +349,22 @@ class RedisStore:
             return None
         return str(value)
 
+    def kv_get_many(self, keys: Sequence[str], *, now: float) -> dict[str, str]:
+        wanted = sorted(set(keys))
+        if not wanted:
+            return {}
+        with self._guard("kv_get_many"):
+            # Each key has its own hash tag (slot): a non-transactional pipeline, one round trip per node.
+            pipe = self._client.pipeline(transaction=False)
+            for key in wanted:
+                pipe.hmget(self._key(f"kv:{key}"), ["v", "e"])
+            replies = pipe.execute()
+        return {
+            key: str(value)
+            for key, (value, expires_at) in zip(wanted, replies, strict=True)
+            if value is not None and not (expires_at and float(expires_at) <= now)
+        }
+
     def _kv_write(self, key: str, value: str, ttl_s: float | None, now: float, *, only_if_absent: bool) -> bool:
         expires_at = "" if ttl_s is None else _num(now + ttl_s)
         pttl = "" if ttl_s is None else str(_ms(ttl_s))

@@ -23,6 +23,7 @@ from shared.domain.errors import RetryableError
 from shared.domain.models import BindingRecord, DueItem, IdempotencyRecord, Lease, SelectorEntry, StoredEvent
 
 MEMORY = ":memory:"
+KV_READ_CHUNK = 500  # keys per IN (...) query: under the 999 bound parameters of older SQLite builds
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS idempotency (
@@ -345,6 +346,20 @@ class SqliteStore:
                 "SELECT value FROM kv WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)", (key, now)
             ).fetchone()
         return None if row is None else str(row[0])
+
+    def kv_get_many(self, keys: Sequence[str], *, now: float) -> dict[str, str]:
+        wanted = sorted(set(keys))
+        found: dict[str, str] = {}
+        with self._tx(write=False) as conn:
+            for start in range(0, len(wanted), KV_READ_CHUNK):
+                chunk = wanted[start : start + KV_READ_CHUNK]
+                rows = conn.execute(
+                    f"SELECT key, value FROM kv WHERE key IN ({','.join('?' * len(chunk))}) "
+                    "AND (expires_at IS NULL OR expires_at > ?)",
+                    (*chunk, now),
+                ).fetchall()
+                found.update((str(key), str(value)) for key, value in rows)
+        return found
 
     def kv_set(self, key: str, value: str, *, ttl_s: float | None, now: float) -> None:
         expires_at = None if ttl_s is None else now + ttl_s

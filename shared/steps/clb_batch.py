@@ -90,6 +90,7 @@ class _Reads:
             "listeners": [], "cluster_config": {}, "limits": {}, "true_gates": set(), "bound_elsewhere": set(),
         }  # fmt: skip
         self._listeners_read = False
+        self._state_read: set[str] = set()
 
     def snapshot(self) -> BatchSnapshot:
         update = dict(self.fields)
@@ -139,12 +140,19 @@ class _Reads:
             self.fields["listeners"] = self.deps.require_clb().list_listeners(self.base.lb_id)
 
     def pod_state(self, uids: set[str]) -> None:
-        store, now = self.deps.store, self.base.now
-        for uid in sorted(uids - set(self.fields["limits"])):
-            message = store.kv_get(limit_key(uid), now=now)
+        """The Pods' use-limit messages and settled gates, in one store read for all of them."""
+        todo = sorted(uids - self._state_read)
+        if not todo:
+            return
+        self._state_read.update(todo)
+        values = self.deps.store.kv_get_many(
+            [k for uid in todo for k in (limit_key(uid), gate_key(uid))], now=self.base.now
+        )
+        for uid in todo:
+            message = values.get(limit_key(uid))
             if message is not None:
                 self.fields["limits"][uid] = message
-            if store.kv_get(gate_key(uid), now=now) in GATE_SETTLED:  # True (a fence) or ungated: no flip
+            if values.get(gate_key(uid)) in GATE_SETTLED:  # True (a fence) or ungated: no flip
                 self.fields["true_gates"].add(uid)
 
     def for_unbind(self) -> None:

@@ -342,6 +342,25 @@ def test_selector_index_per_namespace(store):
 # ------------------------------------------------------------------------------------------------- kv
 
 
+def test_kv_get_many_reads_live_keys_in_one_call(store, clock):
+    assert store.kv_get_many([], now=clock.now()) == {}
+    store.kv_set("gate:uid-1", "True", ttl_s=None, now=clock.now())
+    store.kv_set("gate:uid-2", "False", ttl_s=10, now=clock.now())
+    store.kv_set("limit:uid-1", "hostNetwork", ttl_s=None, now=clock.now())
+    keys = ["gate:uid-1", "gate:uid-2", "gate:uid-3", "limit:uid-1", "gate:uid-1"]
+    assert store.kv_get_many(keys, now=clock.now()) == {
+        "gate:uid-1": "True",
+        "gate:uid-2": "False",
+        "limit:uid-1": "hostNetwork",
+    }
+    clock.advance(11)
+    assert store.kv_get_many(keys, now=clock.now()) == {"gate:uid-1": "True", "limit:uid-1": "hostNetwork"}
+    many = [f"gate:wave-{n}" for n in range(1200)]
+    for key in many[::7]:
+        store.kv_set(key, "True", ttl_s=None, now=clock.now())
+    assert store.kv_get_many(many, now=clock.now()) == {key: "True" for key in many[::7]}
+
+
 def test_kv_set_get_ttl_delete(store, clock):
     assert store.kv_get("checkpoint:web/a", now=clock.now()) is None
     store.kv_set("checkpoint:web/a", "hash-1", ttl_s=None, now=clock.now())
