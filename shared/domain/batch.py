@@ -58,6 +58,10 @@ class BatchSnapshot(_Frozen):
     default_weight: int
     drain_timeout_s: float
     bind_services: list[str] = Field(default_factory=list, description="Services (ns/name) the batch binds")
+    bind_pods: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Services bound only for these Pods (ns/name): their other Pods and targets are left alone",
+    )
     unbind_uids: list[str] = Field(default_factory=list, description="Pod UIDs the batch unbinds")
     actual: list[Target] = Field(default_factory=list, description="the CLB's targets")
     listeners: list[Listener] = Field(default_factory=list)
@@ -65,6 +69,9 @@ class BatchSnapshot(_Frozen):
     bound_elsewhere: frozenset[str] = Field(default=frozenset(), description="UIDs with bindings on other CLBs")
     services: dict[str, ServiceInfo | None] = Field(default_factory=dict, description="live Services by ns/name")
     service_pods: dict[str, list[PodInfo]] = Field(default_factory=dict, description="Pods listed per Service")
+    scoped_pods: dict[str, list[PodInfo]] = Field(
+        default_factory=dict, description="per Service in bind_pods: those of its Pods that it still selects"
+    )
     pods: dict[str, PodInfo | None] = Field(default_factory=dict, description="Pods looked up by ns/name")
     ip_holders: dict[str, list[PodInfo]] = Field(default_factory=dict, description="Pods holding an IP")
     namespace_services: dict[str, list[ServiceInfo]] = Field(

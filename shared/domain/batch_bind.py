@@ -55,6 +55,7 @@ class Wanted:
     """What the batch's Services want on this CLB."""
 
     services: list[ServiceInfo] = field(default_factory=list)
+    whole: list[ServiceInfo] = field(default_factory=list)  # bound whole: their listeners' extras are looked at
     desired: list[DesiredTarget] = field(default_factory=list)
     problems: dict[str, tuple[PodInfo, str]] = field(default_factory=dict)
     stale: list[BindingRecord] = field(default_factory=list)
@@ -75,8 +76,17 @@ def wanted_backends(snap: BatchSnapshot, plan: BatchPlan) -> Wanted:
     wanted = Wanted()
     for service in bindable_services(snap):
         text = str(service.key)
-        pods = snap.service_pods.get(text, [])
-        bindings = sorted((b for b in plan.view.values() if b.service == text), key=lambda b: b.pod_uid)
+        scope = snap.bind_pods.get(text)
+        pods = snap.service_pods.get(text, []) if scope is None else snap.scoped_pods.get(text, [])
+        keys = None if scope is None else set(scope)
+        bindings = sorted(
+            (
+                b
+                for b in plan.view.values()
+                if b.service == text and (keys is None or f"{b.namespace}/{b.pod_name}" in keys)
+            ),
+            key=lambda b: b.pod_uid,
+        )
         bound = frozenset(b.pod_uid for b in bindings if b.state in ACTIVE_STATES)
         selected = [p for p in pods if selects(service.selector, p.labels)]
         refused = pod_limit_problems(selected, cluster_config=snap.cluster_config, bound_uids=bound)
@@ -92,6 +102,8 @@ def wanted_backends(snap: BatchSnapshot, plan: BatchPlan) -> Wanted:
         by_uid = {p.uid: p for p in pods}
         wanted.problems.update({uid: (by_uid[uid], message) for uid, message in refused.items()})
         wanted.services.append(service)
+        if scope is None:
+            wanted.whole.append(service)
         wanted.listed.extend(pods)
         wanted.desired.extend(backends.targets)
         uids = {t.pod_uid for t in backends.targets}
@@ -197,12 +209,18 @@ def _plan_problems(
         plan.event(pod_ref(pod), type="Warning", reason="DirectAccessLimit", message=message)
 
 
+def managed_listeners(snap: BatchSnapshot, wanted: Wanted) -> dict[str, ServiceInfo]:
+    """Listener id -> the Service bound whole that manages it: only there can a target be judged extra
+    (a bind of some Pods of a Service knows its other Pods not, and leaves their targets alone)."""
+    adopted = ((s, bool(s.annotations.get(EXISTED_LB_ANNOTATION))) for s in wanted.whole)
+    return by_listener(adopted, snap.listeners)
+
+
 def plan_extras(
     snap: BatchSnapshot, plan: BatchPlan, wanted: Wanted, actual: list[Target], *, correlation_id: str | None
 ) -> list[Target]:
     """Plan the removal of extra targets; returns `actual` without the ones deregistered at once."""
-    adopted = ((s, bool(s.annotations.get(EXISTED_LB_ANNOTATION))) for s in wanted.services)
-    managed = by_listener(adopted, snap.listeners)
+    managed = managed_listeners(snap, wanted)
     candidates = extra_candidates(actual, managed=managed, desired=(target_key(t) for t in wanted.desired))
     if not candidates:
         return actual

@@ -9,18 +9,25 @@ and skipped, never misread.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class ClbWork(BaseModel):
-    """One item: register the eligible Pods of a Service (`bind`) or drain/deregister a Pod (`unbind`)."""
+    """One item: register the eligible Pods of a Service (`bind`; with `pod`, only that Pod of it) or
+    drain/deregister a Pod (`unbind`).
+
+    A Pod event asks for its own Pod only, so a batch costs what changed, not the Service's size; a
+    Service-wide bind (the Service changed, a reconcile) also removes the extra targets of its listeners.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: Literal["bind", "unbind"]
     service: str | None = None
+    pod: str | None = Field(default=None, description="bind only this Pod (namespace/name) of the Service")
     pod_uid: str | None = None
 
     @model_validator(mode="after")
@@ -29,11 +36,13 @@ class ClbWork(BaseModel):
             raise ValueError("a bind work item names its Service (namespace/name)")
         if self.kind == "unbind" and not self.pod_uid:
             raise ValueError("an unbind work item names its Pod UID")
+        if self.pod is not None and self.kind != "bind":
+            raise ValueError("only a bind work item names a Pod (namespace/name)")
         return self
 
     @classmethod
-    def bind(cls, service: str) -> ClbWork:
-        return cls(kind="bind", service=service)
+    def bind(cls, service: str, pod: str | None = None) -> ClbWork:
+        return cls(kind="bind", service=service, pod=pod)
 
     @classmethod
     def unbind(cls, pod_uid: str) -> ClbWork:
@@ -51,8 +60,25 @@ class ClbWork(BaseModel):
             return None
 
 
-def split_work(items: list[ClbWork]) -> tuple[list[str], list[str]]:
-    """(Services to bind, Pod UIDs to unbind), each sorted and without duplicates."""
-    services = sorted({i.service for i in items if i.kind == "bind" and i.service})
-    pod_uids = sorted({i.pod_uid for i in items if i.kind == "unbind" and i.pod_uid})
-    return services, pod_uids
+@dataclass(frozen=True)
+class WorkSplit:
+    """A batch's items by what they ask: Services to bind (whole or some of their Pods), Pods to unbind."""
+
+    services: list[str]  # every Service to bind, sorted
+    pods: dict[str, list[str]]  # Service -> the only Pods (namespace/name) to bind, for Services not bound whole
+    unbind_uids: list[str]
+
+
+def split_work(items: list[ClbWork]) -> WorkSplit:
+    """Sorted and without duplicates; one whole-Service item for a Service makes its Pod items moot."""
+    binds = [i for i in items if i.kind == "bind" and i.service]
+    whole = {i.service for i in binds if i.pod is None}
+    pods: dict[str, set[str]] = {}
+    for item in binds:
+        if item.service not in whole and item.service and item.pod:
+            pods.setdefault(item.service, set()).add(item.pod)
+    return WorkSplit(
+        services=sorted({i.service for i in binds if i.service}),
+        pods={service: sorted(keys) for service, keys in sorted(pods.items())},
+        unbind_uids=sorted({i.pod_uid for i in items if i.kind == "unbind" and i.pod_uid}),
+    )

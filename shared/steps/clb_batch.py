@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any
 
 from shared.deps import Deps
+from shared.domain.backends import selects
 from shared.domain.batch import (
     BatchPlan,
     BatchSnapshot,
@@ -31,10 +32,10 @@ from shared.domain.batch import (
     plan_batch,
     target_key,
 )
-from shared.domain.batch_bind import bindable_services, wanted_backends
+from shared.domain.batch_bind import bindable_services, managed_listeners, wanted_backends
 from shared.domain.clb_work import ClbWork, split_work
-from shared.domain.extra_targets import by_listener, extra_candidates
-from shared.domain.models import EXISTED_LB_ANNOTATION, BindingRecord, ObjectKey, PodInfo, ServiceInfo
+from shared.domain.extra_targets import extra_candidates
+from shared.domain.models import BindingRecord, ObjectKey, PodInfo, ServiceInfo
 from shared.keys import GATE_SETTLED, gate_key, limit_key
 from shared.ports import KeyValueStore, LoadBalancer
 from shared.steps.common import Recorder, emit, follow_up
@@ -50,14 +51,15 @@ def process_batch(
     """Observe, plan and apply one batch for `lb_id` (in a dry run: only record); returns the plan."""
     snapshot = observe(deps, lb_id, items)
     plan = plan_batch(snapshot, correlation_id=correlation_id)
-    apply_plan(deps, plan, rec, pods={p.uid: p for pods in snapshot.service_pods.values() for p in pods})
+    listed = [*snapshot.service_pods.values(), *snapshot.scoped_pods.values()]
+    apply_plan(deps, plan, rec, pods={p.uid: p for pods in listed for p in pods})
     return plan
 
 
 # ----------------------------------------------------------------------------------------------- observe
 def observe(deps: Deps, lb_id: str, items: list[ClbWork]) -> BatchSnapshot:
     """Everything the plan for these items needs, each thing read once."""
-    services, pod_uids = split_work(items)
+    work = split_work(items)
     clb, store, settings = deps.require_clb(), deps.store, deps.settings
     bindings = store.list_bindings(lb_id=lb_id)
     snap = BatchSnapshot(
@@ -66,15 +68,16 @@ def observe(deps: Deps, lb_id: str, items: list[ClbWork]) -> BatchSnapshot:
         backend_quota=settings.backend_quota,
         default_weight=settings.default_weight,
         drain_timeout_s=settings.drain_timeout_s,
-        bind_services=services,
-        unbind_uids=pod_uids,
+        bind_services=work.services,
+        bind_pods=work.pods,
+        unbind_uids=work.unbind_uids,
         actual=clb.list_targets(lb_id),
         bindings=bindings,
     )
     reads = _Reads(deps, snap)
-    if pod_uids:
+    if work.unbind_uids:
         reads.for_unbind()
-    if services:
+    if work.services:
         reads.for_bind()
     return reads.snapshot()
 
@@ -86,8 +89,9 @@ class _Reads:
         self.deps, self.base = deps, snap
         self.cluster = deps.require_cluster()
         self.fields: dict[str, Any] = {
-            "services": {}, "service_pods": {}, "pods": {}, "ip_holders": {}, "namespace_services": {},
-            "listeners": [], "cluster_config": {}, "limits": {}, "true_gates": set(), "bound_elsewhere": set(),
+            "services": {}, "service_pods": {}, "scoped_pods": {}, "pods": {}, "ip_holders": {},
+            "namespace_services": {}, "listeners": [], "cluster_config": {}, "limits": {}, "true_gates": set(),
+            "bound_elsewhere": set(),
         }  # fmt: skip
         self._listeners_read = False
         self._state_read: set[str] = set()
@@ -113,6 +117,22 @@ class _Reads:
             self.fields["pods"].update({f"{p.namespace}/{p.name}": p for p in pods})
         listed: list[PodInfo] = self.fields["service_pods"][text]
         return listed
+
+    def bind_pods(self, service: ServiceInfo) -> list[PodInfo]:
+        """The Pods a bind is about: the Service's (one list call), or for a bind of some of its Pods only
+        those, read POD_READ_CONCURRENCY at a time (a Pod the Service no longer selects is left out)."""
+        text = str(service.key)
+        scope = self.base.bind_pods.get(text)
+        if scope is None:
+            return self.service_pods(service)
+        if text not in self.fields["scoped_pods"]:
+            keys = sorted(k for k in (tuple(key.split("/", 1)) for key in scope) if k[0] == service.namespace)
+            self._prefetch_pods({(namespace, name) for namespace, name in keys})
+            found = (self.pod(namespace, name) for namespace, name in keys)
+            pods = [p for p in found if p is not None and selects(service.selector, p.labels)]
+            self.fields["scoped_pods"][text] = pods
+        scoped: list[PodInfo] = self.fields["scoped_pods"][text]
+        return scoped
 
     def pod(self, namespace: str, name: str) -> PodInfo | None:
         where = f"{namespace}/{name}"
@@ -183,7 +203,7 @@ class _Reads:
         for text in self.base.bind_services:
             self.service(text)
         for service in bindable_services(self.snapshot()):
-            self.pod_state({p.uid for p in self.service_pods(service)})
+            self.pod_state({p.uid for p in self.bind_pods(service)})
         self._extra_candidates()
 
     def _extra_candidates(self) -> None:
@@ -192,8 +212,7 @@ class _Reads:
         wanted = wanted_backends(
             snap, BatchPlan(lb_id=snap.lb_id, view={(b.listener_id, b.pod_uid): b for b in snap.bindings})
         )
-        adopted = ((s, bool(s.annotations.get(EXISTED_LB_ANNOTATION))) for s in wanted.services)
-        managed = by_listener(adopted, snap.listeners)
+        managed = managed_listeners(snap, wanted)
         desired = (target_key(t) for t in wanted.desired)
         candidates = {target_key(t): t for t in extra_candidates(snap.actual, managed=managed, desired=desired)}
         if not candidates:

@@ -1,10 +1,11 @@
 """Bind and unbind steps: turn a request into per-CLB work items and run them through the CLB writer.
 
 Called through `run_step` for StepRequest(step="bind") and StepRequest(step="unbind"). Both resolve
-which CLBs are involved, queue typed `ClbWork` items (bind a Service, unbind a Pod UID) on that CLB's
-`ClbWriter` (one writer per CLB; concurrent requests coalesce into its next batch) and report what the
-batch did — or that another invocation holding the lease will do it ("queued"). The batch runs with a
-`FencedLoadBalancer`, so none of its CLB writes is made once another writer has taken the lease over.
+which CLBs are involved, queue typed `ClbWork` items (bind a Service or some of its Pods, unbind a Pod
+UID) on that CLB's `ClbWriter` (one writer per CLB; concurrent requests coalesce into its next batch)
+and report what the batch did — or that another invocation holding the lease will do it ("queued"). The
+batch runs with a `FencedLoadBalancer`, so none of its CLB writes is made once another writer has taken
+the lease over.
 """
 
 from __future__ import annotations
@@ -46,7 +47,12 @@ def write_clb(deps: Deps, lb_id: str, items: list[ClbWork], rec: Recorder, reque
 
 
 def run_bind(deps: Deps, request: StepRequest, rec: Recorder) -> dict[str, Any]:
-    """Register the eligible Pods of the named Services (and of the Services selecting the named Pods)."""
+    """Register the named Pods on every Service selecting them, and the Pods of the named Services.
+
+    A Service named with none of the named Pods is bound whole (the Service changed, a reconcile); one that
+    selects a named Pod (a Pod event) is bound for its named Pods only, so the batch reads and plans what
+    changed and not the whole Service.
+    """
     cluster = deps.require_cluster()
     services: dict[str, ServiceInfo] = {}
     for key in request.services:
@@ -54,17 +60,20 @@ def run_bind(deps: Deps, request: StepRequest, rec: Recorder) -> dict[str, Any]:
         if service is not None and service.is_direct_access:
             services[str(service.key)] = service
     cache: dict[str, list[ServiceInfo]] = {}
+    scoped: dict[str, set[str]] = defaultdict(set)
     for pod_key in request.pods:
         pod = cluster.get_pod(pod_key.namespace, pod_key.name)
         if pod is not None:
             for service in selecting_services(deps, pod, cache):
                 services.setdefault(str(service.key), service)
+                scoped[str(service.key)].add(str(pod.key))
     by_lb: dict[str, list[ClbWork]] = defaultdict(list)
     waiting: list[str] = []
     for name, service in sorted(services.items()):
         lb_id = service_lb_id(service)
         if lb_id and lb_id != "<new>":
-            by_lb[lb_id].append(ClbWork.bind(name))
+            pods = sorted(scoped.get(name, ()))
+            by_lb[lb_id].extend([ClbWork.bind(name, pod=pod) for pod in pods] or [ClbWork.bind(name)])
         else:
             waiting.append(name)
             # No CLB yet: the service step creates it and asks for this bind again.

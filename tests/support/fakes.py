@@ -34,6 +34,7 @@ class FakeCluster:
         self.secrets: dict[tuple[str, str], dict[str, str]] = {}
         self.condition_writes = 0
         self.list_service_calls = 0
+        self.pods_read = 0  # PodInfo objects returned by the Pod reads: what a real client deserialises
 
     # --- test helpers -------------------------------------------------------------------------------
     def put_service(self, service: ServiceInfo) -> None:
@@ -78,13 +79,19 @@ class FakeCluster:
         return [s for (ns, _), s in sorted(self.services.items()) if namespace in (None, ns)]
 
     def get_pod(self, namespace: str, name: str) -> PodInfo | None:
-        return self.pods.get((namespace, name))
+        found = self.pods.get((namespace, name))
+        self.pods_read += found is not None
+        return found
 
     def list_pods(self, namespace: str, selector: Mapping[str, str]) -> list[PodInfo]:
-        return [p for (ns, _), p in sorted(self.pods.items()) if ns == namespace and selects(selector, p.labels)]
+        found = [p for (ns, _), p in sorted(self.pods.items()) if ns == namespace and selects(selector, p.labels)]
+        self.pods_read += len(found)
+        return found
 
     def list_pods_with_ip(self, ip: str) -> list[PodInfo]:
-        return [p for _, p in sorted(self.pods.items()) if p.ip == ip]
+        found = [p for _, p in sorted(self.pods.items()) if p.ip == ip]
+        self.pods_read += len(found)
+        return found
 
     def get_tke_service_config(self, namespace: str, name: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.tke_configs.get((namespace, name)))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.domain.batch import BatchPlan, BatchSnapshot, ClbAction, FollowUp, PodState, PutBinding, plan_batch
+from shared.domain.clb_work import ClbWork, split_work
 from shared.domain.listeners import listener_name
 from shared.domain.models import (
     DIRECT_ACCESS_ANNOTATION,
@@ -212,3 +213,32 @@ def test_a_stale_port_of_a_pod_bound_on_the_same_listener_is_cut_not_recorded_ov
     assert clb_calls(plan) == [("deregister_extra_targets", [("10.0.0.1", 10)])]
     assert not any(isinstance(a, PutBinding) for a in plan.actions)
     assert "at another port" in plan.outcome["extra_deregistered"][0]
+
+
+def test_a_bind_of_some_pods_plans_only_them_and_leaves_the_service_s_other_targets_alone() -> None:
+    # web-1 serves (its record and target are there), 10.0.0.9 is a target no Pod accounts for; the
+    # event is about web-2 only: it is registered, nothing else is looked at (no extra-target removal,
+    # no re-record of web-1, no unbind of web-1 although this snapshot has no Pod object for it).
+    fresh = pod("web-2", "10.0.0.2")
+    snap = snapshot(
+        bind_services=["ns/web"], bind_pods={"ns/web": ["ns/web-2"]}, scoped_pods={"ns/web": [fresh]},
+        actual=[target("10.0.0.1"), target("10.0.0.9")], bindings=[record("web-1", "10.0.0.1")],
+    )  # fmt: skip
+    plan = plan_batch(snap, correlation_id=None)
+    assert clb_calls(plan) == [("register_targets", [("10.0.0.2", 10)])]
+    assert not any(isinstance(a, FollowUp) and a.request.step == "unbind" for a in plan.actions)
+    assert [a.binding.pod_name for a in plan.actions if isinstance(a, PutBinding)] == ["web-2", "web-2"]
+    whole = plan_batch(
+        snap.model_copy(update={"bind_pods": {}, "service_pods": {"ns/web": [fresh]}}), correlation_id=None
+    )
+    cut = [ip for action, targets in clb_calls(whole) if action == "deregister_extra_targets" for ip, _ in targets]
+    assert "10.0.0.9" in cut  # the Service-wide bind does judge the listener's extra targets
+
+
+def test_split_work_binds_a_service_whole_once_any_item_asks_for_all_of_it() -> None:
+    items = [ClbWork.bind("ns/a", pod="ns/p2"), ClbWork.bind("ns/a", pod="ns/p1"), ClbWork.bind("ns/b", pod="ns/p1"),
+             ClbWork.bind("ns/b"), ClbWork.unbind("uid-3"), ClbWork.bind("ns/a", pod="ns/p1")]  # fmt: skip
+    work = split_work(items)
+    assert (work.services, work.pods, work.unbind_uids) == (["ns/a", "ns/b"], {"ns/a": ["ns/p1", "ns/p2"]}, ["uid-3"])
+    assert ClbWork.decode(ClbWork.bind("ns/a").member()) == ClbWork.bind("ns/a")  # old members stay readable
+    assert ClbWork.bind("ns/a").member() == '{"kind":"bind","service":"ns/a"}'
