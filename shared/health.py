@@ -69,7 +69,7 @@ def on_target_health_changed(deps: Deps, note: TargetHealthChanged) -> dict[str,
     target = (note.listener_id, note.target.ip, note.target.port)
     matched = [
         b
-        for b in deps.store.list_bindings(lb_id=note.load_balancer_id)
+        for b in deps.store.list_bindings(lb_id=note.load_balancer_id, ip=note.target.ip)
         if (b.listener_id, b.ip, b.port) == target and b.state in ACTIVE_STATES
     ]
     where = f"{note.load_balancer_id}/{note.listener_id} {note.target.ip}:{note.target.port}"

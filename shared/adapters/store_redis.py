@@ -199,7 +199,7 @@ class RedisStore:
         return None if raw is None else BindingRecord.model_validate_json(raw)
 
     def list_bindings(
-        self, *, lb_id: str | None = None, service: str | None = None, pod_uid: str | None = None
+        self, *, lb_id: str | None = None, service: str | None = None, pod_uid: str | None = None, ip: str | None = None
     ) -> list[BindingRecord]:
         records_key = self._key("bindings", ":records")
         with self._guard("list_bindings"):
@@ -216,7 +216,13 @@ class RedisStore:
                 raws = self._client.hmget(records_key, fields) if fields else []
             else:
                 raws = list(self._client.hgetall(records_key).values())
-        records = [BindingRecord.model_validate_json(raw) for raw in raws if raw is not None]
+        # No address index: a cheap text test (records are our compact JSON) decodes only that address's records.
+        needle = None if ip is None else f'"ip":{json.dumps(ip)}'
+        records = [
+            BindingRecord.model_validate_json(raw)
+            for raw in raws
+            if raw is not None and (needle is None or needle in raw)
+        ]
         return sorted(
             (
                 r
@@ -224,6 +230,7 @@ class RedisStore:
                 if (lb_id is None or r.lb_id == lb_id)
                 and (service is None or r.service == service)
                 and (pod_uid is None or r.pod_uid == pod_uid)
+                and (ip is None or r.ip == ip)
             ),
             key=lambda r: (r.lb_id, r.listener_id, r.pod_uid),
         )

@@ -221,11 +221,12 @@ class SqliteStore:
         return None if row is None else BindingRecord.model_validate_json(row[0])
 
     def list_bindings(
-        self, *, lb_id: str | None = None, service: str | None = None, pod_uid: str | None = None
+        self, *, lb_id: str | None = None, service: str | None = None, pod_uid: str | None = None, ip: str | None = None
     ) -> list[BindingRecord]:
         clauses: list[str] = []
         params: list[str] = []
-        for column, value in (("lb_id", lb_id), ("service", service), ("pod_uid", pod_uid)):
+        filters = (("lb_id", lb_id), ("service", service), ("pod_uid", pod_uid), ("json_extract(record, '$.ip')", ip))
+        for column, value in filters:
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)

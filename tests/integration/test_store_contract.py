@@ -184,6 +184,26 @@ def test_list_bindings_filters_combine_and_sort(store):
     assert store.list_bindings(lb_id="lb-404") == []
 
 
+def test_list_bindings_by_target_address(store):
+    for record in (
+        binding("lb-1", "lbl-a", "uid-1", "web/a").model_copy(update={"ip": "10.0.0.1"}),
+        binding("lb-1", "lbl-b", "uid-1", "web/a").model_copy(update={"ip": "10.0.0.1"}),
+        binding("lb-1", "lbl-a", "uid-2", "web/a").model_copy(update={"ip": "10.0.0.11"}),
+        binding("lb-2", "lbl-a", "uid-3", "web/b").model_copy(update={"ip": "10.0.0.1"}),
+    ):
+        store.put_binding(record)
+    keys = lambda rs: [(r.lb_id, r.listener_id, r.pod_uid) for r in rs]  # noqa: E731
+    assert keys(store.list_bindings(lb_id="lb-1", ip="10.0.0.1")) == [
+        ("lb-1", "lbl-a", "uid-1"),
+        ("lb-1", "lbl-b", "uid-1"),
+    ]
+    assert keys(store.list_bindings(ip="10.0.0.1")) == [
+        ("lb-1", "lbl-a", "uid-1"), ("lb-1", "lbl-b", "uid-1"), ("lb-2", "lbl-a", "uid-3"),
+    ]  # fmt: skip
+    assert keys(store.list_bindings(ip="10.0.0.11")) == [("lb-1", "lbl-a", "uid-2")]
+    assert store.list_bindings(lb_id="lb-2", ip="10.0.0.11") == [] and store.list_bindings(ip="10.0.0.") == []
+
+
 def test_binding_moved_to_another_service_leaves_the_old_index(store):
     store.put_binding(binding(service="web/old"))
     store.put_binding(binding(service="web/new"))
