@@ -32,6 +32,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -212,6 +213,14 @@ def _invocations(url: str) -> int:
     return int(sum(stats["invocations"].values()))
 
 
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
 def _until(what: str, probe: Callable[[], Any], timeout_s: float) -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -264,8 +273,11 @@ class Rollout:
         self.admission = client.AdmissionregistrationV1Api(api)
         self.watch = PodWatch()
         if case.gated:
-            # The guardian registers the webhook once the runtime is up: Pods created before it get no gate.
+            # The guardian registers the webhook, then the runtime serves HTTPS with its certificate: a Pod
+            # created in between is admitted without a gate (failurePolicy Ignore), so wait for both.
             _until("the admission webhook registration", self._webhook_registered, 60)
+            port = int(env["CLB_DIRECT_WEBHOOK_URL"].rsplit(":", 1)[1].split("/", 1)[0])
+            _until("the admission endpoint", lambda: _listening(port), 60)
 
     def _webhook_registered(self) -> bool:
         items = self.admission.list_mutating_webhook_configuration().items
