@@ -41,7 +41,7 @@ MAX_REQUEST_LINE = 65536
 class HttpLimits:
     max_body_bytes: int = 6 * 1024 * 1024
     read_timeout_s: float = 15.0
-    max_connections: int = 64
+    max_connections: int = 320
 
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1 or self.read_timeout_s <= 0 or self.max_connections < 1:

@@ -176,7 +176,12 @@ class Settings(BaseSettings):
     http_read_timeout_s: float = Field(
         default=15.0, gt=0, description="per-request read deadline incl. TLS handshake and keep-alive idle (408)"
     )
-    http_max_connections: int = Field(default=64, ge=1, description="open connections per server (503 beyond)")
+    http_max_connections: int = Field(
+        default=320,
+        ge=1,
+        description="open connections per server (503 beyond); above prestop_max_holds, so the preStop calls "
+        "held while a wave of Pods drains leave room for admission reviews on the same server",
+    )
 
     # --- termination protection (preStop drain wait) -------------------------------------------------
     prestop_mode: Literal["auto", "http", "sleep", "off"] = Field(
