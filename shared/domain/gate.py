@@ -4,7 +4,8 @@ Pure: the flip step gathers, per direct-access Service selecting the Pod, the he
 on each of that Service's listeners (from a live DescribeTargetHealth) and calls `decide_gate`. True only
 when healthy on every listener of every such Service; True with a release message when none selects it;
 optionally True after a per-Service fail-open timeout, with a Warning. The condition message names what
-is still pending so `kubectl describe pod` explains a stuck rollout.
+is still pending so `kubectl describe pod` explains a stuck rollout; a port the Pod can never be served
+on (held by a foreign listener on an adopted CLB) gives the reason `ListenerPortConflict`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from shared.domain.models import GATE_READY_REASON, TargetHealth
 REASON_NOT_READY = "LoadBalancerNetworkGroupNotReady"
 REASON_RELEASED = "LoadBalancerNetworkGroupReleased"
 REASON_FAIL_OPEN = "LoadBalancerNetworkGroupFailOpen"
+# A Service port held on an adopted CLB by a listener clb-direct did not create: the Pod cannot be served
+# there until the user moves that listener or the port (the Service's Warning carries the same reason).
+REASON_PORT_CONFLICT = "ListenerPortConflict"
 
 GateStatus = Literal["True", "False"]
 
@@ -53,14 +57,22 @@ class ServiceGate:
     listeners: Sequence[ListenerGate] = field(default_factory=tuple)
     problem: str | None = None
     fail_open_s: float | None = None
+    conflicts: Sequence[str] = field(default_factory=tuple)  # ports held by a foreign listener, explained
 
     @property
     def healthy(self) -> bool:
-        return self.problem is None and bool(self.listeners) and all(lg.healthy for lg in self.listeners)
+        return (
+            self.problem is None
+            and not self.conflicts
+            and bool(self.listeners)
+            and all(lg.healthy for lg in self.listeners)
+        )
 
     def pending_text(self) -> str:
         if self.problem is not None:
             return f"{self.service}: {self.problem}"
+        if self.conflicts:
+            return f"{self.service}: {'; '.join(self.conflicts)}"
         if not self.listeners:
             return f"{self.service}: no listener on the CLB yet"
         pending = ", ".join(f"{lg.listener} {lg.state}" for lg in self.listeners if not lg.healthy)
@@ -103,12 +115,11 @@ def decide_gate(
             "can proceed — traffic may reach this Pod before the CLB health check passes"
         )
         return GateDecision("True", REASON_FAIL_OPEN, message, warning=message)
-    return GateDecision(
-        "False",
-        REASON_NOT_READY,
-        f"waiting for CLB health: {waiting}",
-        fail_open_at_age_s=limit if fail_open_on else None,
-    )
+    if any(svc.conflicts for svc in pending):
+        reason, message = REASON_PORT_CONFLICT, f"not served by the CLB: {waiting}"
+    else:
+        reason, message = REASON_NOT_READY, f"waiting for CLB health: {waiting}"
+    return GateDecision("False", reason, message, fail_open_at_age_s=limit if fail_open_on else None)
 
 
 def parse_fail_open(value: str | None) -> tuple[float | None, str | None]:

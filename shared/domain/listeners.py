@@ -138,5 +138,27 @@ def listeners_for_service(
     return [(port, by_key.get((port.protocol, port.port))) for port in service.ports]
 
 
+def foreign_listeners(service: ServiceInfo, actual: Sequence[Listener]) -> dict[tuple[str, int], Listener]:
+    """On an adopted CLB, the listeners someone else created on this Service's ports, by (protocol, port)."""
+    if not service.annotations.get(EXISTED_LB_ANNOTATION):
+        return {}
+    ports = {(port.protocol, port.port) for port in service.ports}
+    return {
+        (listener.protocol, listener.port): listener
+        for listener in actual
+        if (listener.protocol, listener.port) in ports
+        and not is_owned_listener(listener, service.namespace, service.name)
+    }
+
+
+def port_conflict_text(protocol: str, port: int, lb_id: str, listener: Listener) -> str:
+    """What a port conflict on an adopted CLB is and what to do: the Service's Warning and the Pod's gate."""
+    return (
+        f"port {protocol}:{port} of adopted CLB {lb_id} is held by listener {listener.listener_id} "
+        f"({listener.name or 'unnamed'}) that clb-direct did not create; it is left untouched and no Pod is "
+        "bound on that port: delete or move that listener, or give the Service another port"
+    )
+
+
 def describe_listener(listener: Listener) -> str:
     return f"{listener.protocol}:{listener.port} ({listener.listener_id})"

@@ -8,6 +8,8 @@ once for all their CLBs, decides with `domain.gate.decide_gate`, and only for Po
 changes patches `pods/status` (UID precondition in the adapter), records `gate:<pod_uid>` for the health
 poller on a transition and emits one Event; those writes go out concurrently, at most
 `Settings.flip_concurrency` at a time. Gate True is recorded on the Pod's timeline (`shared.timeline`).
+A selected Pod admitted without the gate is recorded `ungated` and reported once on its Services
+(`ReadinessGateMissing`), since only re-creating it can add the gate.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from shared.deps import Deps
 from shared.domain.backends import resolve_target_port
 from shared.domain.gate import (
     REASON_FAIL_OPEN,
+    REASON_PORT_CONFLICT,
     REASON_RELEASED,
     GateDecision,
     ListenerGate,
@@ -32,7 +35,7 @@ from shared.domain.gate import (
     health_state,
     parse_fail_open,
 )
-from shared.domain.listeners import listeners_for_service
+from shared.domain.listeners import foreign_listeners, listeners_for_service, port_conflict_text
 from shared.domain.models import (
     FAIL_OPEN_ANNOTATION,
     GATE_CONDITION_TYPE,
@@ -46,10 +49,20 @@ from shared.domain.models import (
 )
 from shared.keys import gate_key, limit_key
 from shared.schedule import schedule_request
-from shared.steps.common import Recorder, emit, iso_now, parse_time, pod_ref, selecting_services, service_lb_id
+from shared.steps.common import (
+    Recorder,
+    emit,
+    iso_now,
+    parse_time,
+    pod_ref,
+    selecting_services,
+    service_lb_id,
+    service_ref,
+)
 from shared.timeline import has_stage, record_stage
 
 _EVENT_REASONS = {"True": "ReadinessGateReady", "False": "ReadinessGateNotReady"}
+REASON_GATE_MISSING = "ReadinessGateMissing"
 
 
 # Listeners change only when a Service's ports or TkeServiceConfig do; a warm container reuses what it
@@ -105,8 +118,15 @@ def _service_gate(view: _HealthView, service: ServiceInfo, pod: PodInfo) -> Serv
     if not lb_id:
         return ServiceGate(str(service.key), problem="CLB not created yet", fail_open_s=fail_open)
     gates: list[ListenerGate] = []
-    for port, listener in listeners_for_service(service, view.listeners(lb_id)):
+    conflicts: list[str] = []
+    actual = view.listeners(lb_id)
+    foreign = foreign_listeners(service, actual)
+    for port, listener in listeners_for_service(service, actual):
         name = f"{port.protocol}:{port.port}"
+        held_by = foreign.get((port.protocol, port.port))
+        if listener is None and held_by is not None:
+            conflicts.append(port_conflict_text(port.protocol, port.port, lb_id, held_by))
+            continue
         if listener is None:
             gates.append(ListenerGate(name, "no listener yet"))
             continue
@@ -116,7 +136,7 @@ def _service_gate(view: _HealthView, service: ServiceInfo, pod: PodInfo) -> Serv
             gates.append(ListenerGate(name, "not registered"))
             continue
         gates.append(ListenerGate(name, health_state(view.health(listener.listener_id, pod.ip, target_port))))
-    return ServiceGate(str(service.key), gates, fail_open_s=fail_open)
+    return ServiceGate(str(service.key), gates, fail_open_s=fail_open, conflicts=tuple(conflicts))
 
 
 def flip_pods(deps: Deps, pods: Iterable[PodInfo | None], rec: Recorder) -> list[dict[str, Any]]:
@@ -130,11 +150,10 @@ def flip_pods(deps: Deps, pods: Iterable[PodInfo | None], rec: Recorder) -> list
     live = [p for p in pods if p is not None]
     todo: list[tuple[PodInfo, list[ServiceInfo]]] = []
     fenced: list[dict[str, Any]] = []
+    gateless: list[PodInfo] = []
     for pod in live:
         if GATE_CONDITION_TYPE not in pod.readiness_gates:
-            # No gate to drive (created before the webhook, or hostNetwork): recorded so the health poll
-            # and the bind batch stop asking for its flip.
-            _record_once(deps, pod, "ungated", rec)
+            gateless.append(pod)
             continue
         if pod.deletion_timestamp is not None:
             continue  # a terminating Pod's readiness no longer gates a rollout; unbind drains it
@@ -143,6 +162,7 @@ def flip_pods(deps: Deps, pods: Iterable[PodInfo | None], rec: Recorder) -> list
             fenced.append(_keep_fence(deps, pod, current, rec))
             continue
         todo.append((pod, selecting_services(deps, pod, cache)))
+    _record_gateless(deps, gateless, cache, rec)
     view.preload(lb for _, services in todo for s in services if (lb := service_lb_id(s)))
     planned = [_plan_one(deps, view, pod, services) for pod, services in todo]
     for p in planned:
@@ -159,6 +179,44 @@ def flip_pods(deps: Deps, pods: Iterable[PodInfo | None], rec: Recorder) -> list
         for p in writes:
             _apply_one(deps, p, rec)
     return fenced + [p.outcome() for p in planned]
+
+
+def _record_gateless(deps: Deps, pods: list[PodInfo], cache: dict[str, list[ServiceInfo]], rec: Recorder) -> None:
+    """Pods without our gate are recorded `ungated` (the health poll and bind batches stop asking for
+    their flip); the first time, each selecting Service gets one Warning naming them and what to do.
+
+    Such a Pod was admitted before its Service reached the selector index (created in the same second
+    as the Service, or before direct access was turned on) or while the webhook was down under `Ignore`.
+    A readiness gate cannot be added to an existing Pod, so only re-creating it helps. hostNetwork Pods
+    never get the gate by design and terminating ones no longer matter: neither is reported.
+    """
+    now = deps.clock.now()
+    new = [p for p in pods if deps.store.kv_get(gate_key(p.uid), now=now) != "ungated"]
+    by_service: dict[str, tuple[ServiceInfo, list[PodInfo]]] = {}
+    for pod in new:
+        if pod.host_network or pod.deletion_timestamp is not None:
+            continue
+        for svc in selecting_services(deps, pod, cache):
+            by_service.setdefault(str(svc.key), (svc, []))[1].append(pod)
+    for svc, missing in by_service.values():
+        message = _gateless_message(missing)
+        emit(deps, rec, service_ref(svc), type="Warning", reason=REASON_GATE_MISSING, message=message)
+    for pod in new:
+        _record_once(deps, pod, "ungated", rec)
+
+
+def _gateless_message(pods: list[PodInfo]) -> str:
+    names = ", ".join(str(p.key) for p in pods[:5]) + (f" and {len(pods) - 5} more" if len(pods) > 5 else "")
+    owners = sorted({f"{p.owner_kind} {p.owner_name}" for p in pods if p.owner_kind and p.owner_name})
+    return (
+        f"{len(pods)} selected Pod(s) were admitted without the readiness gate {GATE_CONDITION_TYPE}: {names}. "
+        "They are registered and served, but their readiness does not wait for CLB health, so a rollout can "
+        "outpace the CLB. They were created before clb-direct indexed this Service (e.g. in the same second "
+        "as the Service) or while the admission webhook was unavailable. A gate cannot be added to an "
+        "existing Pod: re-create them (kubectl rollout restart"
+        + (f" the workload of {', '.join(owners)}" if owners else "")
+        + "), and create the Service before its workload"
+    )
 
 
 def _record_once(deps: Deps, pod: PodInfo, status: str, rec: Recorder) -> None:
@@ -265,10 +323,14 @@ def _apply_one(deps: Deps, planned: _Planned, rec: Recorder) -> None:
         status=decision.status,
         reason=decision.reason,
     )
+    reason_changed = current is not None and current.reason != decision.reason
     if decision.warning:
         if transition:
             emit(deps, rec, pod_ref(pod), type="Warning", reason=REASON_FAIL_OPEN, message=decision.warning)
-    elif transition or (current is not None and current.reason != decision.reason):
+    elif decision.reason == REASON_PORT_CONFLICT:
+        if transition or reason_changed:
+            emit(deps, rec, pod_ref(pod), type="Warning", reason=REASON_PORT_CONFLICT, message=decision.message)
+    elif transition or reason_changed:
         emit(deps, rec, pod_ref(pod), type="Normal", reason=_EVENT_REASONS[decision.status], message=decision.message)
     if transition or current is None:
         rec.do(

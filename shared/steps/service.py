@@ -1,11 +1,13 @@
 """The service step: create or adopt a Service's CLB, keep its listeners, write back, tear down.
 
 Called through `run_step` for StepRequest(step="service") by the router, reconcile and replay. For a
-direct-access Service it ensures the CLB (ClientToken + ownership tags, or the adopted
+direct-access Service it writes the selector index entry first (before the CLB, so admission gates Pods
+created while the CLB is being made), ensures the CLB (ClientToken + ownership tags, or the adopted
 `tke-existed-lbid`), a cleanup finalizer, one listener per port with TkeServiceConfig settings, the
-`loadbalance-id` annotation, `status.loadBalancer.ingress` and the selector index, then asks `bind` to
-register the Pods. When the Service is deleted or loses the annotation it deletes only what it created
-(never an adopted CLB), releases the Pods' gates (rule 8) and removes the finalizer.
+`loadbalance-id` annotation, `status.loadBalancer.ingress` and the index entry's CLB id, then asks `bind`
+to register the Pods (and, for a port conflict on an adopted CLB, `flip` to say so on their gates). When
+the Service is deleted or loses the annotation it deletes only what it created (never an adopted CLB),
+releases the Pods' gates (rule 8) and removes the finalizer.
 """
 
 from __future__ import annotations
@@ -16,8 +18,15 @@ from typing import Any
 
 from shared.deps import Deps
 from shared.domain.errors import ConfigError, LimitExceeded, NotFound, PermanentError
+from shared.domain.gate import REASON_PORT_CONFLICT
 from shared.domain.limits import cluster_version_problem
-from shared.domain.listeners import ListenerPlan, desired_listeners, is_owned_listener, plan_listeners
+from shared.domain.listeners import (
+    ListenerPlan,
+    desired_listeners,
+    is_owned_listener,
+    plan_listeners,
+    port_conflict_text,
+)
 from shared.domain.models import (
     EXISTED_LB_ANNOTATION,
     INTERNAL_SUBNET_ANNOTATION,
@@ -142,6 +151,7 @@ def ensure_service(deps: Deps, service: ServiceInfo, request: StepRequest, rec: 
             lambda: cluster.patch_service_metadata(service.namespace, service.name, add_finalizers=[SERVICE_FINALIZER]),
             service=str(service.key),
         )
+    _index_before_clb(deps, rec, service)
     info, adopted = _ensure_load_balancer(deps, service, rec)
     lb_id = info.lb_id if info else None
     actual = clb.list_listeners(lb_id) if lb_id else []
@@ -202,12 +212,13 @@ def _apply_listeners(deps: Deps, rec: Recorder, target: str, plan: ListenerPlan)
 def _warn_port_conflicts(deps: Deps, rec: Recorder, service: ServiceInfo, target: str, plan: ListenerPlan) -> None:
     """A port of an adopted CLB held by a listener we did not create: a Warning, and nothing written there."""
     for spec, listener in plan.conflicts:
-        message = (
-            f"port {spec.protocol}:{spec.port} of adopted CLB {target} is held by listener {listener.listener_id} "
-            f"({listener.name or 'unnamed'}) that clb-direct did not create; it is left untouched and no Pod is "
-            "bound on that port: delete or move that listener, or give the Service another port"
-        )
-        emit(deps, rec, service_ref(service), type="Warning", reason="ListenerPortConflict", message=message)
+        message = port_conflict_text(spec.protocol, spec.port, target, listener)
+        emit(deps, rec, service_ref(service), type="Warning", reason=REASON_PORT_CONFLICT, message=message)
+    if plan.conflicts:
+        # No target is registered behind a conflicting port, so no bind asks for a flip: ask for one here,
+        # so the selected Pods' gates say why they are not ready (and a fail-open deadline gets scheduled).
+        request = StepRequest(step="flip", services=[service.key], lb_id=target, reason="listener port conflict")
+        follow_up(deps, rec, request)
 
 
 def _forget_gone_listeners(deps: Deps, rec: Recorder, lb_id: str) -> None:
@@ -246,12 +257,8 @@ def _write_back(deps: Deps, rec: Recorder, service: ServiceInfo, target: str, vi
         )
 
 
-def _record_service(
-    deps: Deps, rec: Recorder, service: ServiceInfo, *, lb_id: str | None, target: str, adopted: bool
-) -> None:
-    """The selector index entry (for admission) and the record of what the service step created."""
-    now = deps.clock.now()
-    entry = SelectorEntry(
+def _selector_entry(service: ServiceInfo, lb_id: str | None, now: float) -> SelectorEntry:
+    return SelectorEntry(
         namespace=service.namespace,
         service=service.name,
         selector=service.selector,
@@ -259,6 +266,31 @@ def _record_service(
         updated_at=now,
         annotations=admission_annotations(service.annotations),
     )
+
+
+def _index_before_clb(deps: Deps, rec: Recorder, service: ServiceInfo) -> None:
+    """Admission gates Pods by the selector index: write this Service's entry before the CLB is created.
+
+    Creating a CLB takes seconds (and may fail and be retried); a Pod created meanwhile would otherwise be
+    admitted without the gate, which can never be added afterwards. Written only when missing or changed.
+    An adopted CLB is only described (fast); a missing one must not gate Pods that nothing will serve,
+    so that entry is written at the end as before.
+    """
+    if service.annotations.get(EXISTED_LB_ANNOTATION):
+        return
+    current = next((e for e in deps.store.list_selectors(service.namespace) if e.service == service.name), None)
+    entry = _selector_entry(service, service.annotations.get(LB_ID_ANNOTATION), deps.clock.now())
+    if current is not None and (current.selector, current.annotations) == (entry.selector, entry.annotations):
+        return
+    rec.do("index_selector", lambda: deps.store.put_selector(entry), service=str(service.key), before_clb=True)
+
+
+def _record_service(
+    deps: Deps, rec: Recorder, service: ServiceInfo, *, lb_id: str | None, target: str, adopted: bool
+) -> None:
+    """The selector index entry (for admission) and the record of what the service step created."""
+    now = deps.clock.now()
+    entry = _selector_entry(service, lb_id, now)
     rec.do("index_selector", lambda: deps.store.put_selector(entry), service=str(service.key))
     record = json.dumps({"lb_id": target, "adopted": adopted, "uid": service.uid})
     rec.do(

@@ -146,5 +146,11 @@ def test_dry_run_plans_without_side_effects(env: Env) -> None:
     from shared.steps import run_step
 
     planned = run_step(env.deps, StepRequest(step="service", services=[ObjectKey.parse("default/web")]), dry_run=True)
-    assert [a["action"] for a in planned["actions"]][:3] == ["add_finalizer", "create_load_balancer", "create_listener"]
+    assert [a["action"] for a in planned["actions"]][:4] == [
+        "add_finalizer",
+        "index_selector",  # before the CLB: admission gates Pods created while it is being made
+        "create_load_balancer",
+        "create_listener",
+    ]
+    assert env.deps.store.list_selectors("default") == []
     assert env.writes() == {} and env.queue.queue == [] and not env.cluster.services[("default", "web")].finalizers

@@ -8,7 +8,9 @@ runtime), one case per Service, each checked through the Kubernetes API and the 
 2. a Service with `readiness-gate-fail-open-seconds` whose health check can never pass (the target
    port is closed) releases its Pod's gate with the FailOpen Warning, with no other event to trigger it;
 3. a Pod on the `tke-bridge` network is a GlobalRouter Pod: refused while `GlobalRouteDirectAccess` is
-   absent, with a Warning naming the switch, and never bound.
+   absent, with a Warning naming the switch, and never bound;
+4. the adopted-CLB Pod's gate is False with the reason `ListenerPortConflict`, and Pods created before
+   their Service (so admitted without the gate) get a `ReadinessGateMissing` Warning on the Service.
 """
 
 from __future__ import annotations
@@ -133,6 +135,21 @@ def test_a_foreign_listener_on_an_adopted_clb_is_never_written(stack: LocalStack
     targets = {(t.listener_id, t.ip, t.port) for t in clb.list_targets(shared.lb_id)}
     assert targets == {(foreign, "10.9.9.9", 8080)}, f"{pod.status.pod_ip} must never join the foreign listener"
     assert [lst.name for lst in clb.list_listeners(shared.lb_id)] == ["ops-http"]
+    gate = eventually(lambda: _gate(_pod(core, "adopt")), "the adopt Pod's gate condition saying why")
+    assert (gate.status, gate.reason) == ("False", "ListenerPortConflict") and foreign in gate.message
+
+
+def test_pods_created_before_their_service_get_a_gate_missing_warning(
+    stack: LocalStack, core: client.CoreV1Api
+) -> None:
+    """The Deployment first, then its Service: the Pods were admitted without the gate, and say so."""
+    apps = client.AppsV1Api(core.api_client)
+    apps.create_namespaced_deployment(NS, _deployment("early", ENI))
+    pod = eventually(lambda: _pod(core, "early"), "the early Pod with an IP")
+    assert not pod.spec.readiness_gates
+    core.create_namespaced_service(NS, _service("early", 83, 8080))
+    warning = eventually(lambda: _events(core, "ReadinessGateMissing", "early"), "the ReadinessGateMissing Warning")
+    assert pod.metadata.name in warning[0] and "rollout restart" in warning[0]
 
 
 def test_fail_open_releases_a_pod_that_never_turns_healthy(stack: LocalStack, core: client.CoreV1Api) -> None:
