@@ -37,7 +37,7 @@ from shared.domain.extra_targets import (
     plan_extra_target,
 )
 from shared.domain.limits import pod_limit_problems
-from shared.domain.listeners import listeners_for_service
+from shared.domain.listeners import foreign_listeners, listeners_for_service
 from shared.domain.models import (
     EXISTED_LB_ANNOTATION,
     BindingRecord,
@@ -60,6 +60,9 @@ class Wanted:
     problems: dict[str, tuple[PodInfo, str]] = field(default_factory=dict)
     stale: list[BindingRecord] = field(default_factory=list)
     listed: list[PodInfo] = field(default_factory=list)
+    # Selected Pods of a Service with a port held by a foreign listener (adopted CLB): nothing is
+    # registered there, so their flip is asked for here, to say why the gate stays False.
+    conflicted: dict[str, ObjectKey] = field(default_factory=dict)
 
 
 def bindable_services(snap: BatchSnapshot) -> list[ServiceInfo]:
@@ -99,6 +102,10 @@ def wanted_backends(snap: BatchSnapshot, plan: BatchPlan) -> Wanted:
         )
         for warning in backends.warnings:
             plan.event(service_ref(service), type="Warning", reason="InvalidCustomWeight", message=warning)
+        if foreign_listeners(service, snap.listeners):
+            for pod in selected:
+                if pod.deletion_timestamp is None and pod.uid not in snap.true_gates:
+                    wanted.conflicted.setdefault(pod.uid, pod.key)
         by_uid = {p.uid: p for p in pods}
         wanted.problems.update({uid: (by_uid[uid], message) for uid, message in refused.items()})
         wanted.services.append(service)
@@ -119,6 +126,8 @@ def plan_binds(
     wanted = wanted_backends(snap, plan)
     actual = plan_extras(snap, plan, wanted, actual, correlation_id=correlation_id)
     flip = plan_registrations(snap, plan, wanted, actual)
+    for uid, key in wanted.conflicted.items():
+        flip.setdefault(uid, key)
     if wanted.stale:
         uids = sorted({b.pod_uid for b in wanted.stale})
         plan.follow_up(

@@ -63,6 +63,19 @@ def test_a_pod_behind_a_conflicting_port_gets_a_false_gate_naming_the_conflict(e
     assert len(_warnings(env, "ListenerPortConflict", kind="Pod")) == 1
 
 
+def test_a_pod_created_after_the_service_step_gets_the_conflict_gate_from_its_bind(env: Env) -> None:
+    """The usual order: the Service is ensured first; the Pod's own bind must ask for its flip."""
+    lb_id, foreign = _adopted_clb_with_foreign_http(env)
+    env.cluster.put_service(service(**{EXISTED: lb_id}))
+    assert env.invoke("service", "service_web")["ok"]
+    env.drain()
+    env.cluster.put_pod(pod("web-1", "10.0.0.1"))
+    assert env.invoke("bind", "bind_pod")["ok"]
+    env.drain()
+    status, reason, message = env.gate("web-1") or ("", "", "")
+    assert (status, reason) == ("False", "ListenerPortConflict") and foreign in message
+
+
 def test_fail_open_still_releases_a_pod_behind_a_conflicting_port(env: Env) -> None:
     lb_id, _ = _adopted_clb_with_foreign_http(env)
     env.cluster.put_service(service(**{EXISTED: lb_id, FAIL_OPEN_ANNOTATION: "30"}))
