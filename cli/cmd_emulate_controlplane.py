@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
             start_delay_s=args.start_delay,
             max_grace_s=args.max_grace,
         )
-    except BinariesMissing as exc:
+    except (BinariesMissing, ControlPlaneError) as exc:  # nothing started yet: missing binaries, bad options
         print(f"clb-direct emulate control-plane: {exc}", file=sys.stderr)
         return 2
     with ForegroundUntilSignalled() as foreground:

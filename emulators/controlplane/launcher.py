@@ -108,6 +108,7 @@ class ControlPlaneOptions:
 class ControlPlane:
     def __init__(self, options: ControlPlaneOptions | None = None) -> None:
         self.options = options or ControlPlaneOptions()
+        _check_audit_auth(self.options)
         self.binaries = self.options.binaries or find_binaries()
         self._own_dir = self.options.state_dir is None
         self.state_dir = self.options.state_dir or Path(tempfile.mkdtemp(prefix="clb-direct-cp-"))
@@ -330,6 +331,24 @@ class ControlPlane:
         path.write_text(json.dumps(config, indent=2))
         path.chmod(0o600)
         return path
+
+
+def _check_audit_auth(options: ControlPlaneOptions) -> None:
+    """Refuse an audit token the API server would silently drop.
+
+    kube-apiserver loads the audit webhook kubeconfig with clientcmd, which applies a user's credentials
+    only to https servers: over http the token is never sent and the relay answers every delivery 401.
+    """
+    if options.audit_token is None:
+        return
+    if not options.audit_token.strip():
+        raise ControlPlaneError("the audit webhook token is empty: give the token the relay checks")
+    if not (options.audit_url or "").startswith("https://"):
+        raise ControlPlaneError(
+            f"an audit webhook token needs an https audit URL, got {options.audit_url!r}: kube-apiserver sends "
+            "the audit kubeconfig's bearer token only over TLS; serve the relay with --tls-cert/--tls-key and "
+            "give the API server its CA (--audit-ca-file)"
+        )
 
 
 def _etcd_healthy(client_url: str) -> bool:

@@ -1,4 +1,4 @@
-"""The control plane launcher: missing binaries, a refused flag, and the CLI's clean start and stop."""
+"""The control plane launcher: missing binaries, a refused flag, an audit token it could not send, the CLI."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from emulators.controlplane.binaries import BinariesMissing, find_binaries
+from emulators.controlplane.binaries import Binaries, BinariesMissing, find_binaries
 from emulators.controlplane.launcher import ControlPlane, ControlPlaneError, ControlPlaneOptions
 
 
@@ -20,6 +20,34 @@ def test_missing_binaries_say_what_to_run(tmp_path: Path, monkeypatch: pytest.Mo
         find_binaries()
     message = str(caught.value)
     assert "kube-apiserver" in message and "etcd" in message and "scripts/build-k8s.sh" in message
+
+
+def test_an_audit_token_over_http_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    """kube-apiserver drops a kubeconfig user's token for an http server: the relay would 401 every batch."""
+    binaries = Binaries(tmp_path / "no-bin", "v0.0.0")  # never reached: the options are refused first
+    for url in ("http://127.0.0.1:9/audit", None):
+        options = ControlPlaneOptions(state_dir=tmp_path / "state", audit_url=url, audit_token="t0k", binaries=binaries)
+        with pytest.raises(ControlPlaneError, match="needs an https audit URL"):
+            ControlPlane(options)
+    with pytest.raises(ControlPlaneError, match="token is empty"):
+        ControlPlane(ControlPlaneOptions(audit_url="https://127.0.0.1:9/audit", audit_token=" ", binaries=binaries))
+    assert not (tmp_path / "state").exists()
+
+
+def test_the_cli_refuses_an_audit_token_over_http_in_one_line(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("t0k\n")
+    command = [sys.executable, "-m", "cli.main", "emulate", "control-plane", "--kubeconfig", str(tmp_path / "kc")]
+    result = subprocess.run(  # noqa: S603
+        [*command, "--audit-url", "http://127.0.0.1:9/audit", "--audit-token-file", str(token)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "needs an https audit URL" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "kc").exists()
 
 
 def test_a_refused_flag_names_the_binary_the_flag_and_the_log(tmp_path: Path, real_cluster: object) -> None:
