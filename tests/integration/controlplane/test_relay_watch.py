@@ -1,7 +1,7 @@
 """The relay's watch mode against the real API server, with its own ServiceAccount's token.
 
 infra/ is applied as a user would; the relay lists and watches Pods, Services, TkeServiceConfigs and
-the TKE ConfigMap as `system:serviceaccount:kube-system:clb-direct-relay` only, so a permission its
+the TKE ConfigMap as `system:serviceaccount:clb-direct:clb-direct-relay` only, so a permission its
 RBAC lacks shows up as a watch error and fails the test. A direct-access Service and a Pod it selects
 must reach the router as signed batches.
 """
