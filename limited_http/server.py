@@ -238,8 +238,10 @@ class LimitedHTTPServer(ThreadingHTTPServer):
                 self._active -= 1
 
     def _handshake(self, request: socket.socket) -> ssl.SSLSocket:
-        assert self.ssl_context is not None
-        tls = self.ssl_context.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
+        # Read once: an owner may swap in a reloaded context at any time (never mutate the live one).
+        context = self.ssl_context
+        assert context is not None
+        tls = context.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
         try:
             tls.settimeout(self.limits.read_timeout_s)
             tls.do_handshake()

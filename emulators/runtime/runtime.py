@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emulators.cluster.tls import KeyPair
 from emulators.runtime.invoke_queue import AsyncInvokeQueue
 from emulators.runtime.scf_context import api_gateway_event, http_response_from_result, make_context, timer_event
 from limited_http import HttpLimits, LimitedHTTPServer, LimitedRequestHandler
@@ -130,7 +131,6 @@ class LocalRuntime:
         )
         self._http: LimitedHTTPServer | None = None
         self._https: LimitedHTTPServer | None = None
-        self._ssl_context: ssl.SSLContext | None = None
         self._tls_material: tuple[bytes, bytes] | None = None
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
@@ -172,13 +172,13 @@ class LocalRuntime:
         material = self._tls_provider()
         if material is None:
             raise RuntimeError("the TLS provider has no certificate yet (run the guardian first)")
-        self._ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self._load_tls(material)
+        context = KeyPair(*material).server_context()
         bind_port = port if port is not None else (self._https_port or 0)
         # The handshake runs on the connection's thread under the read deadline, never inside accept().
         server = LimitedHTTPServer(
-            (self.host, bind_port), _make_handler(self), limits=self.http_limits, ssl_context=self._ssl_context
+            (self.host, bind_port), _make_handler(self), limits=self.http_limits, ssl_context=context
         )
+        self._tls_material = material
         self._https = server
         self._spawn(server.serve_forever, "runtime-https")
         self._spawn(self._watch_tls, "runtime-tls-reload")
@@ -206,20 +206,15 @@ class LocalRuntime:
         thread.start()
         self._threads.append(thread)
 
-    def _load_tls(self, material: tuple[bytes, bytes]) -> None:
-        assert self._ssl_context is not None
-        cert_pem, key_pem = material
-        directory = Path(os.environ.get("TMPDIR", "/tmp"))
-        stamp = f"{os.getpid()}-{id(self)}"
-        cert_path, key_path = directory / f"clb-direct-rt-{stamp}.crt", directory / f"clb-direct-rt-{stamp}.key"
-        cert_path.write_bytes(cert_pem)
-        key_path.touch(mode=0o600)
-        key_path.write_bytes(key_pem)
-        try:
-            self._ssl_context.load_cert_chain(str(cert_path), str(key_path))
-        finally:
-            cert_path.unlink(missing_ok=True)
-            key_path.unlink(missing_ok=True)
+    def _swap_tls(self, material: tuple[bytes, bytes]) -> None:
+        """Serve `material` from the next handshake on: a fresh context, fully loaded, then swapped in.
+
+        The live context is never mutated: `load_cert_chain` sets the certificate and then the key, so a
+        handshake between the two (or after a mismatched pair failed halfway) would present a certificate
+        with no matching key. A connection already handshaking keeps the context it started with.
+        """
+        assert self._https is not None
+        self._https.ssl_context = KeyPair(*material).server_context()
         self._tls_material = material
 
     def _watch_tls(self) -> None:
@@ -233,7 +228,7 @@ class LocalRuntime:
                 continue
             if material is not None and material not in (self._tls_material, rejected):
                 try:
-                    self._load_tls(material)
+                    self._swap_tls(material)
                 except (ssl.SSLError, ValueError) as exc:
                     # A damaged Secret (the guardian repairs it): keep serving the last good certificate.
                     rejected = material
