@@ -1,9 +1,10 @@
 """`make package`: the artifacts serverless.yml uploads, built from uv.lock for SCF's Python 3.10 runtime.
 
 - build/package/layer.zip: the `clb-direct-shared` SCF layer. SCF unpacks a layer into /opt and puts /opt on
-  PYTHONPATH, so the zip's root holds `shared/` and the locked runtime dependencies (no dev or demo
-  extras), installed by uv from manylinux2014_x86_64 / pure-Python wheels only (SCF's Python 3.10 image
-  has glibc 2.17; a manylinux_2_28+ wheel would fail to import there), with hashes checked.
+  PYTHONPATH, so the zip's root holds `shared/`, `wire_time/` (the stdlib-only timestamp parser `shared/`
+  imports) and the locked runtime dependencies (no dev or demo extras), installed by uv from
+  manylinux2014_x86_64 / pure-Python wheels only (SCF's Python 3.10 image has glibc 2.17; a manylinux_2_28+
+  wheel would fail to import there), with hashes checked.
 - build/package/code.zip: the function code, `functions/` only (handler paths functions/<key>/handler.py).
 - The relay image is built from infra/docker/relay.Dockerfile (`docker build`; printed, not run here).
 
@@ -43,7 +44,7 @@ LIMITS = {"code.zip": 50 * MB, "layer.zip": 50 * MB}
 UNZIPPED_LIMIT = 500 * MB
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)
 PRUNE_TOP = ("bin", ".lock")
-LAYER_SOURCES = ("shared",)
+LAYER_SOURCES = ("shared", "wire_time")
 DOCKERFILE = ROOT / "infra" / "docker" / "relay.Dockerfile"
 
 

@@ -14,7 +14,6 @@ the sets have no TTL of their own, so `prune_service` drops Pods whose marks hav
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from shared.keys import timeline_mark_key, timeline_pod_set, timeline_service_se
 from shared.logging import get_logger
 from shared.metrics import emit_metric
 from shared.ports import KeyValueStore, PendingSets
+from wire_time import parse_rfc3339
 
 STAGES: Final = (
     "admitted",
@@ -255,6 +255,6 @@ def parse_k8s_time(value: str | None) -> float | None:
     if not value:
         return None
     try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        return parse_rfc3339(value).timestamp()
     except ValueError:
         return None

@@ -13,6 +13,8 @@ import time
 from datetime import datetime, timezone
 from typing import Protocol
 
+from wire_time import parse_rfc3339
+
 
 class SimClock(Protocol):
     def now(self) -> float:
@@ -56,5 +58,4 @@ def parse_time(value: str | None) -> float | None:
     """Parse a `metav1.Time` (or an RFC 3339 string with fractional seconds/offset); None if absent."""
     if not value:
         return None
-    text = value.replace("Z", "+00:00")
-    return datetime.fromisoformat(text).timestamp()
+    return parse_rfc3339(value).timestamp()

@@ -14,6 +14,7 @@ COPY functions ./functions
 COPY emulators ./emulators
 COPY demo ./demo
 COPY limited_http ./limited_http
+COPY wire_time ./wire_time
 RUN uv sync --frozen --no-dev --no-editable
 
 FROM python:3.11-slim-bookworm

@@ -26,6 +26,7 @@ from shared.domain.models import (
 )
 from shared.logging import get_logger
 from shared.schedule import schedule_request
+from wire_time import parse_rfc3339
 
 T = TypeVar("T")
 log = get_logger("clb_direct.steps")
@@ -135,7 +136,7 @@ def parse_time(value: str | None) -> float | None:
     if not value:
         return None
     try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        return parse_rfc3339(value).timestamp()
     except ValueError:
         return None
 

@@ -23,7 +23,6 @@ import re
 import secrets
 import threading
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from shared.config import Settings
@@ -41,6 +40,7 @@ from shared.domain.termination import (
 from shared.keys import PRESTOP_HMAC_KEY
 from shared.logging import get_logger
 from shared.ports import Clock, KeyValueStore
+from wire_time import parse_rfc3339
 
 log = get_logger("clb_direct.prestop")
 
@@ -121,7 +121,7 @@ HOLDS = HoldLimiter()
 
 
 def _epoch(timestamp: str) -> float:
-    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+    return parse_rfc3339(timestamp).timestamp()
 
 
 def _find_pod(deps: Deps, call: PrestopCall) -> PodInfo | None:

@@ -131,9 +131,8 @@ def test_relay_dockerfile_copies_what_the_relay_imports() -> None:
     copied = {line.split()[1] for line in text.splitlines() if line.startswith("COPY ") and "--from" not in line}
     for source in copied:
         assert (ROOT / source).exists(), source
-    packages = {
-        p for p in ("shared", "relay", "cli", "limited_http", "functions", "emulators", "demo") if (ROOT / p).is_dir()
-    }
+    sources = ("shared", "relay", "cli", "limited_http", "wire_time", "functions", "emulators", "demo")
+    packages = {p for p in sources if (ROOT / p).is_dir()}
     assert packages <= copied  # setuptools packages.find includes them all; a missing one breaks `uv sync`
     assert "uv sync --frozen --no-dev" in text and "USER 65532:65532" in text
     assert sys.version_info >= (3, 10)
