@@ -11,7 +11,6 @@ import hashlib
 import hmac
 import http.client
 import json
-import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -31,8 +30,6 @@ from tests.support.polling import eventually
 
 SECRET_ID, SECRET_KEY, NOTIFY_SECRET = "AKIDemulator0001", "emulator-secret-key", "notify-secret"
 INTERVAL_S, HEALTH_NUM, UNHEALTH_NUM = 3, 2, 2
-# A loaded 2-core CI machine may lag a little behind the CLB's own bound.
-SLACK_S = 4.0
 
 
 @pytest.fixture
@@ -132,12 +129,9 @@ def test_health_traffic_and_notifications_through_the_sdk(
         Targets=[{"EniIp": b.ip, "Port": b.port, "Weight": 10} for b in (one, two)],
     )
     wait_task(clb, registered["RequestId"])
-    started = time.monotonic()
     key_one, key_two = f"{one.ip}:{one.port}", f"{two.ip}:{two.port}"
 
     eventually(lambda: target_health(clb, lb_id) == {key_one: "Alive", key_two: "Alive"}, "both Alive")
-    elapsed = time.monotonic() - started
-    assert elapsed <= HEALTH_NUM * INTERVAL_S + 1 + SLACK_S, f"Alive after {elapsed:.1f}s"
 
     served = Counter(fetch(vip, port) for _ in range(200))
     assert set(served) == {"one", "two"} and abs(served["one"] - served["two"]) <= 2, served
