@@ -10,7 +10,8 @@ runtime), one case per Service, each checked through the Kubernetes API and the 
 3. a Pod on the `tke-bridge` network is a GlobalRouter Pod: refused while `GlobalRouteDirectAccess` is
    absent, with a Warning naming the switch, and never bound;
 4. the adopted-CLB Pod's gate is False with the reason `ListenerPortConflict`, and Pods created before
-   their Service (so admitted without the gate) get a `ReadinessGateMissing` Warning on the Service.
+   their Service (so admitted without the gate) get a `ReadinessGateMissing` Warning on the Service;
+5. with the switch on, one Service over a VPC-CNI and a bridge Deployment binds both (issue 15 #4).
 """
 
 from __future__ import annotations
@@ -184,3 +185,36 @@ def test_a_bridge_network_pod_is_global_router_and_refused_without_the_switch(
     stack.wait_idle()
     ips = {t.ip for t in TencentClbGateway.from_settings(stack.settings).list_targets(lb_id)}
     assert pod.status.pod_ip not in ips
+
+
+def test_one_service_over_a_vpc_cni_and_a_bridge_deployment_binds_both(
+    stack: LocalStack, core: client.CoreV1Api
+) -> None:
+    """Issue 15 #4 as decided (docs/network-modes.md): with the switch on, one Service may select a VPC-CNI
+    and a GlobalRouter workload; both are bound and nothing is refused. Runs last: it sets the switch."""
+    switch = {"metadata": {"name": "tke-service-controller-config"}, "data": {"GlobalRouteDirectAccess": "true"}}
+    core.create_namespaced_config_map("kube-system", switch)
+    _apply(stack, core, _service("mixed", 84, 8080), ENI)  # Deployment "mixed": VPC-CNI
+    bridge = _deployment("mixed-gr", {"tke.cloud.tencent.com/networks": "tke-bridge"})
+    bridge["spec"]["selector"]["matchLabels"] = bridge["spec"]["template"]["metadata"]["labels"] = {
+        "app": "mixed",
+        "network": "bridge",
+    }
+    client.AppsV1Api(core.api_client).create_namespaced_deployment(NS, bridge)
+
+    def ips() -> set[str] | None:
+        pods = core.list_namespaced_pod(NS, label_selector="app=mixed").items
+        found = {p.status.pod_ip for p in pods if p.status.pod_ip}
+        return found if len(found) == 2 else None
+
+    pod_ips = eventually(ips, "both mixed Pods with an IP")
+    lb_id = eventually(
+        lambda: core.read_namespaced_service("mixed", NS).metadata.annotations.get(
+            "service.kubernetes.io/loadbalance-id"
+        ),
+        "the mixed Service's CLB",
+    )
+    assert stack.settings is not None
+    clb = TencentClbGateway.from_settings(stack.settings)
+    eventually(lambda: pod_ips <= {t.ip for t in clb.list_targets(lb_id)}, "both Pods registered")
+    assert _events(core, "DirectAccessLimit", "mixed") == []
