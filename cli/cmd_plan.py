@@ -1,8 +1,10 @@
-"""`clb-direct plan --service NS/NAME`: print the steps a reconcile would take, without taking them.
+"""`clb-direct plan --service NS/NAME`: print the plans a reconcile would carry out, without carrying them out.
 
-Discovered by `cli/main.py`. Runs the reconcile of one Service with `dry_run=True`: every step
-observes live state and returns its planned actions; nothing is written to the CLB, the cluster or
-the store (no checkpoint either).
+Discovered by `cli/main.py`. Runs the reconcile of one Service with `dry_run=True`: every step observes
+live state and plans; nothing is written to the CLB, the cluster or the store (no checkpoint either).
+The typed plans themselves (the service step's `ServicePlan`, each CLB's `BatchPlan`: every CLB,
+Kubernetes and store action with its reason) are gathered under `plans`, which is exactly what a real
+run would apply; `--lines` prints them one action a line instead of the JSON.
 """
 
 from __future__ import annotations
@@ -18,11 +20,35 @@ from shared.domain.errors import ClbDirectError
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "plan",
-        help="dry run: the steps a reconcile of one Service would take",
-        description="Print the service/unbind/bind/flip actions a reconcile would take for one Service.",
+        help="dry run: the plans a reconcile of one Service would carry out",
+        description="Print the service/unbind/bind/flip plans a reconcile would carry out for one Service.",
     )
     parser.add_argument("--service", type=_key, required=True, metavar="NS/NAME", help="the Service to plan for")
+    parser.add_argument("--lines", action="store_true", help="one planned action a line (step, action, reason)")
     parser.set_defaults(func=run)
+
+
+def typed_plans(outcome: dict[str, Any]) -> list[dict[str, Any]]:
+    """The typed plans the steps of a dry-run reconcile returned, in step order."""
+    found: list[dict[str, Any]] = []
+    for step in outcome.get("steps", []):
+        result = (step.get("result") or {}).get("result") or {}
+        for part in result.get("services", []) + result.get("clbs", []):
+            if "plan" in part:
+                found.append({"step": step["step"], **part["plan"]})
+    return found
+
+
+def plan_lines(plans: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for plan in plans:
+        where = plan.get("service") or plan.get("lb_id")
+        for action in plan["actions"]:
+            name = action.get("action") or action["kind"]
+            lines.append(f"{plan['step']:<8} {where}  {name}: {action.get('reason', '')}")
+        if plan.get("refusal"):
+            lines.append(f"{plan['step']:<8} {where}  fails: {plan['refusal']['message']}")
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,9 +56,14 @@ def run(args: argparse.Namespace) -> int:
 
     deps = stack_deps(with_invoker=False)
     try:
-        emit(reconcile_service(deps, args.service, dry_run=True, reason="clb-direct plan"))
+        outcome = reconcile_service(deps, args.service, dry_run=True, reason="clb-direct plan")
     except ClbDirectError as exc:
         return fail(exc)
     finally:
         deps.store.close()
+    plans = typed_plans(outcome)
+    if args.lines:
+        print("\n".join(plan_lines(plans)))
+    else:
+        emit({**outcome, "plans": plans})
     return 0

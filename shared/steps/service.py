@@ -1,53 +1,66 @@
-"""The service step: create or adopt a Service's CLB, keep its listeners, write back, tear down.
+"""The service step: observe a Service -> a typed `ServicePlan` (pure) -> one applier.
 
 Called through `run_step` for StepRequest(step="service") by the router, reconcile and replay. For a
-direct-access Service it writes the selector index entry first (before the CLB, so admission gates Pods
-created while the CLB is being made), ensures the CLB (ClientToken + ownership tags, or the adopted
-`tke-existed-lbid`), a cleanup finalizer, one listener per port with TkeServiceConfig settings, the
-`loadbalance-id` annotation, `status.loadBalancer.ingress` and the index entry's CLB id, then asks `bind`
-to register the Pods (and, for a port conflict on an adopted CLB, `flip` to say so on their gates). When
-the Service is deleted or loses the annotation it deletes only what it created (never an adopted CLB),
-releases the Pods' gates (rule 8) and removes the finalizer.
+direct-access Service the plan writes the selector index entry first (before the CLB, so admission
+gates Pods created while the CLB is being made), ensures the CLB (ClientToken + ownership tags, or the
+adopted `tke-existed-lbid`), a cleanup finalizer, one listener per port with TkeServiceConfig settings,
+the `loadbalance-id` annotation, `status.loadBalancer.ingress` and the index entry's CLB id, then asks
+`bind` to register the Pods (and, for a port conflict on an adopted CLB, `flip` to say so on their gates).
+When the Service is deleted or loses the annotation it deletes only what it created (never an adopted CLB),
+releases the Pods' gates (rule 8) and removes the finalizer. The rules are in
+`shared.domain.service_plan`; this module reads what they need (`observe_service`) and carries the plan
+out (`apply_service_plan`). A dry run records the actions, executes none, and returns the plan.
 """
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from shared.deps import Deps
-from shared.domain.errors import ConfigError, LimitExceeded, NotFound, PermanentError
-from shared.domain.gate import REASON_PORT_CONFLICT
+from shared.domain.batch import EmitEvent, FollowUp, ForgetBinding
+from shared.domain.errors import ConfigError
 from shared.domain.limits import cluster_version_problem
-from shared.domain.listeners import (
-    ListenerPlan,
-    desired_listeners,
-    is_owned_listener,
-    plan_listeners,
-    port_conflict_text,
-)
 from shared.domain.models import (
     EXISTED_LB_ANNOTATION,
-    INTERNAL_SUBNET_ANNOTATION,
     LB_ID_ANNOTATION,
-    OWNER_TAG_CLUSTER,
-    OWNER_TAG_CREATED_BY,
-    OWNER_TAG_SERVICE,
-    SERVICE_FINALIZER,
     TKE_SERVICE_CONFIG_ANNOTATION,
-    BindingRecord,
     LoadBalancerInfo,
-    LoadBalancerSpec,
     ObjectKey,
-    SelectorEntry,
     ServiceInfo,
     StepRequest,
 )
-from shared.domain.termination import admission_annotations
+from shared.domain.service_plan import (
+    NEW_LB,
+    CreateListener,
+    CreateLoadBalancer,
+    DeleteListener,
+    DeleteLoadBalancer,
+    ForgetService,
+    IndexSelector,
+    ModifyListener,
+    PatchService,
+    RecordService,
+    ReleasePods,
+    ReportRemoved,
+    ServiceAction,
+    ServicePlan,
+    ServiceRecord,
+    ServiceSnapshot,
+    SetIngress,
+    UnindexSelector,
+    is_service_lb,
+    owner_tags,
+    plan_service,
+    teardown_target,
+    uses_direct_access,
+    with_lb_id,
+)
 from shared.domain.tke_service_config import TkeServiceConfig, parse_tke_service_config
 from shared.keys import service_record_key
-from shared.steps.common import Recorder, emit, follow_up, service_ref
+from shared.ports import LoadBalancer
+from shared.steps.common import Recorder, emit, follow_up
 from shared.steps.flip import flip_pods
 
 
@@ -56,349 +69,227 @@ def run_service(deps: Deps, request: StepRequest, rec: Recorder) -> dict[str, An
 
 
 def sync_service(deps: Deps, key: ObjectKey, request: StepRequest, rec: Recorder) -> dict[str, Any]:
+    """Observe, plan and apply for one Service; a dry run also returns the plan itself."""
+    plan = plan_service(observe_service(deps, key), correlation_id=request.correlation_id)
+    result = apply_service_plan(deps, plan, rec)
+    if rec.dry_run:
+        result["plan"] = plan.model_dump(mode="json")
+    return result
+
+
+# ----------------------------------------------------------------------------------------------- observe
+def observe_service(deps: Deps, key: ObjectKey) -> ServiceSnapshot:
+    """Everything the plan for this Service needs, each thing read once (and no more than the plan needs)."""
     service = deps.require_cluster().get_service(key.namespace, key.name)
-    if service is not None and service.is_direct_access:
-        return ensure_service(deps, service, request, rec)
-    return teardown_service(deps, key, service, rec)
+    settings = deps.settings
+    snap = ServiceSnapshot(
+        key=key,
+        service=service,
+        now=deps.clock.now(),
+        cluster_id=settings.cluster_id,
+        region=settings.region,
+        vpc_id=settings.vpc_id,
+    )
+    if service is not None and uses_direct_access(service):
+        return snap.model_copy(update=_observe_ensure(deps, service))
+    return snap.model_copy(update=_observe_teardown(deps, key, service))
 
 
-def _owner_tags(deps: Deps, key: ObjectKey) -> dict[str, str]:
-    return {
-        OWNER_TAG_CLUSTER: deps.settings.cluster_id,
-        OWNER_TAG_CREATED_BY: "yes",
-        OWNER_TAG_SERVICE: f"{key.namespace}/{key.name}",
-    }
+def _observe_ensure(deps: Deps, service: ServiceInfo) -> dict[str, Any]:
+    problem = cluster_version_problem(deps.require_cluster().server_version())
+    if problem:
+        return {"version_problem": problem}
+    try:
+        config = _load_config(deps, service)
+    except ConfigError as exc:
+        return {"config_problem": exc.message}
+    found: dict[str, Any] = {"config": config}
+    if not service.annotations.get(EXISTED_LB_ANNOTATION):
+        entries = deps.store.list_selectors(service.namespace)
+        found["indexed"] = next((e for e in entries if e.service == service.name), None)
+    lb, adopted = _find_load_balancer(deps, service)
+    found.update(lb=lb, adopted=adopted)
+    if lb is not None:
+        # Records before listeners: a record then always names a listener the listing shows, or one
+        # deleted since (whose records the plan forgets).
+        found["bindings"] = deps.store.list_bindings(lb_id=lb.lb_id)
+        found["listeners"] = deps.require_clb().list_listeners(lb.lb_id)
+    return found
 
 
-def _load_config(deps: Deps, service: ServiceInfo, rec: Recorder) -> TkeServiceConfig | None:
+def _load_config(deps: Deps, service: ServiceInfo) -> TkeServiceConfig | None:
     name = service.annotations.get(TKE_SERVICE_CONFIG_ANNOTATION)
     if not name:
         return None
     obj = deps.require_cluster().get_tke_service_config(service.namespace, name)
-    try:
-        if obj is None:
-            raise ConfigError(
-                f"TkeServiceConfig {service.namespace}/{name} named by {TKE_SERVICE_CONFIG_ANNOTATION} on Service "
-                f"{service.key} does not exist; create it or remove the annotation"
-            )
-        return parse_tke_service_config(obj, name=f"{service.namespace}/{name}")
-    except ConfigError as exc:
-        emit(deps, rec, service_ref(service), type="Warning", reason="InvalidTkeServiceConfig", message=exc.message)
-        raise
+    if obj is None:
+        raise ConfigError(
+            f"TkeServiceConfig {service.namespace}/{name} named by {TKE_SERVICE_CONFIG_ANNOTATION} on Service "
+            f"{service.key} does not exist; create it or remove the annotation"
+        )
+    return parse_tke_service_config(obj, name=f"{service.namespace}/{name}")
 
 
-def _ensure_load_balancer(deps: Deps, service: ServiceInfo, rec: Recorder) -> tuple[LoadBalancerInfo | None, bool]:
-    """(the CLB, adopted?). In dry-run a CLB that would be created is returned as None."""
+def _find_load_balancer(deps: Deps, service: ServiceInfo) -> tuple[LoadBalancerInfo | None, bool]:
+    """(the Service's CLB or None, adopted?): the adopted one, else the annotated one if it was created for
+    this Service, else one tagged for it (a create whose response was lost)."""
     clb = deps.require_clb()
     adopted_id = service.annotations.get(EXISTED_LB_ANNOTATION)
     if adopted_id:
-        info = clb.describe_load_balancer(adopted_id)
-        if info is None:
-            message = (
-                f"CLB {adopted_id} named by {EXISTED_LB_ANNOTATION} on Service {service.key} does not exist in "
-                f"region {deps.settings.region}; fix the annotation"
-            )
-            emit(deps, rec, service_ref(service), type="Warning", reason="LoadBalancerNotFound", message=message)
-            raise NotFound(message)
-        return info, True
+        return clb.describe_load_balancer(adopted_id), True
     known = service.annotations.get(LB_ID_ANNOTATION)
-    if known:
+    if known and known != NEW_LB:
         info = clb.describe_load_balancer(known)
-        if info is not None and info.tags.get(OWNER_TAG_SERVICE) == str(service.key):
+        if info is not None and is_service_lb(info, service.key):
             return info, False
-    tags = _owner_tags(deps, service.key)
-    found = clb.find_load_balancers(tags)
-    if found:
-        return found[0], False
-    subnet = service.annotations.get(INTERNAL_SUBNET_ANNOTATION)
-    spec = LoadBalancerSpec(
-        name=f"clb-direct-{service.namespace}-{service.name}"[:60],
-        internal_subnet_id=subnet,
-        vpc_id=deps.settings.vpc_id,
-        tags=tags,
-        # One token per Service UID: a retried create after a lost response returns the same CLB.
-        client_token=f"clb-direct-{service.uid}"[:64],
-    )
-    created = rec.do(
-        "create_load_balancer",
-        lambda: clb.create_load_balancer(spec),
-        service=str(service.key),
-        internal=subnet is not None,
-    )
-    if created is not None:
-        emit(
-            deps,
-            rec,
-            service_ref(service),
-            type="Normal",
-            reason="EnsuredLoadBalancer",
-            message=f"created CLB {created.lb_id} ({'private' if subnet else 'public'}) for direct access",
-        )
-    return created, False
+    found = clb.find_load_balancers(owner_tags(deps.settings.cluster_id, service.key))
+    return (found[0] if found else None), False
 
 
-def ensure_service(deps: Deps, service: ServiceInfo, request: StepRequest, rec: Recorder) -> dict[str, Any]:
-    """Observe the Service's CLB and listeners, plan the listener changes (pure), apply them, write back."""
-    cluster, clb = deps.require_cluster(), deps.require_clb()
-    problem = cluster_version_problem(cluster.server_version())
-    if problem:
-        emit(deps, rec, service_ref(service), type="Warning", reason="UnsupportedClusterVersion", message=problem)
-        raise LimitExceeded(problem)
-    config = _load_config(deps, service, rec)  # before any change: a bad config changes nothing
-    if SERVICE_FINALIZER not in service.finalizers:
-        rec.do(
-            "add_finalizer",
-            lambda: cluster.patch_service_metadata(service.namespace, service.name, add_finalizers=[SERVICE_FINALIZER]),
-            service=str(service.key),
-        )
-    _index_before_clb(deps, rec, service)
-    info, adopted = _ensure_load_balancer(deps, service, rec)
-    lb_id = info.lb_id if info else None
-    actual = clb.list_listeners(lb_id) if lb_id else []
-    plan = plan_listeners(
-        desired_listeners(service, config),
-        actual,
-        namespace=service.namespace,
-        service=service.name,
-        owns_lb=not adopted,
-    )
-    target = lb_id or "<new>"
-    _apply_listeners(deps, rec, target, plan)
-    _warn_port_conflicts(deps, rec, service, target, plan)
-    if lb_id is not None:
-        _forget_gone_listeners(deps, rec, lb_id)
-    if config is not None and (plan.update or plan.create):
-        message = f"applied TkeServiceConfig {config.name} to listeners of CLB {target}"
-        emit(deps, rec, service_ref(service), type="Normal", reason="AppliedTkeServiceConfig", message=message)
-    _write_back(deps, rec, service, target, list(info.vips) if info else [])
-    _record_service(deps, rec, service, lb_id=lb_id, target=target, adopted=adopted)
-    follow_up(
-        deps,
-        rec,
-        StepRequest(
-            step="bind",
-            services=[service.key],
-            lb_id=lb_id,
-            reason="service ensured",
-            correlation_id=request.correlation_id,
-        ),
-    )
-    return {
-        "service": str(service.key),
-        "lb_id": target,
-        "adopted": adopted,
-        "listeners": {
-            "created": len(plan.create),
-            "updated": len(plan.update),
-            "deleted": len(plan.delete),
-            "conflicts": len(plan.conflicts),
-        },
-    }
-
-
-def _apply_listeners(deps: Deps, rec: Recorder, target: str, plan: ListenerPlan) -> None:
-    clb = deps.require_clb()
-    for spec in plan.create:
-        create = partial(clb.create_listener, target, spec)
-        rec.do("create_listener", create, lb_id=target, port=spec.port, protocol=spec.protocol)
-    for listener, spec, diffs in plan.update:
-        modify = partial(clb.modify_listener, target, listener.listener_id, spec)
-        rec.do("modify_listener", modify, lb_id=target, listener_id=listener.listener_id, changed=diffs)
-    for listener in plan.delete:
-        delete = partial(clb.delete_listener, target, listener.listener_id)
-        rec.do("delete_listener", delete, lb_id=target, listener_id=listener.listener_id)
-
-
-def _warn_port_conflicts(deps: Deps, rec: Recorder, service: ServiceInfo, target: str, plan: ListenerPlan) -> None:
-    """A port of an adopted CLB held by a listener we did not create: a Warning, and nothing written there."""
-    for spec, listener in plan.conflicts:
-        message = port_conflict_text(spec.protocol, spec.port, target, listener)
-        emit(deps, rec, service_ref(service), type="Warning", reason=REASON_PORT_CONFLICT, message=message)
-    if plan.conflicts:
-        # No target is registered behind a conflicting port, so no bind asks for a flip: ask for one here,
-        # so the selected Pods' gates say why they are not ready (and a fail-open deadline gets scheduled).
-        request = StepRequest(step="flip", services=[service.key], lb_id=target, reason="listener port conflict")
-        follow_up(deps, rec, request)
-
-
-def _forget_gone_listeners(deps: Deps, rec: Recorder, lb_id: str) -> None:
-    """Forget the binding records of every listener the CLB no longer has: deleted just now, or earlier by a
-    run that died before it forgot them (its retry no longer plans that listener's deletion, so keying on
-    the plan alone would keep those records for ever). Read after the changes, so a listener another run
-    created meanwhile keeps its records."""
-    live = {listener.listener_id for listener in deps.require_clb().list_listeners(lb_id)}
-    for binding in deps.store.list_bindings(lb_id=lb_id):
-        if binding.listener_id not in live:
-            rec.do(
-                "forget_binding",
-                partial(deps.store.delete_binding, binding.lb_id, binding.listener_id, binding.pod_uid),
-                pod=_pod_name(binding),
-                listener_id=binding.listener_id,
-                reason="its listener is gone",
-            )
-
-
-def _write_back(deps: Deps, rec: Recorder, service: ServiceInfo, target: str, vips: list[str]) -> None:
-    """The CLB id annotation and `status.loadBalancer` on the Service, where they differ."""
-    cluster = deps.require_cluster()
-    if service.annotations.get(LB_ID_ANNOTATION) != target:
-        rec.do(
-            "annotate_lb_id",
-            lambda: cluster.patch_service_metadata(
-                service.namespace, service.name, annotations={LB_ID_ANNOTATION: target}
-            ),
-            lb_id=target,
-        )
-    if vips and sorted(vips) != sorted(service.ingress_ips):
-        rec.do(
-            "set_ingress",
-            lambda: cluster.set_service_load_balancer_status(service.namespace, service.name, vips),
-            ips=",".join(vips),
-        )
-
-
-def _selector_entry(service: ServiceInfo, lb_id: str | None, now: float) -> SelectorEntry:
-    return SelectorEntry(
-        namespace=service.namespace,
-        service=service.name,
-        selector=service.selector,
-        lb_id=lb_id,
-        updated_at=now,
-        annotations=admission_annotations(service.annotations),
-    )
-
-
-def _index_before_clb(deps: Deps, rec: Recorder, service: ServiceInfo) -> None:
-    """Admission gates Pods by the selector index: write this Service's entry before the CLB is created.
-
-    Creating a CLB takes seconds (and may fail and be retried); a Pod created meanwhile would otherwise be
-    admitted without the gate, which can never be added afterwards. Written only when missing or changed.
-    An adopted CLB is only described (fast); a missing one must not gate Pods that nothing will serve,
-    so that entry is written at the end as before.
-    """
-    if service.annotations.get(EXISTED_LB_ANNOTATION):
-        return
-    current = next((e for e in deps.store.list_selectors(service.namespace) if e.service == service.name), None)
-    entry = _selector_entry(service, service.annotations.get(LB_ID_ANNOTATION), deps.clock.now())
-    if current is not None and (current.selector, current.annotations) == (entry.selector, entry.annotations):
-        return
-    rec.do("index_selector", lambda: deps.store.put_selector(entry), service=str(service.key), before_clb=True)
-
-
-def _record_service(
-    deps: Deps, rec: Recorder, service: ServiceInfo, *, lb_id: str | None, target: str, adopted: bool
-) -> None:
-    """The selector index entry (for admission) and the record of what the service step created."""
-    now = deps.clock.now()
-    entry = _selector_entry(service, lb_id, now)
-    rec.do("index_selector", lambda: deps.store.put_selector(entry), service=str(service.key))
-    record = json.dumps({"lb_id": target, "adopted": adopted, "uid": service.uid})
-    rec.do(
-        "record_service",
-        lambda: deps.store.kv_set(service_record_key(service.key), record, ttl_s=None, now=now),
-        service=str(service.key),
-    )
-
-
-def _pod_name(binding: BindingRecord) -> str:
-    return f"{binding.namespace}/{binding.pod_name}"
-
-
-def teardown_service(deps: Deps, key: ObjectKey, service: ServiceInfo | None, rec: Recorder) -> dict[str, Any]:
-    """Delete what the service step created, release the Pods, drop the finalizer. Safe to repeat."""
-    store, now = deps.store, deps.clock.now()
-    raw = store.kv_get(service_record_key(key), now=now)
-    record: dict[str, Any] = json.loads(raw) if raw else {}
-    if service is not None and record.get("uid") not in (None, service.uid):
-        record = {}  # a record left by an older Service object of the same name: not ours to act on
-    annotations = service.annotations if service else {}
-    lb_id = record.get("lb_id") or annotations.get(LB_ID_ANNOTATION)
-    adopted = bool(record.get("adopted")) or EXISTED_LB_ANNOTATION in annotations
-    deleted: list[str] = []
-    if lb_id and lb_id != "<new>":
-        deleted = _delete_owned(deps, key, lb_id, adopted=adopted, rec=rec)
-    for binding in store.list_bindings(service=str(key)):
-        rec.do(
-            "forget_binding",
-            partial(store.delete_binding, binding.lb_id, binding.listener_id, binding.pod_uid),
-            pod=_pod_name(binding),
-        )
+def _observe_teardown(deps: Deps, key: ObjectKey, service: ServiceInfo | None) -> dict[str, Any]:
+    store = deps.store
+    raw = store.kv_get(service_record_key(key), now=deps.clock.now())
+    record = ServiceRecord.model_validate_json(raw) if raw else None
+    lb_id, adopted = teardown_target(key, service, record)
+    lb = deps.require_clb().describe_load_balancer(lb_id) if lb_id else None
+    found: dict[str, Any] = {"record": record, "lb": lb, "adopted": adopted}
+    if lb is not None and adopted:
+        found["listeners"] = deps.require_clb().list_listeners(lb_id)
+    found["bindings"] = store.list_bindings(service=str(key))
     selector = (
         service.selector
         if service
         else next((e.selector for e in store.list_selectors(key.namespace) if e.service == key.name), {})
     )
-    rec.do("unindex_selector", lambda: store.delete_selector(key.namespace, key.name), service=str(key))
-    rec.do("forget_service", lambda: store.kv_delete(service_record_key(key)), service=str(key))
-    released = _release_pods(deps, key, selector, rec)
-    if service is not None:
-        cluster = deps.require_cluster()
-        if LB_ID_ANNOTATION in annotations:
-            rec.do(
-                "remove_lb_id",
-                lambda: cluster.patch_service_metadata(key.namespace, key.name, annotations={LB_ID_ANNOTATION: None}),
-                service=str(key),
-            )
-        if service.ingress_ips and service.deletion_timestamp is None:
-            rec.do(
-                "clear_ingress",
-                lambda: cluster.set_service_load_balancer_status(key.namespace, key.name, []),
-                service=str(key),
-            )
-        if SERVICE_FINALIZER in service.finalizers:
-            rec.do(
-                "remove_finalizer",
-                lambda: cluster.patch_service_metadata(key.namespace, key.name, remove_finalizers=[SERVICE_FINALIZER]),
-                service=str(key),
-            )
-        if deleted or released:
-            emit(
-                deps,
-                rec,
-                service_ref(service),
-                type="Normal",
-                reason="DirectAccessRemoved",
-                message=f"removed {', '.join(deleted) or 'no CLB resources'}; released {released} Pod gate(s)",
-            )
-    return {"service": str(key), "torn_down": True, "deleted": deleted, "released_pods": released}
+    found["selector"] = selector
+    if selector:
+        found["pods"] = deps.require_cluster().list_pods(key.namespace, selector)
+    return found
 
 
-def _delete_owned(deps: Deps, key: ObjectKey, lb_id: str, *, adopted: bool, rec: Recorder) -> list[str]:
-    clb = deps.require_clb()
-    info = clb.describe_load_balancer(lb_id)
-    if info is None:
-        return []
-    owned = (
-        not adopted
-        and info.tags.get(OWNER_TAG_SERVICE) == str(key)
-        and info.tags.get(OWNER_TAG_CLUSTER) == deps.settings.cluster_id
-    )
-    if owned:
-        rec.do("delete_load_balancer", lambda: clb.delete_load_balancer(lb_id), lb_id=lb_id)
-        return [f"CLB {lb_id}"]
-    if not adopted:
-        # Tags say someone else owns it: refuse rather than delete a CLB we cannot prove is ours.
-        raise PermanentError(
-            f"CLB {lb_id} recorded for Service {key} is not tagged {OWNER_TAG_SERVICE}={key} in cluster "
-            f"{deps.settings.cluster_id}; not deleting it — remove it by hand if it is really unused"
-        )
-    deleted = []
-    for listener in clb.list_listeners(lb_id):
-        if is_owned_listener(listener, key.namespace, key.name):
+# ------------------------------------------------------------------------------------------------- apply
+def apply_service_plan(deps: Deps, plan: ServicePlan, rec: Recorder) -> dict[str, Any]:
+    """Carry out `plan` in order through `rec` (which only records in a dry run); then fail with its
+    refusal, if it has one. Returns the step's summary of what was done."""
+    applier = _Applier(deps, rec, plan.service, deps.require_clb())
+    for action in plan.actions:
+        applier.apply(action if applier.created is None else with_lb_id(action, applier.created.lb_id))
+    if plan.refusal is not None:
+        raise plan.refusal.exception()
+    outcome = dict(plan.outcome)
+    if applier.created is not None and outcome.get("lb_id") == NEW_LB:
+        outcome["lb_id"] = applier.created.lb_id
+    if "torn_down" in outcome:
+        outcome["released_pods"] = applier.released
+    return outcome
+
+
+@dataclass
+class _Applier:
+    deps: Deps
+    rec: Recorder
+    service: str
+    clb: LoadBalancer
+    created: LoadBalancerInfo | None = None
+    released: int = 0
+    key: ObjectKey = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.key = ObjectKey.parse(self.service)
+
+    def apply(self, action: ServiceAction) -> None:
+        if isinstance(action, (CreateLoadBalancer, DeleteLoadBalancer, CreateListener, ModifyListener, DeleteListener)):
+            self._clb(action)
+        elif isinstance(action, (PatchService, SetIngress)):
+            self._cluster(action)
+        elif isinstance(action, (IndexSelector, UnindexSelector, RecordService, ForgetService, ForgetBinding)):
+            self._store(action)
+        elif isinstance(action, ReleasePods):
+            outcome = flip_pods(self.deps, action.pods, self.rec)
+            self.released = sum(1 for item in outcome if item.get("status") == "True")
+        elif isinstance(action, EmitEvent):
+            emit(self.deps, self.rec, action.regarding, type=action.type, reason=action.reason, message=action.message)
+        elif isinstance(action, ReportRemoved):
+            if action.removed or self.released:
+                message = (
+                    f"removed {', '.join(action.removed) or 'no CLB resources'}; released {self.released} Pod gate(s)"
+                )
+                emit(
+                    self.deps, self.rec, action.regarding, type="Normal", reason="DirectAccessRemoved", message=message
+                )
+        elif isinstance(action, FollowUp):
+            follow_up(self.deps, self.rec, action.request)
+
+    def _clb(
+        self, action: CreateLoadBalancer | DeleteLoadBalancer | CreateListener | ModifyListener | DeleteListener
+    ) -> None:
+        clb, rec, why = self.clb, self.rec, action.reason
+        if isinstance(action, CreateLoadBalancer):
+            spec = action.spec
+            internal = spec.internal_subnet_id is not None
+            created = rec.do("create_load_balancer", partial(clb.create_load_balancer, spec), service=self.service,
+                             internal=internal, reason=why)  # fmt: skip
+            self.created = created
+        elif isinstance(action, DeleteLoadBalancer):
             rec.do(
-                "delete_listener",
-                partial(clb.delete_listener, lb_id, listener.listener_id),
-                lb_id=lb_id,
-                listener_id=listener.listener_id,
+                "delete_load_balancer", partial(clb.delete_load_balancer, action.lb_id), lb_id=action.lb_id, reason=why
             )
-            deleted.append(f"listener {listener.listener_id}")
-    return deleted
+        elif isinstance(action, CreateListener):
+            s = action.spec
+            rec.do("create_listener", partial(clb.create_listener, action.lb_id, s), lb_id=action.lb_id, port=s.port,
+                   protocol=s.protocol, reason=why)  # fmt: skip
+        elif isinstance(action, ModifyListener):
+            modify = partial(clb.modify_listener, action.lb_id, action.listener_id, action.spec)
+            rec.do("modify_listener", modify, lb_id=action.lb_id, listener_id=action.listener_id,
+                   changed=action.changed, reason=why)  # fmt: skip
+        else:
+            delete = partial(clb.delete_listener, action.lb_id, action.listener_id)
+            rec.do("delete_listener", delete, lb_id=action.lb_id, listener_id=action.listener_id, reason=why)
 
+    def _cluster(self, action: PatchService | SetIngress) -> None:
+        cluster, key, rec = self.deps.require_cluster(), self.key, self.rec
+        if isinstance(action, PatchService):
+            patch = partial(
+                cluster.patch_service_metadata,
+                key.namespace,
+                key.name,
+                annotations=action.annotations or None,
+                add_finalizers=action.add_finalizers,
+                remove_finalizers=action.remove_finalizers,
+            )
+            where = {"lb_id": action.annotations[LB_ID_ANNOTATION]} if action.action == "annotate_lb_id" else {}
+            rec.do(action.action, patch, **(where or {"service": self.service}), reason=action.reason)
+            return
+        if action.action == "clear_ingress":
+            clear = partial(cluster.set_service_load_balancer_status, key.namespace, key.name, [])
+            rec.do("clear_ingress", clear, service=self.service, reason=action.reason)
+            return
+        ips = action.ips
+        if ips is None and self.created is not None:  # the new CLB's VIPs, where they differ from the status
+            ips = list(self.created.vips)
+            if not ips or sorted(ips) == sorted(action.current):
+                return
+        write = partial(cluster.set_service_load_balancer_status, key.namespace, key.name, ips or [])
+        shown = ",".join(ips) if ips is not None else f"the VIPs of CLB {NEW_LB}"
+        rec.do("set_ingress", write, ips=shown, reason=action.reason)
 
-def _release_pods(deps: Deps, key: ObjectKey, selector: dict[str, str], rec: Recorder) -> int:
-    """Re-decide the gates of the Pods this Service selected (rule 8): the flip releases them."""
-    if not selector:
-        return 0
-    pods = deps.require_cluster().list_pods(key.namespace, selector)
-    outcome = flip_pods(deps, pods, rec)
-    return sum(1 for item in outcome if item.get("status") == "True")
+    def _store(self, action: IndexSelector | UnindexSelector | RecordService | ForgetService | ForgetBinding) -> None:
+        store, rec, now, key = self.deps.store, self.rec, self.deps.clock.now(), self.key
+        if isinstance(action, ForgetBinding):
+            b = action.binding
+            forget = partial(store.delete_binding, b.lb_id, b.listener_id, b.pod_uid)
+            rec.do("forget_binding", forget, pod=f"{b.namespace}/{b.pod_name}", listener_id=b.listener_id,
+                   reason=action.reason)  # fmt: skip
+        elif isinstance(action, IndexSelector):
+            rec.do(
+                "index_selector", partial(store.put_selector, action.entry), service=self.service, reason=action.reason
+            )
+        elif isinstance(action, UnindexSelector):
+            unindex = partial(store.delete_selector, key.namespace, key.name)
+            rec.do("unindex_selector", unindex, service=self.service, reason=action.reason)
+        elif isinstance(action, RecordService):
+            put = partial(store.kv_set, service_record_key(key), action.record.model_dump_json(), ttl_s=None, now=now)
+            rec.do("record_service", put, service=self.service, reason=action.reason)
+        else:
+            rec.do("forget_service", partial(store.kv_delete, service_record_key(key)), service=self.service,
+                   reason=action.reason)  # fmt: skip

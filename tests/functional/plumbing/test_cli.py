@@ -81,6 +81,12 @@ def test_plan_is_dry_and_replay_service_and_pod_converge(cli_env: Env, capsys: p
     assert code == 0 and planned["dryRun"] is True
     assert [s["step"] for s in planned["steps"]] == ["service", "unbind", "bind", "flip"]
     assert any(s["result"]["actions"] for s in planned["steps"])  # it would create the CLB and listeners
+    [service_plan] = [p for p in planned["plans"] if p["step"] == "service"]
+    kinds = [a["kind"] for a in service_plan["actions"]]
+    assert kinds[:3] == ["patch_service", "index_selector", "create_load_balancer"] and "create_listener" in kinds
+    assert all(a["reason"] for a in service_plan["actions"] if "reason" in a)
+    code, out, _ = run(capsys, "plan", "--service", "default/web", "--lines")
+    assert code == 0 and "service  default/web  create_load_balancer: no CLB is" in out
     assert not {k for k, v in cli_env.counts().items() if v != before.get(k) and not k.startswith("Describe")}
     code, out, _ = run(capsys, "replay", "--service", "default/web")
     assert code == 0 and last_json(out)["service"] == "default/web"

@@ -146,11 +146,15 @@ def test_dry_run_plans_without_side_effects(env: Env) -> None:
     from shared.steps import run_step
 
     planned = run_step(env.deps, StepRequest(step="service", services=[ObjectKey.parse("default/web")]), dry_run=True)
-    assert [a["action"] for a in planned["actions"]][:4] == [
+    # The plan names the CLB it creates `<new>`, and shows the Event its creation will emit.
+    assert [a["action"] for a in planned["actions"]][:5] == [
         "add_finalizer",
         "index_selector",  # before the CLB: admission gates Pods created while it is being made
         "create_load_balancer",
+        "emit_event",
         "create_listener",
     ]
     assert env.deps.store.list_selectors("default") == []
+    [result] = planned["result"]["services"]
+    assert result["lb_id"] == "<new>" and result["plan"]["actions"][0]["kind"] == "patch_service"
     assert env.writes() == {} and env.queue.queue == [] and not env.cluster.services[("default", "web")].finalizers

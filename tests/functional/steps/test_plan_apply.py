@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from shared.domain.batch import BatchPlan
-from shared.domain.models import StepRequest
+from shared.domain.errors import ConfigError
+from shared.domain.models import ServicePort, StepRequest
+from shared.domain.service_plan import CLB_WRITES, ServicePlan
 from shared.steps import run_step
 from tests.functional.steps.conftest import Env, pod, service
 
@@ -57,3 +61,58 @@ def test_a_dry_run_unbind_plans_the_drain_and_its_schedule_without_either(env: E
     assert actions(real) == actions(dry)
     assert env.targets(lb_id) == {("10.0.0.1", 8080, 0)}
     assert [i.key for i in env.deps.store.schedule_list()] == [f"unbind:{lb_id}:uid:uid-web-1"]
+
+
+def _service_request() -> StepRequest:
+    return StepRequest.model_validate({"step": "service", "services": [{"namespace": "default", "name": "web"}]})
+
+
+def test_the_service_step_dry_run_is_the_plan_it_applies(env: Env) -> None:
+    env.cluster.put_service(service(ports=[ServicePort(port=80, target_port=8080)]))
+    assert env.invoke("service", "service_web")["ok"]
+    env.drain()
+    lb_id = env.lb_id()
+    # A port added: one listener to create, nothing else on the CLB.
+    env.cluster.put_service(
+        env.cluster.services[("default", "web")].model_copy(
+            update={"ports": [ServicePort(port=80, target_port=8080), ServicePort(port=443, target_port=8443)]}
+        )
+    )
+    writes = env.writes()
+    dry = run_step(env.deps, _service_request(), dry_run=True)
+    [result] = dry["result"]["services"]
+    plan = ServicePlan.model_validate(result["plan"])
+    assert [a.kind for a in plan.actions if isinstance(a, CLB_WRITES)] == ["create_listener"]
+    assert all(getattr(a, "reason", "x") for a in plan.actions) and plan.refusal is None
+    assert env.writes() == writes and env.queue.queue == []
+
+    real = run_step(env.deps, _service_request())
+    assert actions(real) == actions(dry)
+    assert sorted(lst.port for lst in env.deps.require_clb().list_listeners(lb_id)) == [80, 443]
+    assert env.writes()["CreateListener"] == writes["CreateListener"] + 1
+
+
+def test_a_dry_run_teardown_plans_the_deletion_and_release_without_either(env: Env) -> None:
+    env.cluster.put_service(service())
+    env.cluster.put_pod(pod("web-1", "10.0.0.1"))
+    assert env.invoke("service", "service_web")["ok"]
+    env.drain()
+    lb_id = env.lb_id()
+    env.cluster.delete_service("default", "web")
+    dry = run_step(env.deps, _service_request(), dry_run=True)
+    plan = ServicePlan.model_validate(dry["result"]["services"][0]["plan"])
+    kinds = [a.kind for a in plan.actions]
+    assert kinds[0] == "delete_load_balancer" and "release_pods" in kinds and kinds[-1] == "report_removed"
+    assert env.deps.require_clb().describe_load_balancer(lb_id) is not None and env.deps.store.list_bindings()
+    real = run_step(env.deps, _service_request())
+    assert actions(real) == actions(dry)
+    assert env.deps.require_clb().describe_load_balancer(lb_id) is None
+    assert real["result"]["services"][0]["released_pods"] == 1
+
+
+def test_a_refused_plan_applies_its_warning_and_fails(env: Env) -> None:
+    env.cluster.put_service(service(**{"service.cloud.tencent.com/tke-service-config": "missing"}))
+    with pytest.raises(ConfigError, match="does not exist"):
+        run_step(env.deps, _service_request())
+    assert env.writes() == {} and not env.cluster.services[("default", "web")].finalizers
+    assert [reason for _, _, reason, _ in env.cluster.events] == ["InvalidTkeServiceConfig"]
