@@ -22,7 +22,8 @@ Pending sets (`pending_add` / `pending_take` / `pending_members`):
   timeline-pod:<ns>/<name>                 a Pod's stage marks
   timeline-svc:<ns>/<name>                 Pods with marks, per Service
 Leases (`acquire_lease` / `renew_lease` / ...):
-  clb:<lb id>                              the one writer of a CLB
+  clb:<lb id>                              the one writer of a CLB's targets (bind/unbind batches)
+  service:<ns>/<name>                      the one service step writing a Service's CLB and listeners
   guardian:<webhook configuration name>    the one guardian run
 """
 
@@ -114,6 +115,11 @@ def timeline_service_set(service: str) -> str:
 def lease_name(lb_id: str) -> str:
     """Lease of the one writer of a CLB."""
     return f"clb:{lb_id}"
+
+
+def service_lease_name(service: ObjectKey | str) -> str:
+    """Lease of the one service step writing a Service's CLB and listeners ("ns/name")."""
+    return f"service:{service}"
 
 
 def guardian_lease_name(configuration_name: str) -> str:

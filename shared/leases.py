@@ -11,22 +11,28 @@ compare-and-extend in the store that fails once another writer has acquired the 
 A writer whose lease was taken over therefore never makes its write: it raises `LeaseLost`, the writer
 puts the batch back for the new holder and stops. The renewal also gives the write call a full lease
 TTL in which no one else can acquire the lease.
+
+The service step writes a Service's CLB and listeners under its own lease (`exclusive`, one service step
+per Service at a time) through the same `FencedLoadBalancer`, so a stalled service step whose lease was
+taken over cannot write either.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Protocol
 
 import structlog
 
 from shared.domain.clb_work import ClbWork
-from shared.domain.errors import RetryableError
+from shared.domain.errors import Conflict, RetryableError
 from shared.domain.models import Listener, ListenerSpec, LoadBalancerInfo, LoadBalancerSpec, Target, TargetHealth
 from shared.keys import lease_name, pending_queue
 from shared.ports import Clock, LeaseStore, LoadBalancer, PendingSets
 
 _log = structlog.get_logger(__name__)
+_LEASE_POLL_S = 1.0
 
 
 class WriterStore(LeaseStore, PendingSets, Protocol):
@@ -38,23 +44,50 @@ class LeaseLost(RetryableError):
 
 
 class Fence:
-    """The fencing token of one lease; `check()` before every write made under it."""
+    """The fencing token of one lease; `check()` before every write made under it.
 
-    def __init__(self, store: LeaseStore, clock: Clock, *, lb_id: str, holder: str, token: int, ttl_s: float) -> None:
+    `lease` is the lease's name (`shared.keys`), `subject` what it guards, for messages ("CLB lb-1")."""
+
+    def __init__(
+        self, store: LeaseStore, clock: Clock, *, lease: str, subject: str, holder: str, token: int, ttl_s: float
+    ) -> None:
         self._store, self._clock = store, clock
-        self.lb_id, self.holder, self.token, self.ttl_s = lb_id, holder, token, ttl_s
+        self.lease, self.subject, self.holder, self.token, self.ttl_s = lease, subject, holder, token, ttl_s
 
     def check(self, action: str) -> None:
         """Renew the lease if `token` is still current, else raise `LeaseLost` (the write is not made)."""
-        if not self._store.renew_lease(
-            lease_name(self.lb_id), self.holder, self.token, ttl_s=self.ttl_s, now=self._clock.now()
-        ):
-            _log.warning("clb.write_fenced", lb_id=self.lb_id, token=self.token, action=action)
+        if not self._store.renew_lease(self.lease, self.holder, self.token, ttl_s=self.ttl_s, now=self._clock.now()):
+            _log.warning("clb.write_fenced", lease=self.lease, token=self.token, action=action)
             raise LeaseLost(
-                f"{action} on CLB {self.lb_id} not made: lease token {self.token} was taken over by another "
-                "writer, which carries out the batch",
+                f"{action} on {self.subject} not made: lease token {self.token} was taken over by another "
+                "writer, which carries out the work",
                 delay_s=1.0,
             )
+
+
+@contextmanager
+def exclusive(
+    store: LeaseStore, clock: Clock, *, lease: str, subject: str, holder: str, ttl_s: float, wait_s: float
+) -> Iterator[Fence]:
+    """Hold `lease` for the block and yield its `Fence`; released afterwards.
+
+    A live holder is waited for (it is doing the same level-triggered work and usually finishes within
+    seconds) for at most `wait_s`, the budget a CLB call spends waiting out `ResourceInOperating`; then
+    `Conflict` (retryable). A `LeaseLost` inside the block leaves the lease to whoever took it over."""
+    deadline = clock.monotonic() + wait_s
+    while (taken := store.acquire_lease(lease, holder, ttl_s=ttl_s, now=clock.now())) is None:
+        if clock.monotonic() >= deadline:
+            current = store.current_lease(lease, now=clock.now())
+            raise Conflict(
+                f"{subject} is being written by {current.holder if current else 'another writer'} (lease {lease}) "
+                f"for longer than {wait_s:.0f}s; the step is retried and re-reads the state then",
+                delay_s=min(ttl_s, 5.0),
+            )
+        clock.sleep(_LEASE_POLL_S)
+    try:
+        yield Fence(store, clock, lease=lease, subject=subject, holder=holder, token=taken.token, ttl_s=ttl_s)
+    finally:
+        store.release_lease(lease, holder, taken.token)
 
 
 class FencedLoadBalancer:
@@ -143,7 +176,13 @@ class ClbWriter:
                 return wrote
             wrote = True
             fence = Fence(
-                self._store, self._clock, lb_id=lb_id, holder=self.holder, token=lease.token, ttl_s=self.ttl_s
+                self._store,
+                self._clock,
+                lease=lease_name(lb_id),
+                subject=f"CLB {lb_id}",
+                holder=self.holder,
+                token=lease.token,
+                ttl_s=self.ttl_s,
             )
             if not self._drain(lb_id, fence, work):
                 continue  # taken over: the new holder has the batch, unless it finished first (look again)

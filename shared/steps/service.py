@@ -9,7 +9,8 @@ the `loadbalance-id` annotation, `status.loadBalancer.ingress` and the index ent
 When the Service is deleted or loses the annotation it deletes only what it created (never an adopted CLB),
 releases the Pods' gates (rule 8) and removes the finalizer. The rules are in
 `shared.domain.service_plan`; this module reads what they need (`observe_service`) and carries the plan
-out (`apply_service_plan`). A dry run records the actions, executes none, and returns the plan.
+out (`apply_service_plan`) under the Service's lease, its CLB writes fenced (`shared.leases`). A dry run
+records the actions, executes none, and returns the plan.
 """
 
 from __future__ import annotations
@@ -58,9 +59,10 @@ from shared.domain.service_plan import (
     with_lb_id,
 )
 from shared.domain.tke_service_config import TkeServiceConfig, parse_tke_service_config
-from shared.keys import service_record_key
+from shared.keys import service_lease_name, service_record_key
+from shared.leases import FencedLoadBalancer, exclusive
 from shared.ports import LoadBalancer
-from shared.steps.common import Recorder, emit, follow_up
+from shared.steps.common import Recorder, emit, follow_up, new_holder
 from shared.steps.flip import flip_pods
 
 
@@ -171,17 +173,31 @@ def _observe_teardown(deps: Deps, key: ObjectKey, service: ServiceInfo | None) -
 def apply_service_plan(deps: Deps, plan: ServicePlan, rec: Recorder) -> dict[str, Any]:
     """Carry out `plan` in order through `rec` (which only records in a dry run); then fail with its
     refusal, if it has one. Returns the step's summary of what was done."""
-    applier = _Applier(deps, rec, plan.service, deps.require_clb())
-    for action in plan.actions:
-        applier.apply(action if applier.created is None else with_lb_id(action, applier.created.lb_id))
-    if plan.refusal is not None:
-        raise plan.refusal.exception()
+    if rec.dry_run or not plan.writes_clb:
+        applier = _apply_all(deps, plan, rec, deps.require_clb())
+    else:
+        # One service step per Service writes at a time, and none once its lease was taken over.
+        lease = service_lease_name(plan.service)
+        holder, subject = new_holder("service"), f"the CLB of Service {plan.service}"
+        settings = deps.settings
+        with exclusive(deps.store, deps.clock, lease=lease, subject=subject, holder=holder,
+                       ttl_s=settings.lease_ttl_s, wait_s=settings.clb_call_deadline_s) as fence:  # fmt: skip
+            applier = _apply_all(deps, plan, rec, FencedLoadBalancer(deps.require_clb(), fence))
     outcome = dict(plan.outcome)
     if applier.created is not None and outcome.get("lb_id") == NEW_LB:
         outcome["lb_id"] = applier.created.lb_id
     if "torn_down" in outcome:
         outcome["released_pods"] = applier.released
     return outcome
+
+
+def _apply_all(deps: Deps, plan: ServicePlan, rec: Recorder, clb: LoadBalancer) -> _Applier:
+    applier = _Applier(deps, rec, plan.service, clb)
+    for action in plan.actions:
+        applier.apply(action if applier.created is None else with_lb_id(action, applier.created.lb_id))
+    if plan.refusal is not None:
+        raise plan.refusal.exception()
+    return applier
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Stalled CLB writers: a batch's invocation stalls past its lease (GC pause, slow API, frozen container)
 and another writer takes the CLB over. The fence must stop every write of the stalled writer, its work
-must wait in the CLB's queue for the next writer, and the world must still converge."""
+must wait in the CLB's queue for the next writer, and the world must still converge. The same holds for a
+service step that stalls past its Service's lease while it writes listeners."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import Any
 import pytest
 
 from shared.domain.models import Target
-from shared.keys import lease_name, pending_queue
+from shared.keys import lease_name, pending_queue, service_lease_name
+from shared.leases import LeaseLost
 from tests.chaos.test_rollout_faults import rolling_update
 from tests.chaos.world import World, chaos_world
 
@@ -92,3 +94,83 @@ def test_a_stalled_writer_never_writes_and_its_work_is_done_by_the_next(seed: in
         assert watched.unfenced == []
         assert world.violations() == []
         assert world.store.pending_members(pending_queue(lb_id)) == []  # no work left behind
+
+
+class WatchedServiceClb:
+    """The CLB gateway, recording any listener or CLB write made while the phantom holds the Service's lease;
+    the first listener create stalls past the lease (a slow call) and the phantom takes the Service over."""
+
+    def __init__(self, world: World, inner: Any) -> None:
+        self._world, self._inner = world, inner
+        self.unfenced: list[str] = []
+        self.writes: list[str] = []
+        self.stalled: list[int] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def _check(self, action: str) -> None:
+        lease = self._world.store.current_lease(service_lease_name("default/web"), now=self._world.clock.now())
+        if lease is not None and lease.holder == PHANTOM:
+            self.unfenced.append(f"{action} while {PHANTOM} held token {lease.token}")
+        self.writes.append(action)
+
+    def create_listener(self, lb_id: str, spec: Any) -> str:
+        self._check("CreateListener")
+        listener_id: str = self._inner.create_listener(lb_id, spec)
+        if not self.stalled:
+            ttl = self._world.settings.lease_ttl_s
+            self._world.clock.advance(ttl + 1)
+            taken = self._world.store.acquire_lease(
+                service_lease_name("default/web"), PHANTOM, ttl_s=ttl, now=self._world.clock.now()
+            )
+            assert taken is not None
+            self.stalled.append(taken.token)
+        return listener_id
+
+    def modify_listener(self, lb_id: str, listener_id: str, spec: Any) -> None:
+        self._check("ModifyListener")
+        self._inner.modify_listener(lb_id, listener_id, spec)
+
+    def delete_listener(self, lb_id: str, listener_id: str) -> None:
+        self._check("DeleteListener")
+        self._inner.delete_listener(lb_id, listener_id)
+
+    def create_load_balancer(self, spec: Any) -> Any:
+        self._check("CreateLoadBalancer")
+        return self._inner.create_load_balancer(spec)
+
+    def delete_load_balancer(self, lb_id: str) -> None:
+        self._check("DeleteLoadBalancer")
+        self._inner.delete_load_balancer(lb_id)
+
+
+@pytest.mark.parametrize("seed", [21, 22])
+def test_a_stalled_service_step_never_writes_and_the_next_run_converges(seed: int) -> None:
+    with chaos_world(seed) as world:
+        lb_id = world.create_service()
+        pods = [world.add_pod() for _ in range(3)]
+        world.deliver()
+        world.run_queue()
+        watched = WatchedServiceClb(world, world.deps.clb)
+        world.deps.clb = watched
+        # A port added and one removed: the service step creates a listener (and stalls in that call) and
+        # would then delete one.
+        world.toggle_port(82)
+        world.toggle_port(81)
+        with pytest.raises(LeaseLost):  # retryable: the handler raises it for SCF to retry
+            run_service_step(world)
+        assert watched.stalled
+        assert watched.writes == ["CreateListener"] and watched.unfenced == []
+        # The phantom dies with the Service's lease; once it lapses the next service step does the rest.
+        world.clock.advance(world.settings.lease_ttl_s + 1)
+        assert run_service_step(world)["ok"] is True, "the retry (or the next event) does the rest"
+        assert watched.unfenced == [] and watched.writes == ["CreateListener", "DeleteListener"]
+        assert sorted(lst.port for lst in world.deps.require_clb().list_listeners(lb_id)) == [80, 82]
+        assert len(pods) == 3
+        world.settle()
+        assert world.violations() == []
+
+
+def run_service_step(world: World) -> Any:
+    return world.invoke("service", {"step": "service", "services": [{"namespace": "default", "name": "web"}]})

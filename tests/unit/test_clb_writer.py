@@ -279,3 +279,23 @@ def test_work_items_are_typed_and_unreadable_members_are_skipped(store, clock):
     assert batches == [[ClbWork.bind("ns/web"), ClbWork.unbind("uid-1")]]
     with pytest.raises(ValueError, match="names its Service"):
         ClbWork(kind="bind")
+
+
+def test_exclusive_waits_out_a_live_holder_then_fences_its_own_writes(store, clock):
+    from shared.domain.errors import Conflict
+    from shared.keys import service_lease_name
+    from shared.leases import LeaseLost, exclusive
+
+    lease = service_lease_name("shop/web")
+    store.acquire_lease(lease, "other", ttl_s=TTL, now=clock.now())
+    with pytest.raises(Conflict, match="being written by other"):
+        with exclusive(store, clock, lease=lease, subject="Service shop/web", holder="me", ttl_s=TTL, wait_s=5):
+            raise AssertionError("entered while another holder's lease was live")
+    with exclusive(store, clock, lease=lease, subject="Service shop/web", holder="me", ttl_s=TTL, wait_s=60) as fence:
+        assert store.current_lease(lease, now=clock.now()).holder == "me"
+        fence.check("CreateListener")  # still ours: renewed
+        clock.advance(TTL + 1)
+        store.acquire_lease(lease, "taker", ttl_s=TTL, now=clock.now())
+        with pytest.raises(LeaseLost, match="CreateListener on Service shop/web not made"):
+            fence.check("CreateListener")
+    assert store.current_lease(lease, now=clock.now()).holder == "taker"  # leaving left the taker's lease alone
