@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.domain.errors import ConfigError
+from shared.domain.limits import MIN_LEASE_TTL_S
 
 
 class Settings(BaseSettings):
@@ -97,7 +98,10 @@ class Settings(BaseSettings):
         description="how long received events are kept for `clb-direct events` / `replay`",
     )
     lease_ttl_s: float = Field(
-        default=30.0, gt=0, description="lease of the per-CLB writer (one writer per CLB at a time)"
+        default=30.0,
+        gt=0,
+        description="lease of the per-CLB writer and of the service step (one at a time); renewed while a write "
+        f"waits for its CLB task, at least {MIN_LEASE_TTL_S:g}",
     )
     schedule_visibility_s: float = Field(
         default=180.0,
@@ -280,6 +284,17 @@ class Settings(BaseSettings):
             scheme = value.split("://", 1)[0] if "://" in value else "(none)"
             raise ValueError(f"store_url has an unknown scheme {scheme!r}; use sqlite:///path or redis://host:port/db")
         return value
+
+    @model_validator(mode="after")
+    def _lease_outlasts_the_pauses_of_a_write(self) -> Settings:
+        if self.lease_ttl_s < MIN_LEASE_TTL_S:
+            raise ValueError(
+                f"CLB_DIRECT_LEASE_TTL_S={self.lease_ttl_s:g} is too short: a CLB writer renews its lease at the "
+                f"attempts and task polls of a write (which waits up to CLB_DIRECT_CLB_TASK_TIMEOUT_S="
+                f"{self.clb_task_timeout_s:g}s), and those pause up to {MIN_LEASE_TTL_S / 3:g}s, so a shorter lease "
+                f"lapses mid-write and a second writer starts beside it; set it to at least {MIN_LEASE_TTL_S:g}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _secret_pairs(self) -> Settings:

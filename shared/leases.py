@@ -21,10 +21,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import structlog
 
+from shared import heartbeat
 from shared.domain.clb_work import ClbWork
 from shared.domain.errors import Conflict, RetryableError
 from shared.domain.models import Listener, ListenerSpec, LoadBalancerInfo, LoadBalancerSpec, Target, TargetHealth
@@ -33,6 +34,7 @@ from shared.ports import Clock, LeaseStore, LoadBalancer, PendingSets
 
 _log = structlog.get_logger(__name__)
 _LEASE_POLL_S = 1.0
+T = TypeVar("T")
 
 
 class WriterStore(LeaseStore, PendingSets, Protocol):
@@ -53,16 +55,26 @@ class Fence:
     ) -> None:
         self._store, self._clock = store, clock
         self.lease, self.subject, self.holder, self.token, self.ttl_s = lease, subject, holder, token, ttl_s
+        self.renewed_at = clock.now()
+
+    def keep_alive(self, action: str) -> None:
+        """`check` once a third of the TTL passed since the last renewal: the heartbeat of a write that waits
+        (a store round trip per retry or task poll would be wasted while the lease is young)."""
+        if self._clock.now() - self.renewed_at >= self.ttl_s / 3:
+            self.check(action)
 
     def check(self, action: str) -> None:
         """Renew the lease if `token` is still current, else raise `LeaseLost` (the write is not made)."""
-        if not self._store.renew_lease(self.lease, self.holder, self.token, ttl_s=self.ttl_s, now=self._clock.now()):
-            _log.warning("clb.write_fenced", lease=self.lease, token=self.token, action=action)
-            raise LeaseLost(
-                f"{action} on {self.subject} not made: lease token {self.token} was taken over by another "
-                "writer, which carries out the work",
-                delay_s=1.0,
-            )
+        now = self._clock.now()
+        if self._store.renew_lease(self.lease, self.holder, self.token, ttl_s=self.ttl_s, now=now):
+            self.renewed_at = now
+            return
+        _log.warning("clb.write_fenced", lease=self.lease, token=self.token, action=action)
+        raise LeaseLost(
+            f"{action} on {self.subject} not made: lease token {self.token} was taken over by another "
+            "writer, which carries out the work",
+            delay_s=1.0,
+        )
 
 
 @contextmanager
@@ -91,42 +103,40 @@ def exclusive(
 
 
 class FencedLoadBalancer:
-    """A `LoadBalancer` whose write calls check the fence first; reads pass through unchanged."""
+    """A `LoadBalancer` whose write calls check the fence first and keep the lease alive while they wait
+    (`shared.heartbeat`: at every retry and task poll); reads pass through unchanged."""
 
     def __init__(self, inner: LoadBalancer, fence: Fence) -> None:
         self._inner, self.fence = inner, fence
 
+    def _write(self, action: str, call: Callable[[], T]) -> T:
+        self.fence.check(action)
+        with heartbeat.beating(lambda: self.fence.keep_alive(action)):
+            return call()
+
     def register_targets(self, lb_id: str, targets: Sequence[Target]) -> None:
-        self.fence.check("RegisterTargets")
-        self._inner.register_targets(lb_id, targets)
+        self._write("RegisterTargets", lambda: self._inner.register_targets(lb_id, targets))
 
     def deregister_targets(self, lb_id: str, targets: Sequence[Target]) -> None:
-        self.fence.check("DeregisterTargets")
-        self._inner.deregister_targets(lb_id, targets)
+        self._write("DeregisterTargets", lambda: self._inner.deregister_targets(lb_id, targets))
 
     def set_target_weights(self, lb_id: str, targets: Sequence[Target]) -> None:
-        self.fence.check("ModifyTargetWeight")
-        self._inner.set_target_weights(lb_id, targets)
+        self._write("ModifyTargetWeight", lambda: self._inner.set_target_weights(lb_id, targets))
 
     def create_load_balancer(self, spec: LoadBalancerSpec) -> LoadBalancerInfo:
-        self.fence.check("CreateLoadBalancer")
-        return self._inner.create_load_balancer(spec)
+        return self._write("CreateLoadBalancer", lambda: self._inner.create_load_balancer(spec))
 
     def delete_load_balancer(self, lb_id: str) -> None:
-        self.fence.check("DeleteLoadBalancer")
-        self._inner.delete_load_balancer(lb_id)
+        self._write("DeleteLoadBalancer", lambda: self._inner.delete_load_balancer(lb_id))
 
     def create_listener(self, lb_id: str, spec: ListenerSpec) -> str:
-        self.fence.check("CreateListener")
-        return self._inner.create_listener(lb_id, spec)
+        return self._write("CreateListener", lambda: self._inner.create_listener(lb_id, spec))
 
     def modify_listener(self, lb_id: str, listener_id: str, spec: ListenerSpec) -> None:
-        self.fence.check("ModifyListener")
-        self._inner.modify_listener(lb_id, listener_id, spec)
+        self._write("ModifyListener", lambda: self._inner.modify_listener(lb_id, listener_id, spec))
 
     def delete_listener(self, lb_id: str, listener_id: str) -> None:
-        self.fence.check("DeleteListener")
-        self._inner.delete_listener(lb_id, listener_id)
+        self._write("DeleteListener", lambda: self._inner.delete_listener(lb_id, listener_id))
 
     def describe_load_balancer(self, lb_id: str) -> LoadBalancerInfo | None:
         return self._inner.describe_load_balancer(lb_id)

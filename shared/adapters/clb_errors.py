@@ -19,6 +19,7 @@ from typing import TypeVar
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
 from shared.domain.errors import LimitExceeded, NotFound, PermanentError, RetryableError
+from shared.domain.limits import CLB_RETRY_BACKOFF_CAP_S
 from shared.logging import get_logger
 from shared.metrics import emit_metric
 from shared.ports import Clock
@@ -80,7 +81,7 @@ class RetryPolicy:
 
     deadline_s: float = 60.0
     base_s: float = 0.2
-    cap_s: float = 5.0
+    cap_s: float = CLB_RETRY_BACKOFF_CAP_S
     rng: random.Random = field(default_factory=random.Random)
 
     def backoff(self, attempt: int) -> float:

@@ -19,11 +19,13 @@ from tencentcloud.common import credential
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 
+from shared import heartbeat
 from shared.adapters import clb_mapping as m
 from shared.adapters.clb_errors import RetryPolicy, call_with_retry
 from shared.clock import SystemClock
 from shared.config import Settings
 from shared.domain.errors import NotFound, PermanentError, RetryableError
+from shared.domain.limits import CLB_TASK_POLL_MAX_S
 from shared.domain.models import (
     Listener,
     ListenerSpec,
@@ -58,7 +60,7 @@ _BATCH_EVENTS = {
 }
 _TASK_SUCCEEDED, _TASK_FAILED = 0, 1
 _FORCE_DELETE_GUARDS = {"FailedOperation.TargetNumCheckRisk", "FailedOperation.TrafficCheckRisk"}
-_TASK_POLL_FIRST_S, _TASK_POLL_MAX_S = 0.5, 3.0
+_TASK_POLL_FIRST_S, _TASK_POLL_MAX_S = 0.5, CLB_TASK_POLL_MAX_S
 _TASK_FAILED_RETRY_S = 2.0
 
 
@@ -122,6 +124,12 @@ class TencentClbGateway:
         method = getattr(self._client, action)
         throttle = self._take_write_token if action in _WRITE_FAMILIES else None
 
+        def before_attempt(deadline: float) -> None:
+            # Every attempt and every task poll: a fenced write keeps its lease alive while it waits.
+            heartbeat.beat()
+            if throttle is not None:
+                throttle(action, deadline)
+
         def send() -> dict[str, Any]:
             response = method(request)
             result: dict[str, Any] = json.loads(response.to_json_string())
@@ -133,7 +141,7 @@ class TencentClbGateway:
             clock=self._clock,
             policy=self._retry,
             lb_id=lb_id,
-            before_attempt=(lambda deadline: throttle(action, deadline)) if throttle else None,
+            before_attempt=before_attempt,
         )
 
     def _take_write_token(self, action: str, deadline: float) -> None:

@@ -24,6 +24,13 @@ from shared.domain.models import (
 
 MIN_KUBERNETES_VERSION = (1, 12)
 
+# The longest pause between two CLB API attempts of one write: the retry backoff's cap (throttling,
+# instance lock) and, shorter, the DescribeTaskStatus poll interval's cap. A writer renews its lease at
+# those attempts while it waits for the async task, so its lease must outlast a few such pauses.
+CLB_RETRY_BACKOFF_CAP_S = 5.0
+CLB_TASK_POLL_MAX_S = 3.0
+MIN_LEASE_TTL_S = 3 * max(CLB_RETRY_BACKOFF_CAP_S, CLB_TASK_POLL_MAX_S)
+
 # SCF's async Invoke accepts at most 128 KB of event; the router cuts StepRequests to leave headroom for
 # the invoker's envelope, and every invoker refuses an event over the limit itself.
 SCF_ASYNC_PAYLOAD_LIMIT_BYTES = 128 * 1024

@@ -50,6 +50,17 @@ def test_bad_setting_names_the_problem() -> None:
         Settings.load({"CLB_DIRECT_BACKEND_QUOTA": "zero"})
 
 
+def test_a_lease_shorter_than_the_pauses_of_a_clb_write_is_refused() -> None:
+    # The writer renews its lease at the attempts and task polls of a write that waits for its CLB task
+    # (clb_task_timeout_s, 60 s, is longer than the 30 s lease); a lease shorter than a few of those pauses
+    # would lapse mid-write all the same.
+    with pytest.raises(ConfigError, match=r"CLB_DIRECT_LEASE_TTL_S=5 is too short.*at least 15"):
+        Settings.load({"CLB_DIRECT_LEASE_TTL_S": "5"})
+    shipped = Settings.load({})
+    assert shipped.lease_ttl_s < shipped.clb_task_timeout_s  # fine: renewed while it waits
+    assert Settings.load({"CLB_DIRECT_LEASE_TTL_S": "15"}).lease_ttl_s == 15
+
+
 def test_logs_are_json_with_invocation_context_and_redacted_secrets() -> None:
     out = io.StringIO()
     configure_logging(stream=out, force=True)

@@ -1,12 +1,14 @@
-"""Fencing through the real bind step: a batch whose CLB lease is taken over mid-way makes no CLB write;
-its work waits in the CLB's queue for the writer that took over."""
+"""Fencing through the real steps: a batch whose CLB lease is taken over mid-way makes no CLB write; its
+work waits in the CLB's queue for the writer that took over. A write that waits for its CLB task longer
+than the lease lasts keeps the lease (renewed at each task poll), so no second writer starts beside it."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from shared.domain.clb_work import ClbWork
-from shared.keys import lease_name, pending_queue
+from shared.domain.models import ServicePort
+from shared.keys import lease_name, pending_queue, service_lease_name
 from tests.functional.steps.conftest import Env, pod, service
 
 
@@ -42,3 +44,33 @@ def test_a_bind_whose_lease_was_taken_over_never_calls_the_clb(env: Env, monkeyp
     assert env.invoke("bind", {"step": "bind", "services": [{"namespace": "default", "name": "web"}]})["ok"]
     assert env.targets(lb_id) == {("10.0.0.1", 8080, 10)}
     assert env.deps.store.pending_members(pending_queue(lb_id)) == []
+
+
+def test_a_write_waiting_longer_than_its_lease_for_the_clb_task_keeps_the_lease(env: Env, monkeypatch: Any) -> None:
+    env.cluster.put_service(service())
+    assert env.invoke("service", "service_web")["ok"]
+    env.drain()
+    lb_id = env.lb_id()
+    ttl, task_timeout = env.deps.settings.lease_ttl_s, env.deps.settings.clb_task_timeout_s
+    assert ttl < task_timeout  # the shipped defaults: a task may take longer than the lease lasts
+    env.clb.update_config({"task_duration_s": ttl * 1.5})
+    edited = env.cluster.services[("default", "web")]
+    ports = [*edited.ports, ServicePort(port=443, target_port=8443)]
+    env.cluster.put_service(edited.model_copy(update={"ports": ports}))
+    lease_of_service = service_lease_name("default/web")
+    waited: list[tuple[float, str | None]] = []
+    sleep = env.clock.sleep
+
+    def watching_sleep(seconds: float) -> None:
+        sleep(seconds)
+        lease = env.deps.store.current_lease(lease_of_service, now=env.clock.now())
+        waited.append((env.clock.now(), lease.holder if lease else None))
+
+    monkeypatch.setattr(env.clock, "sleep", watching_sleep)
+    start = env.clock.now()
+    result = env.invoke("service", {"step": "service", "services": [{"namespace": "default", "name": "web"}]})
+    assert result["ok"], result
+    assert sorted(lst.port for lst in env.deps.require_clb().list_listeners(lb_id)) == [80, 443]
+    assert waited and waited[-1][0] - start > ttl  # the CreateListener task outlasted one lease TTL
+    assert all(holder is not None and holder.startswith("service-") for _, holder in waited), waited
+    assert env.deps.store.current_lease(lease_of_service, now=env.clock.now()) is None  # released after
