@@ -1,33 +1,25 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
+from emulators.clb.model import ClbModel
 from functions.health import handler as health_handler
 from shared.deps import Deps
-from shared.domain.models import BindingRecord, LoadBalancerInfo, TargetHealth
+from shared.domain.models import BindingRecord
 from shared.events.health import AlarmCallback, TargetHealthChanged
 from shared.health import on_alarm, on_target_health_changed, poll_pending
 from shared.keys import gate_key
 from tests.conftest import load_event
+from tests.support.clb import seeded_lb
 from tests.support.fakes import StepQueue
 
 
-class FakeClb:
-    def __init__(self, health: dict[str, list[TargetHealth]], vips: dict[str, list[str]] | None = None) -> None:
-        self.health = health
-        self.vips = vips or {}
-        self.health_calls: list[list[str]] = []
-
-    def describe_target_health(self, lb_ids: Sequence[str]) -> dict[str, list[TargetHealth]]:
-        self.health_calls.append(list(lb_ids))
-        return {lb: self.health.get(lb, []) for lb in lb_ids}
-
-    def describe_load_balancer(self, lb_id: str) -> LoadBalancerInfo | None:
-        return LoadBalancerInfo(lb_id=lb_id, vips=self.vips.get(lb_id, []))
+def health_calls(model: ClbModel) -> int:
+    # The emulator refuses more than 30 LoadBalancerIds per DescribeTargetHealth, as the real API does.
+    return int(model.calls()["counts"].get("DescribeTargetHealth", 0))
 
 
 def bind(store: Any, lb: str, uid: str, ip: str, *, listener: str = "lbl-1", state: str = "registered") -> None:
@@ -46,10 +38,6 @@ def bind(store: Any, lb: str, uid: str, ip: str, *, listener: str = "lbl-1", sta
     )
 
 
-def th(ip: str, healthy: bool, listener: str = "lbl-1") -> TargetHealth:
-    return TargetHealth(listener_id=listener, ip=ip, port=8080, healthy=healthy, detail="Alive" if healthy else "Dead")
-
-
 def test_notification_flips_the_bound_pod(deps: Deps, invoker: StepQueue) -> None:
     bind(deps.store, "lb-web00001", "u5", "127.0.10.5", listener="lbl-web00080")
     result = on_target_health_changed(deps, TargetHealthChanged.model_validate(load_event("health_notification")))
@@ -64,50 +52,53 @@ def test_notification_for_an_unknown_target_does_nothing(deps: Deps, invoker: St
     assert result["matched"] == 0 and invoker.calls == []
 
 
-def test_poll_asks_only_for_pending_clbs_in_chunks_of_30(deps: Deps, invoker: StepQueue) -> None:
-    health: dict[str, list[TargetHealth]] = {}
+def test_poll_asks_only_for_pending_clbs_in_chunks_of_30(deps: Deps, invoker: StepQueue, clb: Any) -> None:
+    lbs = []
     for i in range(35):
         lb = f"lb-{i:03d}"
         bind(deps.store, lb, f"u{i}", f"127.0.1.{i}")
-        health[lb] = [th(f"127.0.1.{i}", healthy=i % 2 == 0)]
+        lbs.append(seeded_lb(lb, listeners={"lbl-1": [(f"127.0.1.{i}", 8080, i % 2 == 0)]}))
     bind(deps.store, "lb-done", "u-done", "127.0.2.1")
     deps.store.kv_set(gate_key("u-done"), "True", ttl_s=None, now=deps.clock.now())
     bind(deps.store, "lb-plain", "u-plain", "127.0.2.3")
     deps.store.kv_set(gate_key("u-plain"), "ungated", ttl_s=None, now=deps.clock.now())  # a Pod without our gate
     bind(deps.store, "lb-gone", "u-gone", "127.0.2.2", state="deregistered")
-    clb = FakeClb(health)
-    deps.clb = clb  # type: ignore[assignment]
+    model = clb(*lbs)
     result = poll_pending(deps)
-    assert [len(c) for c in clb.health_calls] == [30, 5]
+    assert health_calls(model) == 2  # 30 + 5
     assert not {"lb-done", "lb-plain", "lb-gone"} & set(result["polled"])
     flipped = {uid for _, payload in invoker.calls for uid in payload["pod_uids"]}
     assert flipped == {f"u{i}" for i in range(0, 35, 2)}
     assert {name for name, _ in invoker.calls} == {"flip"}
 
 
-def test_poll_waits_until_every_listener_of_a_pod_is_healthy(deps: Deps, invoker: StepQueue) -> None:
+def test_poll_waits_until_every_listener_of_a_pod_is_healthy(deps: Deps, invoker: StepQueue, clb: Any) -> None:
     bind(deps.store, "lb-1", "u1", "127.0.1.1", listener="lbl-a")
     bind(deps.store, "lb-1", "u1", "127.0.1.1", listener="lbl-b")
-    deps.clb = FakeClb({"lb-1": [th("127.0.1.1", True, "lbl-a"), th("127.0.1.1", False, "lbl-b")]})  # type: ignore[assignment]
+    model = clb(
+        seeded_lb("lb-1", listeners={"lbl-a": [("127.0.1.1", 8080, True)], "lbl-b": [("127.0.1.1", 8080, False)]})
+    )
     assert poll_pending(deps)["dispatched"] == []
-    deps.clb = FakeClb({"lb-1": [th("127.0.1.1", True, "lbl-a"), th("127.0.1.1", True, "lbl-b")]})  # type: ignore[assignment]
+    model.set_target_health("lb-1", "lbl-b", "127.0.1.1", 8080, "Alive")
     assert len(poll_pending(deps)["dispatched"]) == 1
 
 
-def test_alarm_polls_the_clb_named_by_vip_and_acks(deps: Deps, invoker: StepQueue) -> None:
+def test_alarm_polls_the_clb_named_by_vip_and_acks(deps: Deps, invoker: StepQueue, clb: Any) -> None:
     bind(deps.store, "lb-a", "ua", "127.0.1.1")
     bind(deps.store, "lb-b", "ub", "127.0.1.2")
     alarm = load_event("alarm_callback")
     alarm["alarmObjInfo"]["dimensions"].pop("objName")
-    clb = FakeClb({"lb-b": [th("127.0.1.2", True)]}, vips={"lb-b": ["127.0.0.77"]})
-    deps.clb = clb  # type: ignore[assignment]
+    model = clb(
+        seeded_lb("lb-a", vip="127.0.0.76", listeners={"lbl-1": [("127.0.1.1", 8080, False)]}),
+        seeded_lb("lb-b", vip="127.0.0.77", listeners={"lbl-1": [("127.0.1.2", 8080, True)]}),
+    )
     ack, result = on_alarm(deps, AlarmCallback.model_validate(alarm))
     assert ack.model_dump(by_alias=True) == {"sessionId": "xxxxxxxx-1234", "retCode": 0}
-    assert clb.health_calls == [["lb-b"]] and result["polled"] == ["lb-b"]
+    assert health_calls(model) == 1 and result["polled"] == ["lb-b"]
     other = load_event("alarm_callback")
     other["alarmPolicyInfo"]["conditions"]["metricName"] = "CpuUsage"
     _, ignored = on_alarm(deps, AlarmCallback.model_validate(other))
-    assert "ignored" in ignored and clb.health_calls == [["lb-b"]]
+    assert "ignored" in ignored and health_calls(model) == 1
 
 
 def _api(body: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
@@ -140,8 +131,8 @@ def test_handler_rejects_bad_notifications(handler_deps: Deps, invoker: StepQueu
     assert invoker.calls == []
 
 
-def test_handler_timer_and_alarm(handler_deps: Deps, invoker: StepQueue) -> None:
-    handler_deps.clb = FakeClb({})  # type: ignore[assignment]
+def test_handler_timer_and_alarm(handler_deps: Deps, invoker: StepQueue, clb: Any) -> None:
+    clb()
     assert health_handler.main_handler(load_event("timer"), {})["polled"] == []
     response = health_handler.main_handler(_api(json.dumps(load_event("alarm_callback"))), {})
     assert json.loads(response["body"]) == {"sessionId": "xxxxxxxx-1234", "retCode": 0}

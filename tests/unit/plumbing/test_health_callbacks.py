@@ -13,6 +13,7 @@ from emulators.clb.dataplane.notifier import signed_headers
 from functions.health import handler as health_handler
 from shared.deps import Deps
 from tests.conftest import load_event
+from tests.support.clb import seeded_lb
 from tests.support.fakes import StepQueue
 from tests.unit.plumbing.test_health import bind
 
@@ -100,11 +101,9 @@ def test_unsigned_callbacks_are_refused_by_default(deps: Deps, invoker: StepQueu
     assert invoker.calls == []
 
 
-def test_alarm_callbacks_need_the_url_token(handler_deps: Deps, invoker: StepQueue) -> None:
-    from tests.unit.plumbing.test_health import FakeClb
-
+def test_alarm_callbacks_need_the_url_token(handler_deps: Deps, invoker: StepQueue, clb: Any) -> None:
     handler_deps.settings = handler_deps.settings.model_copy(update={"health_alarm_token": SecretStr("tok-123")})
-    handler_deps.clb = FakeClb({})  # type: ignore[assignment]
+    clb(seeded_lb("lb-web00001", listeners={"lbl-web00080": []}))
     body = json.dumps(load_event("alarm_callback")).encode()
     assert _call(body, {})["statusCode"] == 401
     assert _call(body, {}, query={"token": "wrong"})["statusCode"] == 401

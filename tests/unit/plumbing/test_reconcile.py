@@ -1,16 +1,18 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from emulators.clb.model import ClbModel
 from functions.reconcile import handler as reconcile_handler
+from shared.clock import FakeClock
 from shared.deps import Deps
 from shared.domain.errors import NotFound, RetryableError
 from shared.domain.models import (
     DIRECT_ACCESS_ANNOTATION,
     LB_ID_ANNOTATION,
-    Listener,
     PodInfo,
     SelectorEntry,
     ServiceInfo,
@@ -22,22 +24,8 @@ from shared.domain.models import (
 from shared.normalize import normalize_audit
 from shared.reconcile import reconcile_all, reconcile_service, replay_event, replay_pod
 from tests.conftest import load_event
+from tests.support.clb import emulated_clb, seeded_lb
 from tests.support.fakes import FakeCluster, StepQueue
-
-
-class FakeClb:
-    def __init__(self) -> None:
-        self.targets: dict[str, list[Target]] = {}
-        self.listeners: dict[str, list[Listener]] = {}
-        self.reads = 0
-
-    def list_targets(self, lb_id: str) -> list[Target]:
-        self.reads += 1
-        return self.targets.get(lb_id, [])
-
-    def list_listeners(self, lb_id: str) -> list[Listener]:
-        self.reads += 1
-        return self.listeners.get(lb_id, [])
 
 
 class Runner:
@@ -55,9 +43,14 @@ class Runner:
         return [r.step for r, _ in self.requests]
 
 
+def reads(model: ClbModel) -> dict[str, int]:
+    counts = model.calls()["counts"]
+    return {action: counts.get(action, 0) for action in ("DescribeListeners", "DescribeTargets")}
+
+
 @pytest.fixture
-def world(deps: Deps) -> tuple[FakeCluster, FakeClb]:
-    cluster, clb = FakeCluster(), FakeClb()
+def world(deps: Deps, clock: FakeClock) -> Iterator[tuple[FakeCluster, ClbModel]]:
+    cluster = FakeCluster()
     cluster.put_service(
         ServiceInfo(
             namespace="shop",
@@ -72,8 +65,9 @@ def world(deps: Deps) -> tuple[FakeCluster, FakeClb]:
     cluster.put_service(ServiceInfo(namespace="shop", name="plain", uid="s2"))
     cluster.put_pod(PodInfo(namespace="shop", name="p1", uid="u1", resource_version="5", labels={"app": "web"}))
     cluster.cluster_config = {}
-    deps.cluster, deps.clb = cluster, clb  # type: ignore[assignment]
-    return cluster, clb
+    with emulated_clb(clock, seeded_lb("lb-1", listeners={"lbl": []})) as (model, gateway):
+        deps.cluster, deps.clb = cluster, gateway
+        yield cluster, model
 
 
 def test_idle_pass_skips_by_checkpoint(deps: Deps, world: Any, invoker: StepQueue) -> None:
@@ -82,17 +76,20 @@ def test_idle_pass_skips_by_checkpoint(deps: Deps, world: Any, invoker: StepQueu
     assert first["walked"] == 1 and runner.steps() == ["service", "unbind", "bind", "flip"]
     assert invoker.steps() == ["guardian"]
     runner.requests.clear()
-    reads = world[1].reads
+    before = reads(world[1])
     second = reconcile_all(deps, runner=runner)
     assert second["skipped"] == 1 and runner.requests == []
-    assert world[1].reads - reads == 2  # a listener and a target read per CLB is the whole cost of an idle pass
+    # A listener and a target read per CLB is the whole cost of an idle pass (reading the targets lists
+    # the listeners whose targets to describe).
+    after = reads(world[1])
+    assert {k: after[k] - before[k] for k in after} == {"DescribeListeners": 2, "DescribeTargets": 1}
 
 
 def test_drift_in_pods_or_targets_walks_again(deps: Deps, world: Any) -> None:
-    cluster, clb = world
+    cluster, _ = world
     runner = Runner()
     reconcile_all(deps, runner=runner)
-    clb.targets["lb-1"] = [Target(listener_id="lbl", ip="10.0.0.9", port=8080)]  # someone added a target
+    deps.require_clb().register_targets("lb-1", [Target(listener_id="lbl", ip="10.0.0.9", port=8080)])  # by hand
     runner.requests.clear()
     assert reconcile_all(deps, runner=runner)["walked"] == 1
     runner.requests.clear()
