@@ -139,6 +139,13 @@ class Kubelet(StoreController):
 
     # Fault injection -------------------------------------------------------------------------------
 
+    def connections_in_flight(self, namespace: str, name: str) -> int:
+        """Connections the Pod's container servers have accepted and not finished (0 once it stopped)."""
+        with self._lock:
+            runtime = self._pods.get(f"{namespace}/{name}")
+            servers = [server for c in runtime.containers for server in c.servers] if runtime is not None else []
+        return sum(server.in_flight for server in servers)
+
     def crash_container(self, namespace: str, name: str, container: str | None = None) -> None:
         """Stop the container's servers and report it terminated (exit 1) until `restore`."""
         with self._lock:

@@ -80,6 +80,12 @@ class _Request:
         return not self._thread.is_alive()
 
 
+def _wait_accepted(behaviours: Behaviours, name: str) -> None:
+    # A request written to the socket may still sit in the listen backlog, and closing the listener resets
+    # those: only a connection the app has accepted is "in flight". On a loaded machine the accept can lag.
+    eventually(lambda: behaviours.kubelet.connections_in_flight("default", name) >= 1, f"{name} accepted the request")
+
+
 @pytest.fixture
 def long_grace() -> Iterator[Behaviours]:
     with running_behaviours(max_grace_s=None) as running:
@@ -89,6 +95,7 @@ def long_grace() -> Iterator[Behaviours]:
 def test_default_app_closes_its_listener_on_sigterm_and_finishes_requests_in_flight(long_grace: Behaviours) -> None:
     ip = _start(long_grace, _pod("plain"))
     in_flight = _Request(ip, delay_ms=1500)
+    _wait_accepted(long_grace, "plain")
     long_grace.store.delete("pods", "default", "plain")
     # No preStop: SIGTERM at once, the listener closes, new connections are refused ...
     eventually(lambda: http_get(ip, 8080) is None, "listener closed on SIGTERM")
@@ -112,6 +119,7 @@ def test_an_app_ignoring_sigterm_is_killed_abruptly_at_the_end_of_the_grace_peri
 ) -> None:
     ip = _start(long_grace, _pod("stubborn", on_sigterm="ignore", grace=1))
     in_flight = _Request(ip, delay_ms=20_000)
+    _wait_accepted(long_grace, "stubborn")
     long_grace.store.delete("pods", "default", "stubborn")
     assert http_get(ip, 8080) is not None, "SIGTERM ignored: still serving"
     eventually(in_flight.finished, "in-flight request cut by the kill")
