@@ -1,8 +1,9 @@
-"""Pure translation between `kubernetes` client objects / API errors and the domain models.
+"""Pure translation between `kubernetes` client objects (Pods: the API's JSON) / API errors and the domain models.
 
 Used by `shared.adapters.kubernetes_api.KubernetesCluster`; no I/O, so the mapping rules (which condition
 means containers-ready, which ownerReference is the owner, how a gate condition patch looks, which HTTP
-status means retry) are unit-tested on V1 model objects. Patch shapes follow the API server's strategic-merge rules.
+status means retry) are unit-tested on V1 model objects and their JSON. Patch shapes follow the API
+server's strategic-merge rules.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 import urllib3
-from kubernetes.client import ApiException, V1Pod, V1PodCondition, V1Service
+from kubernetes.client import ApiException, V1Service
 
 from shared.domain.errors import ClbDirectError, Conflict, NotFound, PermanentError, RetryableError
 from shared.domain.models import ContainerPort, PodCondition, PodInfo, ServiceInfo, ServicePort
@@ -23,6 +24,7 @@ T = TypeVar("T")
 
 _LEADING_DIGITS = re.compile(r"^\s*(\d+)")
 _CONDITION_STATUSES = ("True", "False", "Unknown")
+_FRACTION = re.compile(r"\.\d+")
 
 
 def rfc3339(moment: datetime | None) -> str | None:
@@ -55,55 +57,71 @@ def label_selector(selector: Mapping[str, str]) -> str:
 # ------------------------------------------------------------------------------------------ Pods
 
 
-def _condition(raw: V1PodCondition) -> PodCondition:
-    status = raw.status if raw.status in _CONDITION_STATUSES else "Unknown"
+def wire_time(value: Any) -> str | None:
+    """An RFC 3339 time of the API's JSON (`Z` or an offset, fractions or not) as UTC seconds with `Z`."""
+    if not value:
+        return None
+    text = _FRACTION.sub("", str(value).strip())
+    if text[-1:] in ("Z", "z"):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return rfc3339(moment)
+
+
+def _condition(raw: Mapping[str, Any]) -> PodCondition:
+    status = raw.get("status") if raw.get("status") in _CONDITION_STATUSES else "Unknown"
     return PodCondition(
-        type=raw.type,
+        type=raw.get("type") or "",
         status=status,  # type: ignore[arg-type]
-        reason=raw.reason,
-        message=raw.message,
-        last_transition_time=rfc3339(raw.last_transition_time),
+        reason=raw.get("reason"),
+        message=raw.get("message"),
+        last_transition_time=wire_time(raw.get("lastTransitionTime")),
     )
 
 
-def pod_info(pod: V1Pod) -> PodInfo:
-    meta, spec, status = pod.metadata, pod.spec, pod.status
-    if meta is None or not meta.name or not meta.namespace or not meta.uid:
+def pod_info(pod: Mapping[str, Any]) -> PodInfo:
+    """A Pod as the API server's JSON has it (read with `_preload_content=False`): mapped straight from the
+    JSON, since building the client's V1Pod model first cost more CPU than the rest of a Pod read."""
+    meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
+    if not meta.get("name") or not meta.get("namespace") or not meta.get("uid"):
         raise PermanentError("the API server returned a Pod without metadata.name/namespace/uid")
-    conditions = [_condition(c) for c in (status.conditions if status and status.conditions else [])]
+    conditions = [_condition(c) for c in status.get("conditions") or []]
     by_type = {c.type: c.status for c in conditions}
     ports: list[ContainerPort] = []
     requested: set[str] = set()
-    for container in spec.containers if spec else []:
-        for port in container.ports or []:
-            protocol = port.protocol if port.protocol in ("TCP", "UDP", "SCTP") else "TCP"
-            ports.append(ContainerPort(name=port.name, container_port=port.container_port, protocol=protocol))  # type: ignore[arg-type]
-        if container.resources is not None:
-            # Extended resources (tke eni-ip) may be given in limits only; requests then default to them.
-            requested.update((container.resources.requests or {}).keys())
-            requested.update((container.resources.limits or {}).keys())
-    owner = next((ref for ref in meta.owner_references or [] if ref.controller), None)
+    for container in spec.get("containers") or []:
+        for port in container.get("ports") or []:
+            protocol = port.get("protocol") if port.get("protocol") in ("TCP", "UDP", "SCTP") else "TCP"
+            ports.append(ContainerPort(name=port.get("name"), container_port=port["containerPort"], protocol=protocol))
+        resources = container.get("resources") or {}
+        # Extended resources (tke eni-ip) may be given in limits only; requests then default to them.
+        requested.update((resources.get("requests") or {}).keys())
+        requested.update((resources.get("limits") or {}).keys())
+    owner = next((ref for ref in meta.get("ownerReferences") or [] if ref.get("controller")), None)
     return PodInfo(
-        namespace=meta.namespace,
-        name=meta.name,
-        uid=meta.uid,
-        resource_version=meta.resource_version or "",
-        labels=dict(meta.labels or {}),
-        annotations=dict(meta.annotations or {}),
-        ip=(status.pod_ip if status else None) or None,
-        node_name=spec.node_name if spec else None,
-        host_network=bool(spec.host_network) if spec else False,
-        phase=(status.phase if status else None) or "Pending",
+        namespace=meta["namespace"],
+        name=meta["name"],
+        uid=meta["uid"],
+        resource_version=meta.get("resourceVersion") or "",
+        labels=dict(meta.get("labels") or {}),
+        annotations=dict(meta.get("annotations") or {}),
+        ip=status.get("podIP") or None,
+        node_name=spec.get("nodeName"),
+        host_network=bool(spec.get("hostNetwork")),
+        phase=status.get("phase") or "Pending",
         containers_ready=by_type.get("ContainersReady") == "True",
         ready=by_type.get("Ready") == "True",
-        deletion_timestamp=rfc3339(meta.deletion_timestamp),
-        creation_timestamp=rfc3339(meta.creation_timestamp),
-        readiness_gates=[gate.condition_type for gate in (spec.readiness_gates or [] if spec else [])],
+        deletion_timestamp=wire_time(meta.get("deletionTimestamp")),
+        creation_timestamp=wire_time(meta.get("creationTimestamp")),
+        readiness_gates=[gate.get("conditionType") for gate in spec.get("readinessGates") or []],
         conditions=conditions,
         container_ports=ports,
         resource_requests=sorted(requested),
-        owner_kind=owner.kind if owner else None,
-        owner_name=owner.name if owner else None,
+        owner_kind=owner.get("kind") if owner else None,
+        owner_name=owner.get("name") if owner else None,
     )
 
 

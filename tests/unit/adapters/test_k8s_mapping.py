@@ -1,4 +1,6 @@
-"""k8s_mapping on V1 model objects: Pod/Service mapping, the gate condition patch, error classification."""
+"""k8s_mapping on V1 model objects and their JSON: Pod/Service mapping, the gate condition patch, error
+classification. Pods are mapped from the API's JSON (what `_preload_content=False` reads): the V1 models
+here are serialised as the client would send them."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 from kubernetes.client import (
+    ApiClient,
     ApiException,
     V1Container,
     V1ContainerPort,
@@ -78,8 +81,14 @@ def v1_pod(**status: object) -> V1Pod:
     )
 
 
+def wire(pod: V1Pod) -> dict[str, object]:
+    """The Pod's JSON, camelCase and RFC 3339 times, as the API server sends it."""
+    data: dict[str, object] = json.loads(json.dumps(ApiClient().sanitize_for_serialization(pod)))
+    return data
+
+
 def test_pod_info_maps_readiness_ports_owner_and_resources() -> None:
-    info = km.pod_info(v1_pod())
+    info = km.pod_info(wire(v1_pod()))
     assert (info.namespace, info.name, info.uid, info.resource_version) == ("default", "web-1", "u-1", "42")
     assert info.ip == "10.0.0.5" and info.node_name == "node-1" and info.phase == "Running"
     assert info.containers_ready and not info.ready
@@ -96,10 +105,26 @@ def test_pod_info_maps_readiness_ports_owner_and_resources() -> None:
 
 
 def test_bare_pod_maps_with_defaults() -> None:
-    info = km.pod_info(V1Pod(metadata=V1ObjectMeta(name="p", namespace="n", uid="u")))
+    info = km.pod_info(wire(V1Pod(metadata=V1ObjectMeta(name="p", namespace="n", uid="u"))))
     assert info.phase == "Pending" and info.ip is None and not info.containers_ready and info.owner_kind is None
     with pytest.raises(PermanentError):
-        km.pod_info(V1Pod(metadata=V1ObjectMeta(name="p")))
+        km.pod_info(wire(V1Pod(metadata=V1ObjectMeta(name="p"))))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z"),
+        ("2024-01-01T00:00:00.123456789Z", "2024-01-01T00:00:00Z"),
+        ("2024-01-01T08:00:00+08:00", "2024-01-01T00:00:00Z"),
+        ("2024-01-01T00:00:00.5+00:00", "2024-01-01T00:00:00Z"),
+        ("", None),
+        (None, None),
+        ("yesterday", None),
+    ],
+)
+def test_wire_times_become_utc_seconds(text: str | None, expected: str | None) -> None:
+    assert km.wire_time(text) == expected
 
 
 def test_service_info_maps_ports_status_and_drops_sctp() -> None:
