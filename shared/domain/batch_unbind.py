@@ -96,8 +96,8 @@ def reused_targets(snap: BatchSnapshot, bindings: list[BindingRecord]) -> set[Ta
         if service is None or not service.is_direct_access:
             continue
         mine = [b for b in bindings if b.service == text]
-        ips = {b.ip for b in mine}
-        pods = [p for p in snap.service_pods.get(text, []) if p.ip in ips]
+        held = {p.uid: p for ip in sorted({b.ip for b in mine}) for p in snap.ip_holders.get(ip, [])}
+        pods = [p for p in held.values() if p.namespace == service.namespace and selects(service.selector, p.labels)]
         for b in mine:
             target = Target(listener_id=b.listener_id, ip=b.ip, port=b.port)
             if pods and needed_by(target, pods, [service], snap.listeners) is not None:

@@ -188,14 +188,26 @@ class _Reads:
         self._reuse_candidates(mine)
 
     def _reuse_candidates(self, mine: list[BindingRecord]) -> None:
-        """Pods of the same Service that now hold a leaving binding's IP (VPC-CNI reuses addresses)."""
-        for text in sorted({b.service for b in mine}):
-            service = self.service(text)
-            if service is None or not service.is_direct_access:
-                continue
-            ips = {b.ip: b.pod_uid for b in mine if b.service == text}
-            if any(p.ip in ips and p.uid != ips[p.ip] for p in self.service_pods(service)):
-                self.listeners()
+        """Who holds each leaving binding's IP now (VPC-CNI reuses addresses), without listing the Service:
+        a Pod still alive holds its own IP and no one else can; for a Pod gone or replaced the API server
+        finds the holders by `status.podIP`, POD_READ_CONCURRENCY at a time."""
+        holders = self.fields["ip_holders"]
+        lookup: set[str] = set()
+        for b in mine:
+            pod = self.fields["pods"].get(f"{b.namespace}/{b.pod_name}")
+            if pod is not None and pod.uid == b.pod_uid and pod.ip == b.ip:
+                holders.setdefault(b.ip, [pod])
+            else:
+                lookup.add(b.ip)
+        missing = sorted(lookup - set(holders))
+        if missing:
+            find = self.cluster.list_pods_with_ip
+            workers = min(POD_READ_CONCURRENCY, len(missing))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch") as pool:
+                found = list(pool.map(lambda ip: contextvars.copy_context().run(find, ip), missing))
+            holders.update(zip(missing, found, strict=True))
+        if any(p.uid != b.pod_uid for b in mine for p in holders.get(b.ip, [])):
+            self.listeners()
 
     def for_bind(self) -> None:
         self.fields["cluster_config"] = self.cluster.get_cluster_config()

@@ -90,3 +90,28 @@ def test_a_service_wide_bind_still_reads_the_whole_service_once(env: Env) -> Non
     before = env.cluster.pods_read
     env.invoke("bind", {"step": "bind", "services": [WEB], "reason": "reconcile"})
     assert env.cluster.pods_read - before == 10  # one list of the Service's Pods, no per-Pod reads
+
+
+def _one_pod_leaves(env: Env, i: int, *, gone: bool) -> dict[str, Any]:
+    """What taking one Pod out costs on its own event: drained while terminating, deregistered once gone."""
+    name = f"web-{i}"
+    if gone:
+        env.cluster.remove_pod("default", name)
+    else:
+        env.cluster.update_pod("default", name, deletion_timestamp="2023-11-14T22:20:00Z")
+    pods_before, calls_before = env.cluster.pods_read, Counter(env.counts())
+    event = {"step": "unbind", "pods": [{"namespace": "default", "name": name}], "pod_uids": [f"uid-{name}"]}
+    result = env.invoke("unbind", {**event, "reason": "deleted"})
+    assert result["ok"], result
+    return {"pods read": env.cluster.pods_read - pods_before, "clb calls": dict(Counter(env.counts()) - calls_before)}
+
+
+def test_taking_one_pod_out_costs_the_same_behind_4_and_60_serving_pods(env: Env) -> None:
+    _serve(env, 1, 5)
+    small = (_one_pod_leaves(env, 5, gone=False), _one_pod_leaves(env, 5, gone=True))
+    _serve(env, 6, 61)
+    large = (_one_pod_leaves(env, 61, gone=False), _one_pod_leaves(env, 61, gone=True))
+    assert small == large
+    drained, deregistered = small
+    assert drained["clb calls"]["BatchModifyTargetWeight"] == 1 and drained["pods read"] <= 2
+    assert deregistered["clb calls"]["BatchDeregisterTargets"] == 1 and deregistered["pods read"] == 0
