@@ -75,11 +75,17 @@ class BindingStore(Protocol):
     def get_binding(self, lb_id: str, listener_id: str, pod_uid: str) -> BindingRecord | None: ...
 
     def list_bindings(
-        self, *, lb_id: str | None = None, service: str | None = None, pod_uid: str | None = None, ip: str | None = None
+        self,
+        *,
+        lb_id: str | None = None,
+        service: str | None = None,
+        pod_uid: str | None = None,
+        ip: str | None = None,
+        pods: Sequence[str] | None = None,
     ) -> list[BindingRecord]:
         """The records matching every filter given, sorted by (lb_id, listener_id, pod_uid). `ip` (a target's
-        address, as a health notification names it) is matched in the engine, so only the few records of that
-        address are decoded."""
+        address, as a health notification names it) and `pods` (any of these namespace/name keys, for Pods
+        whose UID may have changed) are matched in the engine, so only the few records wanted are decoded."""
         ...
 
     def delete_binding(self, lb_id: str, listener_id: str, pod_uid: str) -> None: ...

@@ -172,7 +172,7 @@ def replay_pod(deps: Deps, key: ObjectKey, *, runner: StepRunner | None = None) 
     """Re-run unbind/bind/flip for one Pod against the Services that select it now."""
     run = _runner(runner)
     pod = deps.require_cluster().get_pod(key.namespace, key.name)
-    bound = [b for b in deps.store.list_bindings() if (b.namespace, b.pod_name) == (key.namespace, key.name)]
+    bound = deps.store.list_bindings(pods=[str(key)])
     if pod is None and not bound:
         raise NotFound(f"Pod {key} does not exist and nothing is bound for it; check the name")
     uids = sorted({b.pod_uid for b in bound} | ({pod.uid} if pod else set()))

@@ -199,7 +199,13 @@ class RedisStore:
         return None if raw is None else BindingRecord.model_validate_json(raw)
 
     def list_bindings(
-        self, *, lb_id: str | None = None, service: str | None = None, pod_uid: str | None = None, ip: str | None = None
+        self,
+        *,
+        lb_id: str | None = None,
+        service: str | None = None,
+        pod_uid: str | None = None,
+        ip: str | None = None,
+        pods: Sequence[str] | None = None,
     ) -> list[BindingRecord]:
         records_key = self._key("bindings", ":records")
         with self._guard("list_bindings"):
@@ -216,12 +222,17 @@ class RedisStore:
                 raws = self._client.hmget(records_key, fields) if fields else []
             else:
                 raws = list(self._client.hgetall(records_key).values())
-        # No address index: a cheap text test (records are our compact JSON) decodes only that address's records.
+        # No address or name index: a cheap text test (records are our compact JSON) decodes only the records
+        # of that address or of those Pod names.
         needle = None if ip is None else f'"ip":{json.dumps(ip)}'
+        wanted = None if pods is None else set(pods)
+        names = None if wanted is None else [f'"pod_name":{json.dumps(key.partition("/")[2])}' for key in wanted]
         records = [
             BindingRecord.model_validate_json(raw)
             for raw in raws
-            if raw is not None and (needle is None or needle in raw)
+            if raw is not None
+            and (needle is None or needle in raw)
+            and (names is None or any(name in raw for name in names))
         ]
         return sorted(
             (
@@ -231,6 +242,7 @@ class RedisStore:
                 and (service is None or r.service == service)
                 and (pod_uid is None or r.pod_uid == pod_uid)
                 and (ip is None or r.ip == ip)
+                and (wanted is None or f"{r.namespace}/{r.pod_name}" in wanted)
             ),
             key=lambda r: (r.lb_id, r.listener_id, r.pod_uid),
         )

@@ -221,7 +221,13 @@ class SqliteStore:
         return None if row is None else BindingRecord.model_validate_json(row[0])
 
     def list_bindings(
-        self, *, lb_id: str | None = None, service: str | None = None, pod_uid: str | None = None, ip: str | None = None
+        self,
+        *,
+        lb_id: str | None = None,
+        service: str | None = None,
+        pod_uid: str | None = None,
+        ip: str | None = None,
+        pods: Sequence[str] | None = None,
     ) -> list[BindingRecord]:
         clauses: list[str] = []
         params: list[str] = []
@@ -230,12 +236,24 @@ class SqliteStore:
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        names = sorted(set(pods)) if pods is not None else [None]
+        rows: list[tuple[str]] = []
         with self._tx(write=False) as conn:
-            rows = conn.execute(
-                f"SELECT record FROM bindings{where} ORDER BY lb_id, listener_id, pod_uid", params
-            ).fetchall()
-        return [BindingRecord.model_validate_json(row[0]) for row in rows]
+            for start in range(0, max(len(names), 1), KV_READ_CHUNK):
+                chunk = names[start : start + KV_READ_CHUNK]
+                where = list(clauses)
+                if pods is not None:
+                    if not chunk:
+                        break
+                    marks = ",".join("?" * len(chunk))
+                    where.append(
+                        f"json_extract(record, '$.namespace') || '/' || json_extract(record, '$.pod_name') IN ({marks})"
+                    )
+                text = f" WHERE {' AND '.join(where)}" if where else ""
+                values = [*params, *(n for n in chunk if n is not None)]
+                rows.extend(conn.execute(f"SELECT record FROM bindings{text}", values).fetchall())
+        records = [BindingRecord.model_validate_json(row[0]) for row in rows]
+        return sorted(records, key=lambda r: (r.lb_id, r.listener_id, r.pod_uid))
 
     def delete_binding(self, lb_id: str, listener_id: str, pod_uid: str) -> None:
         with self._tx(write=True) as conn:

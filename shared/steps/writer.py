@@ -103,9 +103,8 @@ def run_unbind(deps: Deps, request: StepRequest, rec: Recorder) -> dict[str, Any
     for uid in request.pod_uids:
         add(store.list_bindings(pod_uid=uid))
     if request.pods:
-        wanted = {(k.namespace, k.name) for k in request.pods}
         # The Pod object may be gone: match recorded bindings by namespace/name as well as by live UID.
-        add([b for b in store.list_bindings() if (b.namespace, b.pod_name) in wanted])
+        add(store.list_bindings(pods=[str(k) for k in request.pods]))
         for key in request.pods:
             pod = cluster.get_pod(key.namespace, key.name)
             if pod is not None:

@@ -201,6 +201,28 @@ def test_list_bindings_by_target_address(store):
         ("lb-1", "lbl-a", "uid-1"), ("lb-1", "lbl-b", "uid-1"), ("lb-2", "lbl-a", "uid-3"),
     ]  # fmt: skip
     assert keys(store.list_bindings(ip="10.0.0.11")) == [("lb-1", "lbl-a", "uid-2")]
+
+
+def test_list_bindings_by_pod_name(store):
+    for record in (
+        binding("lb-1", "lbl-a", "uid-1", "web/a").model_copy(update={"namespace": "web", "pod_name": "p-1"}),
+        binding("lb-1", "lbl-b", "uid-1", "web/a").model_copy(update={"namespace": "web", "pod_name": "p-1"}),
+        binding("lb-1", "lbl-a", "uid-9", "web/a").model_copy(update={"namespace": "web", "pod_name": "p-1"}),
+        binding("lb-1", "lbl-a", "uid-2", "web/a").model_copy(update={"namespace": "web", "pod_name": "p-10"}),
+        binding("lb-2", "lbl-a", "uid-3", "other/b").model_copy(update={"namespace": "other", "pod_name": "p-1"}),
+    ):
+        store.put_binding(record)
+    keys = lambda rs: [(r.lb_id, r.listener_id, r.pod_uid) for r in rs]  # noqa: E731
+    assert keys(store.list_bindings(pods=["web/p-1"])) == [
+        ("lb-1", "lbl-a", "uid-1"), ("lb-1", "lbl-a", "uid-9"), ("lb-1", "lbl-b", "uid-1"),
+    ]  # fmt: skip
+    assert keys(store.list_bindings(pods=["web/p-10", "other/p-1", "web/nope"])) == [
+        ("lb-1", "lbl-a", "uid-2"), ("lb-2", "lbl-a", "uid-3"),
+    ]  # fmt: skip
+    assert keys(store.list_bindings(lb_id="lb-2", pods=["web/p-1", "other/p-1"])) == [("lb-2", "lbl-a", "uid-3")]
+    assert store.list_bindings(pods=[]) == []
+    many = [f"web/q-{n}" for n in range(1200)] + ["web/p-10"]
+    assert keys(store.list_bindings(pods=many)) == [("lb-1", "lbl-a", "uid-2")]
     assert store.list_bindings(lb_id="lb-2", ip="10.0.0.11") == [] and store.list_bindings(ip="10.0.0.") == []
 
 
