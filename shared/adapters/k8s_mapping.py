@@ -19,12 +19,12 @@ from kubernetes.client import ApiException, V1Service
 
 from shared.domain.errors import ClbDirectError, Conflict, NotFound, PermanentError, RetryableError
 from shared.domain.models import ContainerPort, PodCondition, PodInfo, ServiceInfo, ServicePort
+from wire_time import parse_rfc3339
 
 T = TypeVar("T")
 
 _LEADING_DIGITS = re.compile(r"^\s*(\d+)")
 _CONDITION_STATUSES = ("True", "False", "Unknown")
-_FRACTION = re.compile(r"\.\d+")
 
 
 def rfc3339(moment: datetime | None) -> str | None:
@@ -61,14 +61,10 @@ def wire_time(value: Any) -> str | None:
     """An RFC 3339 time of the API's JSON (`Z` or an offset, fractions or not) as UTC seconds with `Z`."""
     if not value:
         return None
-    text = _FRACTION.sub("", str(value).strip())
-    if text[-1:] in ("Z", "z"):
-        text = text[:-1] + "+00:00"
     try:
-        moment = datetime.fromisoformat(text)
+        return rfc3339(parse_rfc3339(str(value).strip()))
     except ValueError:
         return None
-    return rfc3339(moment)
 
 
 def _condition(raw: Mapping[str, Any]) -> PodCondition:
