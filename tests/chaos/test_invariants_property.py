@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -85,6 +86,8 @@ def apply(world: World, op: tuple[Any, ...]) -> None:
             world.pods[name].healthy = not world.pods[name].healthy
 
 
+# 40 whole worlds run through the real steps: about a minute on a quiet 2-core machine, several under load.
+@pytest.mark.timeout(900)
 @settings(
     max_examples=40,
     derandomize=True,
