@@ -1,8 +1,9 @@
 """The one in-memory fake of each port the suite fakes: `Cluster` (FakeCluster) and `Invoker` (StepQueue).
 
 The Store has no fake: tests use the real SQLite engine (`memory://`); the CLB is the emulator's model behind
-the real SDK (`responses` transport; `tests/support/clb.py` for the unit tier). `FakeCluster` passes the same contract suite as `KubernetesCluster`
-over the cluster simulator (tests/integration/adapters/test_cluster_contract.py).
+the real SDK (`responses` transport; `tests/support/clb.py` for the unit tier). `FakeCluster` passes the
+same contract suite as `KubernetesCluster` over the cluster simulator
+(tests/integration/adapters/test_cluster_contract.py).
 
 `FakeCluster` behaves like the API server where the steps depend on it: selectors, UID-preconditioned
 condition writes that skip no-ops, finalizers that hold a deleted Service until removed, Events.
