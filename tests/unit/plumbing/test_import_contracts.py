@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
-PACKAGES = ("shared", "functions", "relay", "emulators", "demo", "cli")
+PACKAGES = ("shared", "functions", "relay", "emulators", "demo", "cli", "limited_http", "wire_time")
 
 # (module planted, its import, the contract that must break)
 WRONG_WAY = [
