@@ -380,7 +380,8 @@ class Rollout:
         }
 
     def _profile(self) -> subprocess.Popen[bytes] | None:
-        """py-spy sampling every thread of the functions runtime (collapsed stacks), with BENCH_PROFILE=1."""
+        """py-spy sampling the functions runtime's threads that hold the GIL (CPU, collapsed stacks), with
+        BENCH_PROFILE=1."""
         spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         if os.environ.get("BENCH_PROFILE") != "1" or not Path(spy).exists():
             return None
@@ -390,6 +391,7 @@ class Rollout:
             "record",
             "--pid",
             str(self.runtime.pid),
+            "--gil",
             "--format",
             "raw",
             "--rate",
