@@ -53,6 +53,7 @@ def test_gated_rollout_audit_admission_and_repair_on_the_real_control_plane(
         assert phases["rolling update"].requests_failed == 0 and phases["rolling update"].requests_ok > 0
         assert "delete Service" in phases  # every gate released once the Service is gone
         assert stack.relay.counters["audit_received"] > 0, "the API server's audit webhook reached the relay"
+        assert stack.relay.counters["audit_unauthenticated"] == 0, "every delivery carried the audit kubeconfig's token"
         assert _denied_calls(stack.log_path) == [], "the functions' RBAC denied a call"
         _webhook_secret_damaged_and_repaired(stack)
 
