@@ -67,7 +67,7 @@ def find_binaries() -> Binaries:
         where = "CLB_DIRECT_K8S_BIN" if explicit else "the build cache"
         raise BinariesMissing(
             f"the real control plane tier needs {', '.join(missing)} (Kubernetes {version}) in {directory} "
-            f"({where}); run `bash {BUILD_SCRIPT}` to build them (about 20 minutes from nothing on 2 cores, "
-            "seconds once cached), then re-run"
+            f"({where}); run `bash {BUILD_SCRIPT}` to build them (about 8 minutes from nothing on a quiet "
+            "2-core machine, seconds once cached), then re-run"
         )
     return Binaries(directory, version)
