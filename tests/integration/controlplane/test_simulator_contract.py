@@ -306,6 +306,9 @@ REAL_FACTS: dict[str, Answer] = {
     "check_generate_name": {"prefix": True, "length": 9, "generateName": "web-", "rv set": True},
     "check_stale_resource_version": {"http": 409, "reason": "Conflict", "details.kind": "pods"},
     "check_invalid_422": {"http": 422, "reason": "Invalid", "causes": [("FieldValueInvalid", "metadata.name")]},
+    "check_status_patch_with_uid_precondition": {
+        "conditions": [("Ready", "False"), ("example.com/gate", "False")],  # merged by type, not replaced
+    },
     "check_selectors": {"set-based": ["a", "b"], "exists": ["a"], "not exists": ["b", "c"], "name field": ["b"]},
     "check_watch_with_bookmarks": {"events": ["ADDED watched"]},
     "check_admission_reinvocation_and_dry_run": {
