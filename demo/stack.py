@@ -235,6 +235,9 @@ class LocalStack:
                 dead_letter_path=self.run_dir / "dead-letters.jsonl",
                 http_limits=http_limits(self.settings),
             )
+            # Fresh containers: a request that reached a previous runtime while it stopped (a real API server
+            # still calling its webhook) may have rebuilt a function's adapters from that stack's settings.
+            release_function_containers(runtime)
             try:
                 runtime.start()
             except OSError:
