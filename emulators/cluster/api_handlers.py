@@ -94,7 +94,10 @@ def _not_found(route: Route) -> Obj:
 
 
 def _list(store: ObjectStore, route: Route, query: dict[str, str]) -> Obj:
-    items, list_rv = store.list(_plural(route), route.namespace, query.get("labelSelector"), query.get("fieldSelector"))
+    # Read-only: the answer is serialized at once and never changed.
+    items, list_rv = store.list(
+        _plural(route), route.namespace, query.get("labelSelector"), query.get("fieldSelector"), read_only=True
+    )
     meta: Obj = {"resourceVersion": list_rv}
     start = query.get("continue")
     if start:

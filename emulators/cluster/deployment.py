@@ -74,7 +74,7 @@ class DeploymentController(StoreController):
                     self._queue.add(f"{meta.get('namespace')}/{ref.get('name')}")
 
     def _all_keys(self) -> list[str]:
-        items, _ = self._store.list("deployments")
+        items, _ = self._store.list("deployments", read_only=True)
         return [f"{d['metadata']['namespace']}/{d['metadata']['name']}" for d in items]
 
     # ------------------------------------------------------------------------------------------- sync

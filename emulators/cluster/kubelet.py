@@ -191,7 +191,7 @@ class Kubelet(StoreController):
             self._queue.add(f"{meta.get('namespace')}/{meta.get('name')}")
 
     def _all_keys(self) -> list[str]:
-        pods, _ = self._store.list("pods")
+        pods, _ = self._store.list("pods", read_only=True)
         keys = {f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in pods}
         with self._lock:
             keys.update(self._pods)

@@ -133,7 +133,7 @@ class ReplicaSetController(StoreController):
                     self._queue.add(f"{meta.get('namespace')}/{ref.get('name')}")
 
     def _all_keys(self) -> list[str]:
-        items, _ = self._store.list("replicasets")
+        items, _ = self._store.list("replicasets", read_only=True)
         return [f"{rs['metadata']['namespace']}/{rs['metadata']['name']}" for rs in items]
 
     def _sync(self, key: str) -> None:
@@ -142,7 +142,7 @@ class ReplicaSetController(StoreController):
         if rs is None or rs["metadata"].get("deletionTimestamp"):
             return
         selector = (rs.get("spec") or {}).get("selector")
-        items, _ = self._store.list("pods", namespace)
+        items, _ = self._store.list("pods", namespace, read_only=True)
         pods = [
             pod
             for pod in items

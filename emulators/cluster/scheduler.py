@@ -64,7 +64,7 @@ class Scheduler(StoreController):
             self._queue.add(f"{obj['metadata']['namespace']}/{obj['metadata']['name']}")
 
     def _all_keys(self) -> list[str]:
-        pods, _ = self._store.list("pods")
+        pods, _ = self._store.list("pods", read_only=True)
         return [f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in pods if needs_scheduling(p)]
 
     def _sync(self, key: str) -> None:
@@ -72,7 +72,7 @@ class Scheduler(StoreController):
         pod = self._store.get("pods", namespace, name)
         if pod is None or not needs_scheduling(pod):
             return
-        pods, _ = self._store.list("pods")
+        pods, _ = self._store.list("pods", read_only=True)
         node = choose_node(pod, self._nodes, pods)
         if node is None:
             log.warning("sim scheduler: pod %s selects no simulated node; it stays Pending", key)

@@ -83,13 +83,23 @@ class ObjectStore:
         namespace: str | None = None,
         label_selector: str | None = None,
         field_selector: str | None = None,
+        *,
+        read_only: bool = False,
     ) -> tuple[list[Obj], str]:
+        """The matching objects, sorted, and the list's resourceVersion.
+
+        Copies by default. `read_only=True` returns the stored objects themselves, for callers that only
+        read them (the controllers, a list answer serialized at once): a commit always stores a new object,
+        never changes a stored one, so they stay valid; mutating them would corrupt the store.
+        """
         resource_type(resource)
         requirements = parse_label_selector(label_selector)
         predicate = parse_field_selector(resource, field_selector)
         probe = WatchStream(resource, namespace, requirements, predicate, on_close=lambda _s: None)
         with self._lock:
-            items = [copy.deepcopy(o) for _, o in sorted(self._objects[resource].items()) if probe.matches(o)]
+            items = [o for _, o in sorted(self._objects[resource].items()) if probe.matches(o)]
+            if not read_only:
+                items = [copy.deepcopy(o) for o in items]
             return items, str(self._rv)
 
     # ------------------------------------------------------------------ writes
