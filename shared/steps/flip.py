@@ -316,22 +316,17 @@ def _apply_one(deps: Deps, planned: _Planned, rec: Recorder) -> None:
         last_transition_time=iso_now(now) if transition or current is None else current.last_transition_time,
     )
     cluster = deps.require_cluster()
-    rec.do(
+    changed = rec.do(
         "set_pod_condition",
         lambda: cluster.set_pod_condition(pod, condition),
         pod=str(pod.key),
         status=decision.status,
         reason=decision.reason,
     )
-    reason_changed = current is not None and current.reason != decision.reason
-    if decision.warning:
-        if transition:
-            emit(deps, rec, pod_ref(pod), type="Warning", reason=REASON_FAIL_OPEN, message=decision.warning)
-    elif decision.reason == REASON_PORT_CONFLICT:
-        if transition or reason_changed:
-            emit(deps, rec, pod_ref(pod), type="Warning", reason=REASON_PORT_CONFLICT, message=decision.message)
-    elif transition or reason_changed:
-        emit(deps, rec, pod_ref(pod), type="Normal", reason=_EVENT_REASONS[decision.status], message=decision.message)
+    # False: the live Pod already carries this condition (a concurrent flip set it and announced it) or is
+    # gone. The records below are idempotent and still written; the Event is not repeated.
+    if changed is not False:
+        _announce(deps, rec, planned, transition)
     if transition or current is None:
         rec.do(
             "record_gate",
@@ -341,6 +336,20 @@ def _apply_one(deps: Deps, planned: _Planned, rec: Recorder) -> None:
         )
     if decision.status == "True" and decision.reason != REASON_RELEASED and not rec.dry_run:
         _record_gate_true(deps, pod, planned.services, now)
+
+
+def _announce(deps: Deps, rec: Recorder, planned: _Planned, transition: bool) -> None:
+    """The one Event of a gate change: a Warning for fail-open or a port conflict, else Normal."""
+    pod, decision, current = planned.pod, planned.decision, planned.current
+    reason_changed = current is not None and current.reason != decision.reason
+    if decision.warning:
+        if transition:
+            emit(deps, rec, pod_ref(pod), type="Warning", reason=REASON_FAIL_OPEN, message=decision.warning)
+    elif decision.reason == REASON_PORT_CONFLICT:
+        if transition or reason_changed:
+            emit(deps, rec, pod_ref(pod), type="Warning", reason=REASON_PORT_CONFLICT, message=decision.message)
+    elif transition or reason_changed:
+        emit(deps, rec, pod_ref(pod), type="Normal", reason=_EVENT_REASONS[decision.status], message=decision.message)
 
 
 def _record_gate_true(deps: Deps, pod: PodInfo, services: list[ServiceInfo], now: float) -> None:

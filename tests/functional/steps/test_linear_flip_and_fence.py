@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -170,3 +172,30 @@ def test_timeline_and_latency_commands_read_the_recorded_stages(
     assert rows["weight_zero->deregistered"]["p50_s"] == pytest.approx(1.5)
     assert main(["timeline", "--pod", "default/nobody"]) == 1
     assert "no timeline recorded" in capsys.readouterr().out
+
+
+def test_two_flips_decided_together_announce_the_transition_once(env: Env) -> None:
+    """The health notification and the poll often see the same Alive at once: both flips plan gate True,
+    the second patch finds the live Pod already True, so the Pod gets one ReadinessGateReady Event."""
+    lb_id = serving(env, 2)
+    env.cluster.put_pod(pod("web-new", "10.0.1.1"))
+    assert env.invoke("bind", {"step": "bind", "pods": [{"namespace": "default", "name": "web-new"}]})["ok"]
+    env.drain()
+    env.clb.set_target_health(
+        lb_id, env.deps.require_clb().list_listeners(lb_id)[0].listener_id, "10.0.1.1", 8080, "Alive"
+    )
+    barrier = threading.Barrier(2, timeout=30)
+    patch = env.cluster.set_pod_condition
+
+    def patch_after_both_planned(*args: Any) -> bool:
+        barrier.wait()  # both flips read the Pod (gate False) before either writes
+        return patch(*args)
+
+    env.cluster.set_pod_condition = patch_after_both_planned  # type: ignore[method-assign]
+    flip = {"step": "flip", "pods": [{"namespace": "default", "name": "web-new"}]}
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: env.invoke("flip", flip), range(2)))
+    assert all(r["ok"] for r in results)
+    assert env.gate("web-new")[:2] == ("True", GATE_READY_REASON)  # type: ignore[index]
+    ready_events = [e for e in env.cluster.events if e[0].name == "web-new" and e[2] == "ReadinessGateReady"]
+    assert len(ready_events) == 1, ready_events
