@@ -99,6 +99,12 @@ def pending_queue(lb_id: str) -> str:
     return f"lb:{lb_id}"
 
 
+def quota_wait_queue(lb_id: str) -> str:
+    """Pending set of the work the backend quota refused on a CLB, queued again once a deregistration
+    frees room (so a rollout at the quota waits for the next deregistration, not the reconcile timer)."""
+    return f"quota-wait:{lb_id}"
+
+
 def timeline_pod_set(pod: str) -> str:
     """Pending set of a Pod's stage marks ("ns/name")."""
     return f"timeline-pod:{pod}"

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.domain.backends import DesiredTarget
+from shared.domain.clb_work import ClbWork
 from shared.domain.models import (
     EXISTED_LB_ANNOTATION,
     LB_ID_ANNOTATION,
@@ -116,6 +117,15 @@ class PodState(_Frozen):
     reason: str
 
 
+class QuotaWait(_Frozen):
+    """Bind work the backend quota refused waits on the CLB (`park_for_quota`); a deregistration sends
+    every waiting item back to the CLB's queue (`release_quota_waiters`), where the writer takes it next."""
+
+    kind: Literal["park_for_quota", "release_quota_waiters"]
+    items: list[ClbWork] = Field(default_factory=list)
+    reason: str
+
+
 class EmitEvent(_Frozen):
     kind: Literal["emit_event"] = "emit_event"
     regarding: ObjectRef
@@ -140,7 +150,8 @@ class Timeline(_Frozen):
 
 
 Action = Annotated[
-    ClbAction | PutBinding | ForgetBinding | PodState | EmitEvent | FollowUp | Timeline, Field(discriminator="kind")
+    ClbAction | PutBinding | ForgetBinding | PodState | QuotaWait | EmitEvent | FollowUp | Timeline,
+    Field(discriminator="kind"),
 ]
 
 

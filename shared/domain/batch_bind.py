@@ -21,12 +21,14 @@ from shared.domain.batch import (
     ClbAction,
     PodState,
     PutBinding,
+    QuotaWait,
     Timeline,
     pod_ref,
     service_lb_id,
     service_ref,
     target_key,
 )
+from shared.domain.clb_work import ClbWork
 from shared.domain.extra_targets import (
     ExtraDecision,
     by_listener,
@@ -169,6 +171,9 @@ def plan_registrations(
                 f"backend quota of {snap.backend_quota} per CLB reached on {snap.lb_id}; Pod not registered "
                 "(raise the CLB quota and CLB_DIRECT_BACKEND_QUOTA, or scale down)",
             )
+    if reg.over_quota:
+        waiting = {ClbWork.bind(t.service, f"{t.namespace}/{t.pod_name}") for t in reg.over_quota}
+        plan.add(QuotaWait(kind="park_for_quota", items=sorted(waiting, key=ClbWork.member), reason="quota full"))
     lb_id, now = snap.lb_id, snap.now
     for t in reg.register:
         plan.add(PutBinding(binding=binding_for(t, lb_id, "registering", now), reason="registration starts"))
@@ -284,6 +289,7 @@ def _deregister_extra(
         )
     )
     plan.report("extra_deregistered", *described)
+    plan.add(QuotaWait(kind="release_quota_waiters", reason="a deregistration frees backend quota"))
     plan.event(
         service_ref(service),
         type="Normal",

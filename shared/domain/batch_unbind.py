@@ -22,6 +22,7 @@ from shared.domain.batch import (
     ForgetBinding,
     PodState,
     PutBinding,
+    QuotaWait,
     TargetKey,
     Timeline,
     describe_binding,
@@ -155,6 +156,7 @@ def _plan_deregister(
     targets = [Target(listener_id=b.listener_id, ip=b.ip, port=b.port, weight=b.weight) for b in deregister]
     described = [describe_binding(b) for b in deregister]
     plan.add(ClbAction(action="deregister_targets", targets=targets, described=described, reason="Pods gone"))
+    plan.add(QuotaWait(kind="release_quota_waiters", reason="a deregistration frees backend quota"))
     plan.report("deregistered", *described)
     extra = [b for b in deregister if b.origin == "extra"]
     for text in sorted({b.service for b in extra}):

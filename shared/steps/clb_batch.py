@@ -28,6 +28,7 @@ from shared.domain.batch import (
     ForgetBinding,
     PodState,
     PutBinding,
+    QuotaWait,
     Timeline,
     plan_batch,
     target_key,
@@ -36,8 +37,8 @@ from shared.domain.batch_bind import bindable_services, managed_listeners, wante
 from shared.domain.clb_work import ClbWork, split_work
 from shared.domain.extra_targets import extra_candidates
 from shared.domain.models import BindingRecord, ObjectKey, PodInfo, ServiceInfo
-from shared.keys import GATE_SETTLED, gate_key, limit_key
-from shared.ports import KeyValueStore, LoadBalancer
+from shared.keys import GATE_SETTLED, gate_key, limit_key, pending_queue, quota_wait_queue
+from shared.ports import KeyValueStore, LoadBalancer, PendingSets
 from shared.steps.common import Recorder, emit, follow_up
 from shared.timeline import TimelineStore, record_bindings, record_registered
 
@@ -257,6 +258,8 @@ def apply_plan(deps: Deps, plan: BatchPlan, rec: Recorder, *, pods: dict[str, Po
             rec.do("forget_binding", forget, pod=b.pod_name, listener_id=b.listener_id)
         elif isinstance(action, PodState):
             rec.do(action.kind, partial(_apply_pod_state, store, action, deps.clock.now()), pod=action.pod)
+        elif isinstance(action, QuotaWait):
+            rec.do(action.kind, partial(_apply_quota_wait, store, plan.lb_id, action), items=len(action.items))
         elif isinstance(action, EmitEvent):
             emit(deps, rec, action.regarding, type=action.type, reason=action.reason, message=action.message)
         elif isinstance(action, FollowUp):
@@ -278,6 +281,18 @@ def _apply_clb(clb: LoadBalancer, rec: Recorder, lb_id: str, action: ClbAction) 
     if action.service:
         details["service"] = action.service
     rec.do(action.action, partial(call, lb_id, action.targets), reason=action.reason, **details)
+
+
+def _apply_quota_wait(store: PendingSets, lb_id: str, action: QuotaWait) -> int:
+    """Park refused bind work on the CLB, or move every parked item back to its queue; returns how many."""
+    if action.kind == "park_for_quota":
+        store.pending_add(quota_wait_queue(lb_id), [item.member() for item in action.items])
+        return len(action.items)
+    waiting = store.pending_take(quota_wait_queue(lb_id))
+    if waiting:
+        # The writer drains its queue until empty, so the items are planned again in its next batch.
+        store.pending_add(pending_queue(lb_id), waiting)
+    return len(waiting)
 
 
 def _apply_pod_state(store: KeyValueStore, action: PodState, now: float) -> None:

@@ -376,6 +376,7 @@ class Rollout:
             "ok": ok,
             "errors": errors,
             "failures_by_backend_state": attributed,
+            "failures_by_10s": self._histogram([f.at for load in loads for f in load.failures], t0),
             **self._latencies(),
         }
 
@@ -401,6 +402,15 @@ class Rollout:
             str(out),
         ]
         return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    @staticmethod
+    def _histogram(times: list[float], t0: float) -> dict[str, int]:
+        """Failed requests per 10 s after the patch ("-10" is the 10 s before it): when they happened."""
+        counts: dict[str, int] = {}
+        for at in sorted(times):
+            bucket = str(int((at - t0) // 10 * 10))
+            counts[bucket] = counts.get(bucket, 0) + 1
+        return counts
 
     def _attribute(self, failures: list[Any], since: float) -> dict[str, int]:
         """Failed requests by (proxy outcome, the backend Pod's version, terminating or not then)."""
@@ -487,6 +497,7 @@ def _rows(case: Case, gated: dict[str, Any], baseline: dict[str, Any] | None, fi
         "issue_floor_s": waves * (POD_START_S + HEALTH_NUM * HEALTH_INTERVAL_S),
         "errors": gated["errors"],
         "failures": gated["failures_by_backend_state"],
+        "failures_by_10s": gated["failures_by_10s"],
         "ok_requests": gated["ok"],
         "baseline_errors": baseline["errors"] if baseline else None,
         "baseline_failures": baseline["failures_by_backend_state"] if baseline else None,

@@ -39,6 +39,27 @@ def test_backend_quota(env: Env) -> None:
     assert "quota" not in env.gate("web-3")[2]
 
 
+@pytest.mark.parametrize("settings_overrides", [{"backend_quota": 2}])
+def test_a_pod_refused_for_quota_is_registered_by_the_deregistration_that_frees_room(env: Env) -> None:
+    """A rollout at the quota: the new Pod waits on the CLB and goes in with the next deregistration, in the
+    same writer's run, without a Service-wide bind or the reconcile timer."""
+    lb_id = bind_all(env, pod("web-1", "10.0.0.1"), pod("web-2", "10.0.0.2"))
+    env.cluster.put_pod(pod("web-3", "10.0.0.3"))
+    env.invoke("bind", {"step": "bind", "pods": [{"namespace": "default", "name": "web-3"}]})
+    env.drain()
+    assert ("10.0.0.3", 8080, 10) not in env.targets(lb_id)
+    assert "backend quota of 2" in env.gate("web-3")[2]
+    registers = env.counts().get("BatchRegisterTargets", 0)
+
+    env.cluster.remove_pod("default", "web-1")
+    result = env.invoke("unbind", {"step": "unbind", "pod_uids": ["uid-web-1"]})
+    assert result["ok"]
+    env.drain()
+    assert env.targets(lb_id) == {("10.0.0.2", 8080, 10), ("10.0.0.3", 8080, 10)}
+    assert env.counts()["BatchRegisterTargets"] == registers + 1
+    assert "quota" not in env.gate("web-3")[2]
+
+
 def test_host_network_pod_is_refused(env: Env) -> None:
     lb_id = bind_all(env, pod("web-1", "10.0.0.1"), pod("web-h", "192.168.0.5", host_network=True))
     assert env.targets(lb_id) == {("10.0.0.1", 8080, 10)}
