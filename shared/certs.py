@@ -1,8 +1,10 @@
-"""CA and serving certificate for the admission webhook: generation, validation, rotation planning.
+"""CA and serving certificate for the admission webhook: reading, generation, issuing for rotation.
 
-Called by the guardian step. The Secret holds `ca.crt`/`ca.key` (current CA), `tls.crt`/`tls.key` (the
-serving pair for the webhook URL's host) and `ca-bundle.crt` (every CA the API server should trust: the
-current one plus, during a rotation's overlap, the previous one until it expires). Rotation happens
+Called by the guardian step: `read_certificates` observes the Secret as facts for its plan
+(`shared.domain.guardian_plan.decide_certificates`), and its applier mints what the plan decided with
+`issue_certificates`. The Secret holds `ca.crt`/`ca.key` (current CA), `tls.crt`/`tls.key` (the serving
+pair for the webhook URL's host) and `ca-bundle.crt` (every CA the API server should trust: the current
+one plus, during a rotation's overlap, the previous one until it expires). Rotation happens
 `rotate_before_days` before the serving certificate expires and renews the CA too, so the bundle briefly
 carries both CAs and no admission call fails while the API server and the endpoint catch up.
 """
@@ -12,14 +14,14 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Literal
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from shared.domain.guardian_plan import CertificateAction, CertificateState
 
 CA_CERT = "ca.crt"
 CA_KEY = "ca.key"
@@ -121,18 +123,34 @@ def _hosts(cert: x509.Certificate) -> set[str]:
     return {str(v) for v in san.get_values_for_type(x509.IPAddress)} | set(san.get_values_for_type(x509.DNSName))
 
 
-CertAction = Literal["keep", "create", "rotate", "reissue", "update-bundle"]
-
-
-@dataclass
-class CertPlan:
-    action: CertAction
-    reason: str
-    data: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def ca_bundle(self) -> str:
-        return self.data.get(CA_BUNDLE, "")
+def read_certificates(secret: Mapping[str, str] | None, *, host: str, now: float) -> CertificateState:
+    """The facts the guardian's plan needs of its Secret (`decide_certificates`), without its keys."""
+    secret = dict(secret or {})
+    bundle = secret.get(CA_BUNDLE, "")
+    if not all(secret.get(k) for k in (CA_CERT, CA_KEY, TLS_CERT, TLS_KEY)):
+        return CertificateState(bundle=bundle)
+    try:
+        ca = x509.load_pem_x509_certificate(secret[CA_CERT].encode())
+        tls = x509.load_pem_x509_certificate(secret[TLS_CERT].encode())
+        serialization.load_pem_private_key(secret[TLS_KEY].encode(), password=None)
+        serialization.load_pem_private_key(secret[CA_KEY].encode(), password=None)
+    except ValueError:
+        return CertificateState(complete=True, bundle=bundle)
+    try:
+        tls.verify_directly_issued_by(ca)
+        signed = True
+    except (ValueError, TypeError, InvalidSignature):
+        signed = False
+    return CertificateState(
+        complete=True,
+        parsable=True,
+        tls_not_after=tls.not_valid_after_utc.timestamp(),
+        ca_not_after=ca.not_valid_after_utc.timestamp(),
+        signed_by_ca=signed,
+        hosts=sorted(_hosts(tls)),
+        bundle=bundle,
+        current_bundle=_bundle(ca, *split_bundle(bundle), now=now),
+    )
 
 
 def _bundle(*certs: x509.Certificate, now: float) -> str:
@@ -147,53 +165,35 @@ def _bundle(*certs: x509.Certificate, now: float) -> str:
     return "".join(parts)
 
 
-def plan_certificates(
-    secret: Mapping[str, str] | None, *, host: str, now: float, validity_days: int, rotate_before_days: int
-) -> CertPlan:
-    """Decide what the webhook Secret must become. `data` is the full Secret data to write (all actions)."""
-
-    def fresh(reason: str, action: CertAction, keep_cas: list[x509.Certificate]) -> CertPlan:
-        ca_pem, ca_key = generate_ca(now=now, validity_days=validity_days)
-        tls_pem, tls_key = issue_serving_cert(ca_pem, ca_key, host=host, now=now, validity_days=validity_days)
-        new_ca = x509.load_pem_x509_certificate(ca_pem.encode())
-        data = {
-            CA_CERT: ca_pem,
-            CA_KEY: ca_key,
-            TLS_CERT: tls_pem,
-            TLS_KEY: tls_key,
-            CA_BUNDLE: _bundle(new_ca, *keep_cas, now=now),
-        }
-        return CertPlan(action, reason, data)
-
+def issue_certificates(
+    action: CertificateAction, secret: Mapping[str, str] | None, *, host: str, now: float, validity_days: int
+) -> dict[str, str]:
+    """The full Secret data `action` makes of `secret`: a new CA and serving pair (create; rotate, keeping
+    the earlier CAs in the bundle), a serving pair from the current CA (reissue), or only the bundle."""
     secret = dict(secret or {})
-    if not all(secret.get(k) for k in (CA_CERT, CA_KEY, TLS_CERT, TLS_KEY)):
-        return fresh("webhook Secret missing or incomplete", "create", [])
-    try:
-        ca = x509.load_pem_x509_certificate(secret[CA_CERT].encode())
-        tls = x509.load_pem_x509_certificate(secret[TLS_CERT].encode())
-        serialization.load_pem_private_key(secret[TLS_KEY].encode(), password=None)
-        serialization.load_pem_private_key(secret[CA_KEY].encode(), password=None)
-    except ValueError:
-        return fresh("webhook Secret holds unparsable certificates or keys", "create", [])
+    if action == "create":
+        return _fresh(host=host, now=now, validity_days=validity_days, keep_cas=[])
+    ca = x509.load_pem_x509_certificate(secret[CA_CERT].encode())
     old_bundle = split_bundle(secret.get(CA_BUNDLE, ""))
-    rotate_at = tls.not_valid_after_utc - dt.timedelta(days=rotate_before_days)
-    if _when(now) >= rotate_at or _when(now) >= ca.not_valid_after_utc - dt.timedelta(days=rotate_before_days):
-        return fresh(f"serving certificate expires {tls.not_valid_after_utc.isoformat()}", "rotate", [ca, *old_bundle])
-    try:
-        tls.verify_directly_issued_by(ca)
-        signed = True
-    except (ValueError, TypeError, InvalidSignature):
-        signed = False
-    if not signed or host not in _hosts(tls):
-        why = "not signed by the current CA" if not signed else f"not valid for host {host}"
+    if action == "rotate":
+        return _fresh(host=host, now=now, validity_days=validity_days, keep_cas=[ca, *old_bundle])
+    bundle = _bundle(ca, *old_bundle, now=now)
+    if action == "reissue":
         tls_pem, tls_key = issue_serving_cert(
             secret[CA_CERT], secret[CA_KEY], host=host, now=now, validity_days=validity_days
         )
-        data = {**secret, TLS_CERT: tls_pem, TLS_KEY: tls_key, CA_BUNDLE: _bundle(ca, *old_bundle, now=now)}
-        return CertPlan("reissue", f"serving certificate {why}", data)
-    bundle = _bundle(ca, *old_bundle, now=now)
-    if bundle != secret.get(CA_BUNDLE):
-        return CertPlan(
-            "update-bundle", "CA bundle missing the current CA or holding expired CAs", {**secret, CA_BUNDLE: bundle}
-        )
-    return CertPlan("keep", "certificates valid", secret)
+        return {**secret, TLS_CERT: tls_pem, TLS_KEY: tls_key, CA_BUNDLE: bundle}
+    return {**secret, CA_BUNDLE: bundle}  # update-bundle; for keep, the bundle is the Secret's already
+
+
+def _fresh(*, host: str, now: float, validity_days: int, keep_cas: list[x509.Certificate]) -> dict[str, str]:
+    ca_pem, ca_key = generate_ca(now=now, validity_days=validity_days)
+    tls_pem, tls_key = issue_serving_cert(ca_pem, ca_key, host=host, now=now, validity_days=validity_days)
+    new_ca = x509.load_pem_x509_certificate(ca_pem.encode())
+    return {
+        CA_CERT: ca_pem,
+        CA_KEY: ca_key,
+        TLS_CERT: tls_pem,
+        TLS_KEY: tls_key,
+        CA_BUNDLE: _bundle(new_ca, *keep_cas, now=now),
+    }

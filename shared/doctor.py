@@ -51,7 +51,7 @@ def check_settings(settings: Settings) -> list[Finding]:
     if not host or not (settings.webhook_url or "").startswith("https://"):
         add("fail", "CLB_DIRECT_WEBHOOK_URL is not an https:// URL of the admission API")
     else:
-        from shared.steps.guardian import ca_mode
+        from shared.domain.guardian_plan import ca_mode
 
         mode = ca_mode(settings.webhook_ca_mode, host)
         if mode == "own" and host.endswith((".tencentcs.com", ".myqcloud.com")):
@@ -111,8 +111,8 @@ def check_rbac(review: Callable[[Mapping[str, Any]], bool], settings: Settings) 
 
 
 def check_webhook(live: Mapping[str, Any] | None, settings: Settings) -> list[Finding]:
+    from shared.domain.guardian_plan import ca_mode
     from shared.domain.webhook_config import WEBHOOK_NAME
-    from shared.steps.guardian import ca_mode
 
     name = settings.webhook_configuration_name
     if live is None:

@@ -1,10 +1,13 @@
 """The guardian step: keep the admission webhook alive (certificates, Secret, webhook configuration).
 
 Called through `run_step` for StepRequest(step="guardian") by the guardian function (timer, admission
-cold start) and by reconcile. It plans the CA/serving certificate (`shared.certs.plan_certificates`),
-builds the desired MutatingWebhookConfiguration (`domain.webhook_config`), and repairs whatever was
-deleted or altered. The webhook's caBundle is written before a rotated Secret, so during the overlap the
-API server already trusts both the old and the new CA whichever certificate the endpoint serves.
+cold start) and by reconcile. Observe -> a typed `GuardianPlan` (pure, `shared.domain.guardian_plan`) ->
+one applier: `observe_guardian` reads the live MutatingWebhookConfiguration and, in the own-CA mode, the
+Secret's certificates as facts (`shared.certs.read_certificates`); `plan_guardian` decides whether to
+mint (create, rotate, reissue), what caBundle the configuration must carry and whether the Secret must
+be written; `apply_guardian_plan` mints and writes, the webhook's caBundle before a rotated Secret, so
+during the overlap the API server already trusts both the old and the new CA whichever certificate the
+endpoint serves. A dry run mints nothing, writes nothing and returns the plan.
 
 Two trust modes (`Settings.webhook_ca_mode`): where the guardian's certificate also serves the endpoint
 (the local runtime, an in-cluster endpoint mounting the Secret) the caBundle carries the guardian's CA;
@@ -17,18 +20,28 @@ write, so two overlapping runs never both mint a CA.
 
 from __future__ import annotations
 
-import ipaddress
 import uuid
 from collections.abc import Callable
-from typing import Any, Literal
+from functools import partial
+from typing import Any
 from urllib.parse import urlsplit
 
-from shared.certs import plan_certificates
+from shared.certs import CA_BUNDLE, issue_certificates, read_certificates
 from shared.config import Settings
 from shared.deps import Deps
 from shared.domain.errors import ConfigError
+from shared.domain.guardian_plan import (
+    MINTED_CA_BUNDLE,
+    ApplySecret,
+    ApplyWebhookConfiguration,
+    GuardianPlan,
+    GuardianSnapshot,
+    MintCertificates,
+    WriteCaBundle,
+    ca_mode,
+    plan_guardian,
+)
 from shared.domain.models import StepRequest
-from shared.domain.webhook_config import desired_webhook_configuration, webhook_drift
 from shared.keys import guardian_lease_name
 from shared.logging import get_logger
 from shared.steps.common import Recorder
@@ -75,67 +88,66 @@ def run_guardian(deps: Deps, request: StepRequest, rec: Recorder) -> dict[str, A
 
 
 def _run_guardian(deps: Deps, rec: Recorder, *, guard: WriteGuard) -> dict[str, Any]:
-    settings, cluster, now = deps.settings, deps.require_cluster(), deps.clock.now()
+    snap = observe_guardian(deps)
+    plan = plan_guardian(snap)
+    result = apply_guardian_plan(deps, snap, plan, rec, guard=guard)
+    if rec.dry_run:
+        result["plan"] = plan.model_dump(mode="json")
+    return result
+
+
+# ----------------------------------------------------------------------------------------------- observe
+def observe_guardian(deps: Deps) -> GuardianSnapshot:
+    """The live configuration and, in the own-CA mode, the Secret (its certificates also as facts)."""
+    settings, cluster = deps.settings, deps.require_cluster()
     url = settings.webhook_url
     host = urlsplit(url).hostname if url else None
     if not url or not host:
         raise ConfigError("the guardian needs the admission endpoint: set CLB_DIRECT_WEBHOOK_URL to its https:// URL")
-    if ca_mode(settings.webhook_ca_mode, host) == "public":
-        return _ensure_configuration(deps, rec, ca_bundle_pem="", guard=guard) | {
-            "certificates": "public",
-            "reason": (f"{host} serves a publicly trusted certificate: caBundle left empty (system roots)"),
-        }
+    trust = ca_mode(settings.webhook_ca_mode, host)
+    now = deps.clock.now()
     namespace, name = settings.webhook_secret_namespace, settings.webhook_secret_name
-    secret = cluster.get_secret(namespace, name)
-    plan = plan_certificates(
-        secret,
+    secret = cluster.get_secret(namespace, name) if trust == "own" else None
+    return GuardianSnapshot(
+        configuration_name=settings.webhook_configuration_name,
+        url=url,
         host=host,
+        trust=trust,
+        failure_policy=settings.webhook_failure_policy,
+        live=cluster.get_mutating_webhook_configuration(settings.webhook_configuration_name),
+        secret=f"{namespace}/{name}",
+        secret_data=dict(secret) if secret is not None else None,
+        certificates=read_certificates(secret, host=host, now=now) if trust == "own" else None,
         now=now,
-        validity_days=settings.cert_validity_days,
         rotate_before_days=settings.cert_rotate_before_days,
     )
-    drift = _ensure_configuration(deps, rec, ca_bundle_pem=plan.ca_bundle, guard=guard)["webhook_drift"]
-    if plan.action != "keep" or secret != plan.data:
-        guard("apply_secret")
-        rec.do(
-            "apply_secret",
-            lambda: cluster.apply_secret(namespace, name, plan.data),
-            secret=f"{namespace}/{name}",
-            certificates=plan.action,
-            why=plan.reason,
-        )
-    return {"certificates": plan.action, "reason": plan.reason, "webhook_drift": drift}
 
 
-def ca_mode(mode: Literal["auto", "own", "public"], host: str) -> Literal["own", "public"]:
-    """`auto`: our CA for loopback / IP / in-cluster (.svc) hosts, which only we can serve; else public."""
-    if mode != "auto":
-        return mode
-    try:
-        ipaddress.ip_address(host)
-        return "own"
-    except ValueError:
-        pass
-    if host == "localhost" or host.endswith((".svc", ".svc.cluster.local", ".localhost")):
-        return "own"
-    return "public"
-
-
-def _ensure_configuration(deps: Deps, rec: Recorder, *, ca_bundle_pem: str, guard: WriteGuard) -> dict[str, Any]:
+# ------------------------------------------------------------------------------------------------- apply
+def apply_guardian_plan(
+    deps: Deps, snap: GuardianSnapshot, plan: GuardianPlan, rec: Recorder, *, guard: WriteGuard
+) -> dict[str, Any]:
+    """Carry out `plan` in order through `rec` (which only records in a dry run), each write fenced by
+    `guard`; certificates are minted from the observed Secret (never in a dry run). Returns the summary."""
     settings, cluster = deps.settings, deps.require_cluster()
-    desired = desired_webhook_configuration(
-        name=settings.webhook_configuration_name,
-        url=settings.webhook_url,
-        ca_bundle_pem=ca_bundle_pem,
-        failure_policy=settings.webhook_failure_policy,
-    )
-    drift = webhook_drift(cluster.get_mutating_webhook_configuration(settings.webhook_configuration_name), desired)
-    if drift:
-        guard("apply_webhook_configuration")
-        rec.do(
-            "apply_webhook_configuration",
-            lambda: cluster.apply_mutating_webhook_configuration(desired),
-            name=settings.webhook_configuration_name,
-            drift=drift,
-        )
-    return {"webhook_drift": drift}
+    data = dict(snap.secret_data or {})  # what the Secret becomes
+    for action in plan.actions:
+        if isinstance(action, MintCertificates):
+            if not rec.dry_run:  # a dry run mints nothing: its plan names the minted bundle MINTED_CA_BUNDLE
+                data = issue_certificates(action.certificates, snap.secret_data, host=snap.host, now=snap.now,
+                                          validity_days=settings.cert_validity_days)  # fmt: skip
+        elif isinstance(action, ApplyWebhookConfiguration):
+            minted = action.ca_bundle == MINTED_CA_BUNDLE and not rec.dry_run
+            desired = action.configuration(data[CA_BUNDLE] if minted else action.ca_bundle)
+            guard("apply_webhook_configuration")
+            rec.do("apply_webhook_configuration", partial(cluster.apply_mutating_webhook_configuration, desired),
+                   name=action.name, drift=action.drift, reason=action.reason)  # fmt: skip
+        elif isinstance(action, (ApplySecret, WriteCaBundle)):
+            if isinstance(action, WriteCaBundle):
+                data = {**data, CA_BUNDLE: action.bundle}
+            certificates = action.certificates if isinstance(action, ApplySecret) else "update-bundle"
+            namespace, name = action.secret.split("/", 1)
+            guard("apply_secret")
+            rec.do("apply_secret", partial(cluster.apply_secret, namespace, name, data), secret=action.secret,
+                   certificates=certificates, reason=action.reason)  # fmt: skip
+    return dict(plan.outcome)

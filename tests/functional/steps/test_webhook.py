@@ -166,3 +166,17 @@ def test_guardian_uses_its_own_ca_where_it_serves_the_endpoint(env: Env) -> None
 def test_auto_ca_mode_by_host(host: str, mode: str) -> None:
     assert ca_mode("auto", host) == mode
     assert ca_mode("public", "127.0.0.1") == "public" and ca_mode("own", host) == "own"
+
+
+def test_guardian_dry_run_returns_its_plan_mints_nothing_and_writes_nothing(env: Env) -> None:
+    from shared.domain.models import StepRequest
+    from shared.steps import run_step
+
+    result = run_step(env.deps, StepRequest(step="guardian", reason="dry run"), dry_run=True)
+    plan = result["result"]["plan"]
+    assert [a["kind"] for a in plan["actions"]] == ["mint_certificates", "apply_webhook_configuration", "apply_secret"]
+    assert all(a["reason"] for a in plan["actions"])
+    assert [a["action"] for a in result["actions"]] == ["apply_webhook_configuration", "apply_secret"]
+    assert result["result"]["certificates"] == "create" and result["result"]["webhook_drift"] == ["missing"]
+    assert env.cluster.webhooks == {} and env.cluster.secrets == {}
+    assert "PRIVATE KEY" not in json.dumps(result)

@@ -1,17 +1,35 @@
-"""Webhook CA / serving certificate planning and rotation with a fake 'now'."""
+"""Webhook CA / serving certificate planning and rotation with a fake 'now': the Secret read as facts,
+the guardian's decision on them, and the Secret data issued for that decision."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from cryptography import x509
 
-from shared.certs import CA_BUNDLE, CA_CERT, TLS_CERT, plan_certificates, split_bundle
+from shared.certs import CA_BUNDLE, CA_CERT, TLS_CERT, issue_certificates, read_certificates, split_bundle
+from shared.domain.guardian_plan import decide_certificates
 
 NOW = 1_700_000_000.0
 DAY = 86400.0
 
 
-def plan(secret: dict | None, now: float = NOW, host: str = "127.0.0.1"):  # type: ignore[no-untyped-def]
-    return plan_certificates(secret, host=host, now=now, validity_days=10, rotate_before_days=3)
+@dataclass
+class Planned:
+    action: str
+    reason: str
+    data: dict[str, str]
+
+    @property
+    def ca_bundle(self) -> str:
+        return self.data.get(CA_BUNDLE, "")
+
+
+def plan(secret: dict | None, now: float = NOW, host: str = "127.0.0.1") -> Planned:
+    state = read_certificates(secret, host=host, now=now)
+    decision = decide_certificates(state, host=host, now=now, rotate_before_days=3)
+    data = issue_certificates(decision.action, secret, host=host, now=now, validity_days=10)
+    return Planned(decision.action, decision.reason, data)
 
 
 def test_create_then_keep() -> None:
