@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from pydantic import BaseModel, ConfigDict
+
 from shared.domain.models import BindingRecord
 
 PRESTOP_ID_LABEL = "clb-direct.cloud.tencent.com/prestop-id"
@@ -113,12 +115,32 @@ class ProtectionOptions:
     sleep_s: float  # the sleep hook's length (capped by the grace period)
 
 
+class PatchPod(BaseModel):
+    """One JSONPatch `add` admission answers with (the readiness gate, a preStop hook, the prestop id
+    label), and why."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["patch_pod"] = "patch_pod"
+    adds: Literal["readiness_gate", "prestop_hook", "prestop_id_label"]
+    path: str
+    value: Any
+    reason: str
+
+    def json_op(self) -> dict[str, Any]:
+        return {"op": "add", "path": self.path, "value": self.value}
+
+
 @dataclass
 class ProtectionPlan:
-    patch: list[dict[str, Any]] = field(default_factory=list)
+    ops: list[PatchPod] = field(default_factory=list)
     protected: list[str] = field(default_factory=list)  # containers that got our hook
     kept: list[str] = field(default_factory=list)  # containers with the user's own preStop
     notices: list[tuple[str, str]] = field(default_factory=list)  # (reason, message) for Warning Events
+
+    @property
+    def patch(self) -> list[dict[str, Any]]:
+        return [op.json_op() for op in self.ops]
 
 
 def _pointer(token: str) -> str:
@@ -178,20 +200,31 @@ def plan_protection(
         if grace <= int(SIGTERM_RESERVE_S) and options.mode == "sleep":
             continue  # no room for a sleep: the short-grace notice below says what to set
         hook = _hook(options, namespace, prestop_id, key, grace)
+        path, value = f"/spec/containers/{index}/lifecycle", {"preStop": hook}
         if lifecycle:
-            plan.patch.append({"op": "add", "path": f"/spec/containers/{index}/lifecycle/preStop", "value": hook})
-        else:
-            plan.patch.append({"op": "add", "path": f"/spec/containers/{index}/lifecycle", "value": {"preStop": hook}})
+            path, value = f"{path}/preStop", hook
+        plan.ops.append(PatchPod(adds="prestop_hook", path=path, value=value, reason=_hook_reason(name, hook)))
         plan.protected.append(name)
-    if plan.patch and options.mode == "http" and options.endpoint is not None:
+    if plan.ops and options.mode == "http" and options.endpoint is not None:
+        why = "the prestop endpoint finds the terminating Pod by this id (at admission it has no name or UID)"
         if not labels:
-            plan.patch.append({"op": "add", "path": "/metadata/labels", "value": {PRESTOP_ID_LABEL: prestop_id}})
+            label = PatchPod(adds="prestop_id_label", path="/metadata/labels", value={PRESTOP_ID_LABEL: prestop_id},
+                             reason=why)  # fmt: skip
+            plan.ops.append(label)
         elif PRESTOP_ID_LABEL not in labels:
-            plan.patch.append(
-                {"op": "add", "path": f"/metadata/labels/{_pointer(PRESTOP_ID_LABEL)}", "value": prestop_id}
-            )
+            path = f"/metadata/labels/{_pointer(PRESTOP_ID_LABEL)}"
+            plan.ops.append(PatchPod(adds="prestop_id_label", path=path, value=prestop_id, reason=why))
     _add_notices(plan, grace, options)
     return plan
+
+
+def _hook_reason(container: str, hook: Mapping[str, Any]) -> str:
+    if "httpGet" in hook:
+        return (
+            f"container {container} has no preStop: the kubelet's call is held until the Pod's CLB weight is 0 "
+            "and its connections drained, then SIGTERM"
+        )
+    return f"container {container} has no preStop: it sleeps {hook['sleep']['seconds']} s (the drain) before SIGTERM"
 
 
 def _add_notices(plan: ProtectionPlan, grace: int, options: ProtectionOptions) -> None:

@@ -1,16 +1,17 @@
-"""The admission step: an AdmissionReview (from the API gateway) → the response with the gate patch.
+"""The admission step: an AdmissionReview (from the API gateway) → observe → a typed plan → the response.
 
-Called by `functions/admission/handler.py`. Reads the namespace's direct-access Service selectors from
-the store's selector index (kept fresh by the service step). When the index is cold for the namespace
-(no warm marker), it lists the Services through the Cluster port once — built lazily by the caller so a
-cold start never imports the `kubernetes` client unless it must — refreshes the index and marks it warm.
-A `dryRun` review is answered the same way but writes nothing.
-
-It also adds the termination protection (`protection_for`: mode from the settings — `auto` means the
-http hook when the prestop endpoint's URL is known, else the sleep hook — token key, a fresh Pod id).
-Its notices (a user's own preStop kept, a grace period too short for the drain) become Warning Events
-on the selecting Service, once per workload and reason an hour (the Pod has no name yet at admission;
-the prestop step warns on the Pod itself when it terminates).
+Called by `functions/admission/handler.py`. `observe_admission` reads the namespace's direct-access
+Service selectors from the store's selector index (kept fresh by the service step); when the index is
+cold for the namespace (no warm marker), it lists the Services through the Cluster port once — built
+lazily by the caller so a cold start never imports the `kubernetes` client unless it must. It also
+prepares the termination protection (`protection_for`: mode from the settings — `auto` means the http
+hook when the prestop endpoint's URL is known, else the sleep hook — token key, a fresh Pod id).
+`shared.domain.admission.plan_admission` decides (pure): the gate and preStop patch, the warnings, the
+notices, the index refresh. `apply_admission_plan` refreshes the index (and marks it warm) and turns the
+notices (a user's own preStop kept, a grace period too short for the drain) into Warning Events on the
+selecting Service, once per workload and reason an hour (the Pod has no name yet at admission; the
+prestop step warns on the Pod itself when it terminates). A `dryRun` review is answered the same way but
+its plan writes nothing.
 """
 
 from __future__ import annotations
@@ -21,15 +22,18 @@ from typing import Any, Protocol
 
 from shared.config import Settings
 from shared.domain.admission import (
-    AdmissionDecision,
+    AdmissionPlan,
     AdmissionReview,
+    AdmissionSnapshot,
+    Notice,
     Protection,
-    admit,
+    RefreshSelectorIndex,
     is_pod_create,
     parse_review,
+    plan_admission,
     pod_namespace,
 )
-from shared.domain.models import ObjectRef, SelectorEntry
+from shared.domain.models import LB_ID_ANNOTATION, ObjectRef, SelectorEntry
 from shared.domain.termination import Endpoint, ProtectionMode, ProtectionOptions, admission_annotations
 from shared.keys import admission_notice_key, warm_key
 from shared.logging import get_logger
@@ -43,37 +47,67 @@ NOTICE_TTL_S = 3600.0
 # entry a lost service event never wrote).
 SELECTOR_INDEX_WARM_TTL_S = 600.0
 
+ClusterFactory = Callable[[], Cluster]
+
 
 class AdmissionStore(KeyValueStore, SelectorIndex, Protocol):
     """What the admission review needs of the store: the selector index and its markers."""
 
 
-def namespace_selectors(
-    store: AdmissionStore, clock: Clock, namespace: str, *, cluster_factory: Callable[[], Cluster] | None, dry_run: bool
-) -> list[SelectorEntry]:
+def review_admission(
+    store: AdmissionStore,
+    clock: Clock,
+    body: str | bytes | dict[str, Any] | None,
+    *,
+    is_base64: bool = False,
+    cluster_factory: ClusterFactory | None = None,
+    settings: Settings | None = None,
+) -> AdmissionPlan:
+    """Parse (raising `InvalidInput` for a malformed review), observe, plan and apply; with `settings`,
+    protect too. The plan's `response()` is the answer."""
+    review = parse_review(body, is_base64=is_base64)
+    plan = plan_admission(observe_admission(store, clock, review, cluster_factory=cluster_factory, settings=settings))
+    apply_admission_plan(store, clock, plan, cluster_factory=cluster_factory)
+    return plan
+
+
+# ----------------------------------------------------------------------------------------------- observe
+def observe_admission(
+    store: AdmissionStore,
+    clock: Clock,
+    review: AdmissionReview,
+    *,
+    cluster_factory: ClusterFactory | None,
+    settings: Settings | None,
+) -> AdmissionSnapshot:
+    if not is_pod_create(review):
+        return AdmissionSnapshot(review=review)
+    selectors, indexed = _observe_selectors(store, clock, pod_namespace(review), cluster_factory)
+    protection = protection_for(settings, store, clock) if settings is not None and selectors else None
+    return AdmissionSnapshot(review=review, selectors=selectors, indexed=indexed, protection=protection)
+
+
+def _observe_selectors(
+    store: AdmissionStore, clock: Clock, namespace: str, cluster_factory: ClusterFactory | None
+) -> tuple[list[SelectorEntry], list[str] | None]:
+    """(the namespace's selectors, None) from a warm index; from a cold one (the live selectors, the
+    Services the index held)."""
     now = clock.now()
     if store.kv_get(warm_key(namespace), now=now) is not None or cluster_factory is None:
-        return store.list_selectors(namespace)
+        return store.list_selectors(namespace), None
     live = [
         SelectorEntry(
             namespace=s.namespace,
             service=s.name,
             selector=s.selector,
-            lb_id=s.annotations.get("service.kubernetes.io/loadbalance-id"),
+            lb_id=s.annotations.get(LB_ID_ANNOTATION),
             updated_at=now,
             annotations=admission_annotations(s.annotations),
         )
         for s in cluster_factory().list_services(namespace)
         if s.is_direct_access and s.selector
     ]
-    if not dry_run:
-        known = {e.service for e in store.list_selectors(namespace)}
-        for entry in live:
-            store.put_selector(entry)
-        for stale in known - {e.service for e in live}:
-            store.delete_selector(namespace, stale)
-        store.kv_set(warm_key(namespace), "1", ttl_s=SELECTOR_INDEX_WARM_TTL_S, now=now)
-    return live
+    return live, [entry.service for entry in store.list_selectors(namespace)]
 
 
 def prestop_endpoint(settings: Settings) -> Endpoint | None:
@@ -100,54 +134,35 @@ def protection_for(settings: Settings, store: KeyValueStore, clock: Clock) -> Pr
     return Protection(options=options, key=key, prestop_id=secrets.token_hex(16))
 
 
-def _workload(review: AdmissionReview) -> str:
-    meta = (review.request.object or {}).get("metadata") or {}
-    owner = next((o for o in meta.get("ownerReferences") or [] if o.get("controller")), None)
-    if owner:
-        return f"{owner.get('kind')} {owner.get('name')}"
-    return f"Pods named {meta.get('name') or str(meta.get('generateName') or '') + '*'}"
-
-
-def emit_notices(
-    store: KeyValueStore, clock: Clock, review: AdmissionReview, decision: AdmissionDecision, cluster: Cluster
+# ------------------------------------------------------------------------------------------------- apply
+def apply_admission_plan(
+    store: AdmissionStore, clock: Clock, plan: AdmissionPlan, *, cluster_factory: ClusterFactory | None
 ) -> None:
-    """One Warning Event per (workload, reason) an hour on the first selecting Service; never fails admission."""
-    if not decision.notices or not decision.services or review.request.dry_run:
-        return
-    namespace, service = decision.services[0].split("/", 1)
-    workload = _workload(review)
-    for reason, message in decision.notices:
-        marker = admission_notice_key(namespace, workload, reason)
-        try:
-            if store.kv_set_if_absent(marker, "1", ttl_s=NOTICE_TTL_S, now=clock.now()):
-                cluster.emit_event(
-                    ObjectRef(kind="Service", namespace=namespace, name=service),
-                    type="Warning",
-                    reason=reason,
-                    message=f"{workload}: {message}",
-                )
-        except Exception as exc:  # a hint only: the Pod is admitted either way
-            log.warning("admission.notice_failed", reason=reason, error=str(exc))
+    """The plan's writes: the index refresh, then the notice Events (which never fail admission)."""
+    for action in plan.actions:
+        if isinstance(action, RefreshSelectorIndex):
+            _refresh_index(store, clock, action)
+    events = [(notice, notice.regarding) for notice in plan.notices if notice.regarding is not None]
+    if events and cluster_factory is not None:
+        cluster = cluster_factory()
+        for notice, regarding in events:
+            _emit_notice(store, clock, notice, regarding, cluster)
 
 
-def review_admission(
-    store: AdmissionStore,
-    clock: Clock,
-    body: str | bytes | dict[str, Any] | None,
-    *,
-    is_base64: bool = False,
-    cluster_factory: Callable[[], Cluster] | None = None,
-    settings: Settings | None = None,
-) -> AdmissionDecision:
-    """Parse (raising `InvalidInput` for a malformed review) and decide; with `settings`, protect too."""
-    review = parse_review(body, is_base64=is_base64)
-    if not is_pod_create(review):
-        return admit(review, [])
-    selectors = namespace_selectors(
-        store, clock, pod_namespace(review), cluster_factory=cluster_factory, dry_run=review.request.dry_run
-    )
-    protection = protection_for(settings, store, clock) if settings is not None and selectors else None
-    decision = admit(review, selectors, protection)
-    if cluster_factory is not None and decision.notices:
-        emit_notices(store, clock, review, decision, cluster_factory())
-    return decision
+def _refresh_index(store: AdmissionStore, clock: Clock, action: RefreshSelectorIndex) -> None:
+    for entry in action.entries:
+        store.put_selector(entry)
+    for stale in action.stale:
+        store.delete_selector(action.namespace, stale)
+    store.kv_set(warm_key(action.namespace), "1", ttl_s=SELECTOR_INDEX_WARM_TTL_S, now=clock.now())
+
+
+def _emit_notice(store: KeyValueStore, clock: Clock, notice: Notice, regarding: ObjectRef, cluster: Cluster) -> None:
+    """One Warning Event per (workload, reason) an hour; a hint only: the Pod is admitted either way."""
+    marker = admission_notice_key(regarding.namespace, notice.workload, notice.notice)
+    try:
+        if store.kv_set_if_absent(marker, "1", ttl_s=NOTICE_TTL_S, now=clock.now()):
+            message = f"{notice.workload}: {notice.message}"
+            cluster.emit_event(regarding, type="Warning", reason=notice.notice, message=message)
+    except Exception as exc:
+        log.warning("admission.notice_failed", reason=notice.notice, error=str(exc))
