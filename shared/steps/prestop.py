@@ -8,7 +8,10 @@ by its prestop id label. Then the call is held, re-reading the Pod's binding rec
 unbind step once the CLB accepted weight 0) every `prestop_poll_s`, until every binding is at weight 0
 for `prestop_linger_s`, or until the hold deadline: the Pod's deletion deadline minus the 2 s the
 kubelet keeps for SIGTERM, and never more than `prestop_max_hold_s`. A Pod that is not being deleted
-(a container restart also runs preStop) or has no binding is answered at once.
+(a container restart also runs preStop) or has no binding is answered at once. The decisions are pure
+(`shared.domain.prestop_plan`): `observe_prestop` -> `plan_prestop` once per call, then per poll the
+binding records -> `plan_drain_poll`; `_hold` carries out each plan: its Warning Events, then the answer
+or the sleep until the next poll.
 
 What a caller can learn or cause is scoped: one Pod's drain state, and a held request only while that
 Pod terminates. At most `prestop_max_holds` requests are held at once per instance (429 beyond; on
@@ -29,14 +32,18 @@ from shared.config import Settings
 from shared.deps import Deps
 from shared.domain.errors import InvalidInput
 from shared.domain.models import ObjectRef, PodInfo
-from shared.domain.termination import (
-    PRESTOP_ID_LABEL,
-    PRESTOP_TOKEN_HEADER,
-    SIGTERM_RESERVE_S,
-    drain_state,
-    required_grace_s,
-    token_matches,
+from shared.domain.prestop_plan import (
+    DrainSnapshot,
+    PrestopLimits,
+    PrestopPlan,
+    PrestopSnapshot,
+    PrestopStatus,
+    Release,
+    WarnPod,
+    plan_drain_poll,
+    plan_prestop,
 )
+from shared.domain.termination import PRESTOP_ID_LABEL, PRESTOP_TOKEN_HEADER, token_matches
 from shared.keys import PRESTOP_HMAC_KEY
 from shared.logging import get_logger
 from shared.ports import Clock, KeyValueStore
@@ -89,7 +96,7 @@ class PrestopCall:
 
 @dataclass(frozen=True)
 class PrestopResult:
-    status: str  # drained | not-bound | not-terminating | not-found | deadline
+    status: PrestopStatus
     message: str
     waited_s: float = 0.0
     pod: str = ""
@@ -120,75 +127,78 @@ class HoldLimiter:
 HOLDS = HoldLimiter()
 
 
-def _epoch(timestamp: str) -> float:
-    return parse_rfc3339(timestamp).timestamp()
-
-
-def _find_pod(deps: Deps, call: PrestopCall) -> PodInfo | None:
-    pods = deps.require_cluster().list_pods(call.namespace, {PRESTOP_ID_LABEL: call.prestop_id})
-    return pods[0] if len(pods) == 1 else None
-
-
 def wait_for_drain(deps: Deps, call: PrestopCall, *, limiter: HoldLimiter = HOLDS) -> PrestopResult:
     """Authenticate, find the Pod, hold until drained or the deadline; raises `Unauthorized`/`TooManyHolds`."""
-    settings, clock = deps.settings, deps.clock
-    if not token_matches(prestop_key(settings, deps.store, clock), call.namespace, call.prestop_id, call.token):
+    settings = deps.settings
+    if not token_matches(prestop_key(settings, deps.store, deps.clock), call.namespace, call.prestop_id, call.token):
         raise Unauthorized("the prestop token does not match this namespace and id")
-    pod = _find_pod(deps, call)
-    if pod is None:
-        return PrestopResult("not-found", "no Pod carries this prestop id (already gone?)")
-    name = f"{pod.namespace}/{pod.name}"
-    if pod.deletion_timestamp is None:
-        return PrestopResult("not-terminating", "the Pod is not being deleted (a container restart?)", pod=name)
+    snap = observe_prestop(deps, call)
+    plan = plan_prestop(snap)
+    release = plan.release
+    if release is not None or snap.pod is None:  # (a plan that found no Pod always releases)
+        answer = release or Release(status="not-found", message="no Pod carries this prestop id")
+        return PrestopResult(answer.status, answer.message, pod=plan.pod_name)
     if not limiter.acquire(settings.prestop_max_holds):
         raise TooManyHolds(f"{settings.prestop_max_holds} prestop requests are held already; retry later")
     try:
-        return _hold(deps, pod, name)
+        return _hold(deps, plan, snap.pod)
     finally:
         limiter.release()
 
 
-def _hold(deps: Deps, pod: PodInfo, name: str) -> PrestopResult:
-    settings, clock = deps.settings, deps.clock
-    started, now = clock.monotonic(), clock.now()
-    deletion_deadline = _epoch(pod.deletion_timestamp or "")
-    remaining = min(deletion_deadline - SIGTERM_RESERVE_S - now, settings.prestop_max_hold_s)
-    if deletion_deadline - now < settings.prestop_drain_budget_s + SIGTERM_RESERVE_S:
-        _warn(deps, pod, "GracePeriodTooShort", _short_grace_message(deletion_deadline - now, settings))
-    while True:
-        now = clock.now()
-        verdict, why = drain_state(
-            deps.store.list_bindings(pod_uid=pod.uid), now=now, linger_s=settings.prestop_linger_s
-        )
-        waited = clock.monotonic() - started
-        if verdict != "waiting":
-            log.info("prestop.answered", pod=name, status=verdict, waited_s=round(waited, 3))
-            return PrestopResult(verdict, why, waited, name)
-        if waited >= remaining:
-            message = (
-                f"the grace period ended before the drain did ({why}); set terminationGracePeriodSeconds to at "
-                f"least {required_grace_s(settings.prestop_drain_budget_s)} or check the unbind step"
-            )
-            _warn(deps, pod, "DrainIncomplete", message)
-            return PrestopResult("deadline", message, waited, name)
-        clock.sleep(min(settings.prestop_poll_s, max(remaining - waited, 0.0)))
+# ----------------------------------------------------------------------------------------------- observe
+def observe_prestop(deps: Deps, call: PrestopCall) -> PrestopSnapshot:
+    """The Pod carrying the call's prestop id (exactly one, else none) and its deletion deadline."""
+    pods = deps.require_cluster().list_pods(call.namespace, {PRESTOP_ID_LABEL: call.prestop_id})
+    pod = pods[0] if len(pods) == 1 else None
+    deadline = parse_rfc3339(pod.deletion_timestamp).timestamp() if pod and pod.deletion_timestamp else None
+    return PrestopSnapshot(pod=pod, deletion_deadline=deadline, now=deps.clock.now(), limits=_limits(deps.settings))
 
 
-def _short_grace_message(left_s: float, settings: Settings) -> str:
-    return (
-        f"only {max(left_s, 0):.0f} s of grace period were left when the drain wait started; the drain needs about "
-        f"{settings.prestop_drain_budget_s:g} s plus {SIGTERM_RESERVE_S:g} s for SIGTERM: set "
-        f"terminationGracePeriodSeconds to at least {required_grace_s(settings.prestop_drain_budget_s)}"
+def _observe_poll(deps: Deps, pod: PodInfo, hold_s: float, waited_s: float) -> DrainSnapshot:
+    """The Pod's binding records (the unbind step writes one as draining once the CLB accepted weight 0)."""
+    bindings = deps.store.list_bindings(pod_uid=pod.uid)
+    limits = _limits(deps.settings)
+    return DrainSnapshot(pod=_ref(pod), bindings=bindings, now=deps.clock.now(), waited_s=waited_s,
+                         hold_s=hold_s, limits=limits)  # fmt: skip
+
+
+def _ref(pod: PodInfo) -> ObjectRef:
+    return ObjectRef(kind="Pod", namespace=pod.namespace, name=pod.name, uid=pod.uid)
+
+
+def _limits(settings: Settings) -> PrestopLimits:
+    return PrestopLimits(
+        drain_budget_s=settings.prestop_drain_budget_s,
+        linger_s=settings.prestop_linger_s,
+        max_hold_s=settings.prestop_max_hold_s,
+        poll_s=settings.prestop_poll_s,
     )
 
 
-def _warn(deps: Deps, pod: PodInfo, reason: str, message: str) -> None:
-    try:
-        deps.require_cluster().emit_event(
-            ObjectRef(kind="Pod", namespace=pod.namespace, name=pod.name, uid=pod.uid),
-            type="Warning",
-            reason=reason,
-            message=message,
-        )
-    except Exception as exc:  # an Event is a hint; the answer to the kubelet matters more
-        log.warning("prestop.event_failed", reason=reason, error=str(exc))
+# ------------------------------------------------------------------------------------------------- apply
+def _hold(deps: Deps, start: PrestopPlan, pod: PodInfo) -> PrestopResult:
+    """Carry out `start` (its Warning), then poll until a poll's plan releases the call."""
+    clock, ref = deps.clock, _ref(pod)
+    started = clock.monotonic()
+    plan = start
+    while True:
+        _warn(deps, ref, plan)
+        release, hold = plan.release, plan.hold
+        if release is not None:
+            waited = clock.monotonic() - started
+            log.info("prestop.answered", pod=start.pod_name, status=release.status, waited_s=round(waited, 3))
+            return PrestopResult(release.status, release.message, waited, start.pod_name)
+        if hold is not None and hold.sleep_s > 0:
+            clock.sleep(hold.sleep_s)
+        plan = plan_drain_poll(_observe_poll(deps, pod, start.hold_s, clock.monotonic() - started))
+
+
+def _warn(deps: Deps, pod: ObjectRef, plan: PrestopPlan) -> None:
+    for action in plan.actions:
+        if not isinstance(action, WarnPod):
+            continue
+        try:
+            deps.require_cluster().emit_event(pod, type="Warning", reason=action.event, message=action.message)
+        except Exception as exc:  # an Event is a hint; the answer to the kubelet matters more
+            log.warning("prestop.event_failed", reason=action.event, error=str(exc))
