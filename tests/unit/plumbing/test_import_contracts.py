@@ -1,6 +1,7 @@
 """The import contracts of `make lint` bite: a wrong-way import in a copy of the packages breaks each one.
 
-`lint-imports` runs over a temporary copy of the project's packages (the real tree stays untouched)
+`lint-imports` runs over a temporary copy of the project's packages (the real tree stays untouched; the
+packages copied are pyproject's `[tool.importlinter] root_packages`, so a new one is never left out)
 with one wrong-way import planted per contract; every contract must come back BROKEN, naming the
 planted import. The clean tree is checked by `make lint` itself.
 """
@@ -13,8 +14,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # import-linter itself depends on tomli below 3.11
+    import tomli as tomllib
+
 ROOT = Path(__file__).resolve().parents[3]
-PACKAGES = ("shared", "functions", "relay", "emulators", "demo", "cli", "limited_http", "wire_time")
+PACKAGES: list[str] = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["root_packages"]
 
 # (module planted, its import, the contract that must break)
 WRONG_WAY = [
@@ -43,6 +49,11 @@ def _lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(lint_imports), "--no-cache"], cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False
     )
+
+
+def test_the_copied_packages_are_the_linted_root_packages() -> None:
+    assert {"shared", "functions", "wire_time"} <= set(PACKAGES)
+    assert all((ROOT / package / "__init__.py").is_file() for package in PACKAGES), PACKAGES
 
 
 def test_every_contract_breaks_on_a_wrong_way_import(tmp_path: Path) -> None:
