@@ -128,7 +128,7 @@ FlipAction = Annotated[
 
 
 class GateWrite(_Frozen):
-    """One Pod's condition patch and what follows it, in order."""
+    """One Pod's condition patch and what follows it, in order; its Event only if the patch changed the Pod."""
 
     pod: str
     pod_uid: str

@@ -7,7 +7,6 @@ Steps observe live state, plan with the pure functions in `shared/domain/`, then
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -26,7 +25,6 @@ from shared.domain.models import (
 )
 from shared.logging import get_logger
 from shared.schedule import schedule_request
-from wire_time import parse_rfc3339
 
 T = TypeVar("T")
 log = get_logger("clb_direct.steps")
@@ -126,19 +124,6 @@ def unique_keys(keys: Iterable[ObjectKey]) -> list[ObjectKey]:
     for key in keys:
         seen.setdefault(str(key), key)
     return list(seen.values())
-
-
-def iso_now(now: float) -> str:
-    return dt.datetime.fromtimestamp(now, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return parse_rfc3339(value).timestamp()
-    except ValueError:
-        return None
 
 
 def new_holder(step: str) -> str:

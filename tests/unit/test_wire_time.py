@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emulators.cluster.simclock import parse_time as simulator_parse_time
-from shared.steps.common import parse_time as step_parse_time
+from shared.domain.flip_plan import epoch_of as step_parse_time
 from shared.timeline import parse_k8s_time
 from wire_time import parse_rfc3339
 

@@ -1,5 +1,6 @@
-"""Observe -> plan -> apply through the real bind/unbind steps: a dry run returns the typed plan and changes
-nothing; the real run applies exactly that plan (the same actions, in the same order, the same targets)."""
+"""Observe -> plan -> apply through the real service, bind/unbind and flip steps: a dry run returns the typed
+plan and changes nothing; the real run applies exactly that plan (the same actions, in the same order, the same
+targets)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 
 from shared.domain.batch import BatchPlan
 from shared.domain.errors import ConfigError
-from shared.domain.models import ServicePort, StepRequest
+from shared.domain.flip_plan import FlipPlan
+from shared.domain.models import GATE_READY_REASON, ServicePort, StepRequest
 from shared.domain.service_plan import CLB_WRITES, ServicePlan
 from shared.steps import run_step
 from tests.functional.steps.conftest import Env, pod, service
@@ -116,3 +118,29 @@ def test_a_refused_plan_applies_its_warning_and_fails(env: Env) -> None:
         run_step(env.deps, _service_request())
     assert env.writes() == {} and not env.cluster.services[("default", "web")].finalizers
     assert [reason for _, _, reason, _ in env.cluster.events] == ["InvalidTkeServiceConfig"]
+
+
+def test_the_flip_dry_run_is_the_plan_it_applies(env: Env) -> None:
+    env.cluster.put_service(service())
+    for name, ip in (("web-1", "10.0.0.1"), ("web-2", "10.0.0.2")):
+        env.cluster.put_pod(pod(name, ip))
+    assert env.invoke("service", "service_web")["ok"]
+    env.drain()
+    env.set_health(env.lb_id(), "10.0.0.1", 8080)
+    request = StepRequest.model_validate({"step": "flip", "services": [{"namespace": "default", "name": "web"}]})
+    writes_before = env.cluster.condition_writes
+
+    dry = run_step(env.deps, request, dry_run=True)
+    plan = FlipPlan.model_validate(dry["result"]["plan"])
+    # web-2 is still waiting with the same message: only web-1's gate changes, so only it is written.
+    assert [(w.pod, [a.kind for a in w.actions]) for w in plan.writes] == [
+        ("default/web-1", ["patch_gate", "emit_event", "record_gate", "record_timeline"])
+    ]
+    assert all(a.reason for w in plan.writes for a in w.actions)
+    assert env.cluster.condition_writes == writes_before and env.gate("web-1")[0] == "False"  # type: ignore[index]
+
+    real = run_step(env.deps, request)
+    assert actions(real) == actions(dry)
+    assert env.cluster.condition_writes == writes_before + 1
+    assert env.gate("web-1")[:2] == ("True", GATE_READY_REASON)  # type: ignore[index]
+    assert real["result"]["changed"] == 1 and "plan" not in real["result"]
