@@ -2,9 +2,9 @@
 
 Discovered by `cli/main.py`. Runs the reconcile of one Service with `dry_run=True`: every step observes
 live state and plans; nothing is written to the CLB, the cluster or the store (no checkpoint either).
-The typed plans themselves (the service step's `ServicePlan`, each CLB's `BatchPlan`: every CLB,
-Kubernetes and store action with its reason) are gathered under `plans`, which is exactly what a real
-run would apply; `--lines` prints them one action a line instead of the JSON.
+The typed plans themselves (the service step's `ServicePlan`, each CLB's `BatchPlan`, the flip's `FlipPlan`:
+every CLB, Kubernetes and store action with its reason) are gathered under `plans`, which is exactly what a
+real run would apply; `--lines` prints them one action a line instead of the JSON.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def typed_plans(outcome: dict[str, Any]) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     for step in outcome.get("steps", []):
         result = (step.get("result") or {}).get("result") or {}
-        for part in result.get("services", []) + result.get("clbs", []):
+        for part in result.get("services", []) + result.get("clbs", []) + [result]:
             if "plan" in part:
                 found.append({"step": step["step"], **part["plan"]})
     return found
@@ -42,13 +42,21 @@ def typed_plans(outcome: dict[str, Any]) -> list[dict[str, Any]]:
 def plan_lines(plans: list[dict[str, Any]]) -> list[str]:
     lines = []
     for plan in plans:
-        where = plan.get("service") or plan.get("lb_id")
-        for action in plan["actions"]:
+        # A flip plan's gate writes (one per Pod) come after its other actions, as they are applied.
+        actions = plan["actions"] + [a for write in plan.get("writes", []) for a in write["actions"]]
+        for action in actions:
+            where = plan.get("service") or plan.get("lb_id") or _subject(action)
             name = action.get("action") or action["kind"]
             lines.append(f"{plan['step']:<8} {where}  {name}: {action.get('reason', '')}")
         if plan.get("refusal"):
             lines.append(f"{plan['step']:<8} {where}  fails: {plan['refusal']['message']}")
     return lines
+
+
+def _subject(action: dict[str, Any]) -> str:
+    """What a flip action is about: its Pod, or the object its Event regards."""
+    regarding = action.get("regarding") or {}
+    return str(action.get("pod") or f"{regarding.get('namespace')}/{regarding.get('name')}")
 
 
 def run(args: argparse.Namespace) -> int:

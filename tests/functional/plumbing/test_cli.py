@@ -85,8 +85,11 @@ def test_plan_is_dry_and_replay_service_and_pod_converge(cli_env: Env, capsys: p
     kinds = [a["kind"] for a in service_plan["actions"]]
     assert kinds[:3] == ["patch_service", "index_selector", "create_load_balancer"] and "create_listener" in kinds
     assert all(a["reason"] for a in service_plan["actions"] if "reason" in a)
+    [flip_plan] = [p for p in planned["plans"] if p["step"] == "flip"]
+    assert [w["pod"] for w in flip_plan["writes"]] == ["default/web-1"]
     code, out, _ = run(capsys, "plan", "--service", "default/web", "--lines")
     assert code == 0 and "service  default/web  create_load_balancer: no CLB is" in out
+    assert "flip     default/web-1  patch_gate: the Pod has no gate condition yet: False" in out
     assert not {k for k, v in cli_env.counts().items() if v != before.get(k) and not k.startswith("Describe")}
     code, out, _ = run(capsys, "replay", "--service", "default/web")
     assert code == 0 and last_json(out)["service"] == "default/web"
