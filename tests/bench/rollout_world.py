@@ -47,6 +47,9 @@ def main(argv: list[str]) -> int:
     sys.stdout = log_file
     configure_logging("warning", stream=log_file, force=True)
     logging.basicConfig(stream=log_file, level=logging.WARNING, force=True)
+    if os.environ.get("BENCH_WORLD_HEALTH_LOG") == "1":
+        # Every health verdict the CLB emulator's checker publishes, with its time: is the world keeping up?
+        logging.getLogger("clb_emulator.health").setLevel(logging.INFO)
     clb = ClbEmulator(
         ClbEmulatorOptions(
             secret_id=config["secret_id"],
