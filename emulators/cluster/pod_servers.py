@@ -135,7 +135,7 @@ class _PodHttpServer(ThreadingHTTPServer):
                 for key, _ in selector.select():
                     if key.fileobj is self._wake_read:
                         return
-                    self._handle_request_noblock()
+                    self.handle_request()  # readable: accepts at once
 
     def stop_accepting(self) -> None:
         """Wake the accept loop and make it return (it handles nothing more)."""
