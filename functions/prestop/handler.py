@@ -19,7 +19,7 @@ from shared.events.apigw import ApiGatewayEvent, ApiGatewayResponse
 from shared.shell import FunctionShell, http_error, log
 from shared.steps.prestop import PrestopCall, TooManyHolds, Unauthorized, wait_for_drain
 
-shell = FunctionShell("prestop", with_clb=False, with_invoker=False)
+shell = FunctionShell("prestop", with_clb=False, with_invoker=True)
 
 
 def main_handler(event: Any, context: dict[str, Any] | None = None) -> dict[str, Any]:

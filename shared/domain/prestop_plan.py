@@ -41,6 +41,7 @@ class PrestopSnapshot(_Frozen):
     deletion_deadline: float | None = Field(description="when the grace period ends (epoch s); None: not deleting")
     now: float
     limits: PrestopLimits
+    bindings: list[BindingRecord] = Field(default_factory=list, description="the Pod's binding records")
 
 
 class DrainSnapshot(_Frozen):
@@ -75,7 +76,18 @@ class WarnPod(_Frozen):
     reason: str
 
 
-PrestopAction = Annotated[Hold | Release | WarnPod, Field(discriminator="kind")]
+class StartDrain(_Frozen):
+    """Ask the unbind step for this Pod now: the kubelet's preStop call is the earliest sign that a Pod is
+    leaving (its deletion reaches us through the audit webhook and the relay, batched, a second or more
+    later). A hint like any event: the step re-reads the Pod and the CLB, and a later one for the same Pod
+    finds the drain started and writes nothing."""
+
+    kind: Literal["start_drain"] = "start_drain"
+    pod_uid: str
+    reason: str
+
+
+PrestopAction = Annotated[Hold | Release | WarnPod | StartDrain, Field(discriminator="kind")]
 
 
 class PrestopPlan(BaseModel):
@@ -120,6 +132,8 @@ def plan_prestop(snap: PrestopSnapshot) -> PrestopPlan:
         )
         why = "the kubelet sends SIGTERM when the grace period ends, drained or not"
         plan.actions.append(WarnPod(event="GracePeriodTooShort", message=message, reason=why))
+    if any(b.state in ("registering", "registered") for b in snap.bindings):
+        plan.actions.append(StartDrain(pod_uid=pod.uid, reason="the Pod terminates and still takes traffic"))
     plan.actions.append(Hold(sleep_s=0.0, reason="the Pod terminates: hold until its CLB weight is 0 and drained"))
     return plan
 

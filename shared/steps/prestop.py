@@ -30,8 +30,9 @@ from typing import Any
 
 from shared.config import Settings
 from shared.deps import Deps
+from shared.dispatch import dispatch
 from shared.domain.errors import InvalidInput
-from shared.domain.models import ObjectRef, PodInfo
+from shared.domain.models import ObjectKey, ObjectRef, PodInfo, StepRequest
 from shared.domain.prestop_plan import (
     DrainSnapshot,
     PrestopLimits,
@@ -39,6 +40,7 @@ from shared.domain.prestop_plan import (
     PrestopSnapshot,
     PrestopStatus,
     Release,
+    StartDrain,
     WarnPod,
     plan_drain_poll,
     plan_prestop,
@@ -141,6 +143,7 @@ def wait_for_drain(deps: Deps, call: PrestopCall, *, limiter: HoldLimiter = HOLD
     if not limiter.acquire(settings.prestop_max_holds):
         raise TooManyHolds(f"{settings.prestop_max_holds} prestop requests are held already; retry later")
     try:
+        _start_drain(deps, plan, snap.pod)
         return _hold(deps, plan, snap.pod)
     finally:
         limiter.release()
@@ -152,7 +155,10 @@ def observe_prestop(deps: Deps, call: PrestopCall) -> PrestopSnapshot:
     pods = deps.require_cluster().list_pods(call.namespace, {PRESTOP_ID_LABEL: call.prestop_id})
     pod = pods[0] if len(pods) == 1 else None
     deadline = parse_rfc3339(pod.deletion_timestamp).timestamp() if pod and pod.deletion_timestamp else None
-    return PrestopSnapshot(pod=pod, deletion_deadline=deadline, now=deps.clock.now(), limits=_limits(deps.settings))
+    bindings = deps.store.list_bindings(pod_uid=pod.uid) if pod is not None and deadline is not None else []
+    return PrestopSnapshot(
+        pod=pod, deletion_deadline=deadline, now=deps.clock.now(), limits=_limits(deps.settings), bindings=bindings
+    )
 
 
 def _observe_poll(deps: Deps, pod: PodInfo, hold_s: float, waited_s: float) -> DrainSnapshot:
@@ -192,6 +198,24 @@ def _hold(deps: Deps, start: PrestopPlan, pod: PodInfo) -> PrestopResult:
         if hold is not None and hold.sleep_s > 0:
             clock.sleep(hold.sleep_s)
         plan = plan_drain_poll(_observe_poll(deps, pod, start.hold_s, clock.monotonic() - started))
+
+
+def _start_drain(deps: Deps, plan: PrestopPlan, pod: PodInfo) -> None:
+    """Invoke the unbind step for the Pod (async); a failure only costs the head start (the Pod's deletion
+    event still asks for the same drain), never the hold."""
+    for action in plan.actions:
+        if not isinstance(action, StartDrain):
+            continue
+        request = StepRequest(
+            step="unbind",
+            pods=[ObjectKey(namespace=pod.namespace, name=pod.name)],
+            pod_uids=[action.pod_uid],
+            reason="preStop: the Pod is terminating",
+        )
+        try:
+            dispatch(deps, [request])
+        except Exception as exc:  # the hold matters more than the head start
+            log.warning("prestop.start_drain_failed", pod=plan.pod_name, error=str(exc))
 
 
 def _warn(deps: Deps, pod: ObjectRef, plan: PrestopPlan) -> None:

@@ -233,3 +233,22 @@ def test_prestop_bounds_the_requests_it_holds(env: Env) -> None:
         assert full.acquire(env.deps.settings.prestop_max_holds)
     with pytest.raises(TooManyHolds):
         wait_for_drain(env.deps, PrestopCall("default", prestop_id, token), limiter=full)
+
+
+def test_the_prestop_call_starts_the_drain_of_a_pod_still_taking_traffic(env: Env) -> None:
+    """The kubelet's call comes before the deletion's audit event: it asks the unbind step at once, for
+    this Pod only, and a Pod whose drain has started already costs no second request."""
+    _response, patch = _admit(env)
+    hook = _hook(patch)
+    prestop_id = hook["httpGet"]["path"].rsplit("=", 1)[1]
+    _terminating_pod(env, prestop_id, grace_left_s=12.0)
+    _binding(env, "lbl-a", state="registered", weight=10)
+    before = len(env.queue.snapshot())
+    _kubelet_call(env, hook)  # nobody drains here: held until its deadline
+    queued = env.queue.snapshot()[before:]
+    assert [(f, p["step"], p["pod_uids"]) for f, p in queued] == [("unbind", "unbind", ["uid-web-1"])]
+
+    _binding(env, "lbl-a", state="draining", weight=0, drain_started_at=env.clock.now())
+    before = len(env.queue.snapshot())
+    _kubelet_call(env, hook)
+    assert env.queue.snapshot()[before:] == []

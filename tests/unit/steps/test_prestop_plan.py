@@ -13,6 +13,7 @@ from shared.domain.prestop_plan import (
     PrestopPlan,
     PrestopSnapshot,
     Release,
+    StartDrain,
     WarnPod,
     plan_drain_poll,
     plan_prestop,
@@ -96,3 +97,13 @@ def test_the_end_of_the_window_releases_with_a_warning_saying_what_to_set() -> N
     warning, release = only(late, WarnPod), only(late, Release)
     assert warning.event == "DrainIncomplete" and release.status == "deadline" and release.message == warning.message
     assert "terminationGracePeriodSeconds to at least 12" in release.message
+
+
+def test_a_hold_starts_the_drain_only_while_the_pod_still_takes_traffic() -> None:
+    def holding(*bindings: BindingRecord) -> PrestopPlan:
+        snap = PrestopSnapshot(pod=POD, deletion_deadline=NOW + 30, now=NOW, limits=LIMITS, bindings=list(bindings))
+        return plan_prestop(snap)
+
+    assert only(holding(binding("lbl-a", "registered", 10)), StartDrain).pod_uid == "uid-1"
+    assert not [a for a in holding(binding("lbl-a", "draining", 0, NOW)).actions if isinstance(a, StartDrain)]
+    assert not [a for a in holding().actions if isinstance(a, StartDrain)]  # never bound: nothing to drain
