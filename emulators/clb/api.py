@@ -10,7 +10,7 @@ a drop instruction when a fault asks for the response to be lost after the chang
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,7 @@ from emulators.clb.errors import (
     UNSUPPORTED_OPERATION,
     ClbApiError,
 )
+from emulators.clb.faults import CallAbandoned
 from emulators.clb.model import ClbModel
 from emulators.clb.signing import CredentialsInput, SignatureVerifier
 
@@ -40,13 +41,15 @@ class ApiReply:
 
 @dataclass(frozen=True)
 class RawRequest:
-    """An HTTP request as a transport received it; `headers` keys in any case."""
+    """An HTTP request as a transport received it; `headers` keys in any case. `caller_gone`, where the
+    transport can tell, says whether the client has given up on it (closed its connection)."""
 
     method: str
     path: str
     query: str
     headers: Mapping[str, str]
     body: bytes
+    caller_gone: Callable[[], bool] | None = None
 
 
 def _json_reply(response: dict[str, Any]) -> ApiReply:
@@ -80,9 +83,11 @@ class ClbApi:
             return self._error(exc, request_id)
         request_id = self.model.new_request_id()
         try:
-            response, fault = self.model.invoke(action, params, request_id=request_id)
+            response, fault = self.model.invoke(action, params, request_id=request_id, caller_gone=request.caller_gone)
         except ClbApiError as exc:
             return self._error(exc, request_id)
+        except CallAbandoned:
+            return ApiReply(0, drop=True)  # nobody is waiting for an answer any more
         if fault is not None and fault.drop_response:
             if fault.drop_status is not None:
                 return ApiReply(fault.drop_status, b"upstream connect error", {"Content-Type": "text/html"})

@@ -4,8 +4,11 @@
 call, sleeps the latency outside the model lock, and the model raises the injected error or, after
 applying the change, lets the transport drop the response (network error or a 5xx status). `fail_task`
 makes the call succeed but its async task end in Status 1 without applying anything; `task_delay_s` makes
-its async task run that much longer (the CLB stays locked meanwhile, as a slow real task does). Rules come from
-tests or the server's `POST /_emulator/faults`.
+its async task run that much longer (the CLB stays locked meanwhile, as a slow real task does). `hang_s` holds
+a firing call that long before it reaches the CLB, as a request stuck in the network is: when its caller gives
+up meanwhile (closes the connection; only the HTTP server can tell) the call is abandoned, never applied and
+never answered (`CallAbandoned`), else it runs late. Rules come from tests or the server's
+`POST /_emulator/faults`.
 """
 
 from __future__ import annotations
@@ -20,11 +23,15 @@ from emulators.clb.errors import INVALID_PARAMETER_VALUE, ClbApiError
 ANY_ACTION = "*"
 
 
+class CallAbandoned(Exception):
+    """A hung call whose caller gave up before it reached the CLB: nothing applied, nothing to answer."""
+
+
 @dataclass(frozen=True)
 class FaultRule:
-    """`rate` is the chance (0..1) that a call fires the error / drop / task failure; latency always applies.
-    `drop_status` None drops the connection; a number answers that HTTP status instead. `count` limits how
-    many calls may fire (None = unlimited). `seed` makes the draws repeatable.
+    """`rate` is the chance (0..1) that a call fires the error / drop / task failure / hang; latency always
+    applies. `drop_status` None drops the connection; a number answers that HTTP status instead. `count`
+    limits how many calls may fire (None = unlimited). `seed` makes the draws repeatable.
     """
 
     action: str
@@ -36,6 +43,7 @@ class FaultRule:
     drop_status: int | None = None
     fail_task: bool = False
     task_delay_s: float = 0.0
+    hang_s: float = 0.0
     count: int | None = None
     seed: int | None = None
 
@@ -52,9 +60,10 @@ class FaultRule:
             rule = cls(**data)
         except TypeError as exc:
             raise ClbApiError(INVALID_PARAMETER_VALUE, f"bad fault rule: {exc}") from None
-        if not 0.0 <= float(rule.rate) <= 1.0 or float(rule.latency_s) < 0 or float(rule.task_delay_s) < 0:
+        durations = (rule.latency_s, rule.task_delay_s, rule.hang_s)
+        if not 0.0 <= float(rule.rate) <= 1.0 or min(float(d) for d in durations) < 0:
             raise ClbApiError(
-                INVALID_PARAMETER_VALUE, "fault rate must be within [0, 1]; latency_s and task_delay_s >= 0"
+                INVALID_PARAMETER_VALUE, "fault rate must be within [0, 1]; latency_s, task_delay_s and hang_s >= 0"
             )
         return rule
 
@@ -68,6 +77,7 @@ class FaultDecision:
     drop_status: int | None = None
     fail_task: bool = False
     task_delay_s: float = 0.0
+    hang_s: float = 0.0
 
 
 class FaultInjector:
@@ -115,4 +125,5 @@ class FaultInjector:
                 drop_status=rule.drop_status,
                 fail_task=rule.fail_task and fires,
                 task_delay_s=float(rule.task_delay_s) if fires else 0.0,
+                hang_s=float(rule.hang_s) if fires else 0.0,
             )

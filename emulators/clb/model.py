@@ -22,13 +22,14 @@ from emulators.clb.actions_listeners import LISTENER_ACTIONS
 from emulators.clb.actions_targets import TARGET_ACTIONS
 from emulators.clb.config import ClbEmulatorConfig
 from emulators.clb.errors import INVALID_ACTION, REQUEST_LIMIT_EXCEEDED, ClbApiError
-from emulators.clb.faults import FaultDecision, FaultInjector, FaultRule
+from emulators.clb.faults import CallAbandoned, FaultDecision, FaultInjector, FaultRule
 from emulators.clb.ratelimit import RateLimiter
 from emulators.clb.state import ClbState
 from emulators.clb.views import HEALTH_DETAILS, ListenerView, TargetView
 
 ACTIONS: dict[str, Handler] = {**INSTANCE_ACTIONS, **LISTENER_ACTIONS, **TARGET_ACTIONS}
 CALL_LOG_LIMIT = 10_000
+_HANG_POLL_S = 0.05  # how often a hung call looks whether its caller gave up
 
 _log = logging.getLogger(__name__)
 
@@ -68,15 +69,27 @@ class ClbModel:
         return self.invoke(action, params, request_id=request_id)[0]
 
     def invoke(
-        self, action: str, params: Mapping[str, Any], *, request_id: str | None = None
+        self,
+        action: str,
+        params: Mapping[str, Any],
+        *,
+        request_id: str | None = None,
+        caller_gone: Callable[[], bool] | None = None,
     ) -> tuple[dict[str, Any], FaultDecision | None]:
         """`call` that also returns the fault decision, so a transport can drop the answer it asks to drop.
 
-        Injected latency is slept before the model lock is taken, so a slow call never stalls the others.
+        Injected latency is slept before the model lock is taken, so a slow call never stalls the others. A
+        hung call (`hang_s`) is held there too; one whose caller gave up meanwhile (`caller_gone`, which the
+        HTTP server passes) is logged as abandoned and raises `CallAbandoned` without touching the state.
         """
         fault = self.faults.decide(action)
         if fault is not None and fault.latency_s > 0:
             self._sleep(fault.latency_s)
+        if fault is not None and fault.hang_s > 0 and self._hold(fault.hang_s, caller_gone):
+            with self._lock:
+                request_id = request_id or self._state.new_request_id()
+                self._record(action, params, request_id, None, dropped=False, abandoned=True)
+            raise CallAbandoned(f"{action} {request_id}: the caller gave up while the call hung")
         error: ClbApiError | None = None
         response: dict[str, Any] = {}
         with self._lock:
@@ -95,6 +108,16 @@ class ClbModel:
         if error is not None:
             raise error
         return {**response, "RequestId": request_id}, fault
+
+    def _hold(self, seconds: float, caller_gone: Callable[[], bool] | None) -> bool:
+        """Hold a hung call for up to `seconds` (model clock); True as soon as its caller gave up."""
+        deadline = self.clock() + seconds
+        while not (caller_gone is not None and caller_gone()):
+            left = deadline - self.clock()
+            if left <= 0:
+                return False
+            self._sleep(min(left, _HANG_POLL_S))
+        return True
 
     def _run(
         self, action: str, params: Mapping[str, Any], request_id: str, fault: FaultDecision | None
@@ -125,7 +148,14 @@ class ClbModel:
             self._record(action, {}, request_id, code, dropped=False)
 
     def _record(
-        self, action: str, params: Mapping[str, Any], request_id: str, code: str | None, *, dropped: bool
+        self,
+        action: str,
+        params: Mapping[str, Any],
+        request_id: str,
+        code: str | None,
+        *,
+        dropped: bool,
+        abandoned: bool = False,
     ) -> None:
         self._seq += 1
         self._counts[action] += 1
@@ -138,6 +168,7 @@ class ClbModel:
                 "load_balancer_id": lb_id if isinstance(lb_id, str) else None,
                 "error_code": code,
                 "dropped": dropped,
+                "abandoned": abandoned,
                 "time": self.wall_clock(),
             }
         )

@@ -3,7 +3,9 @@
 The sync `ClbClient` sends through `requests`, so registering `POST https://<endpoint>/` on a
 `responses.RequestsMock` intercepts it. Unit and functional tests use `clb_fake()`; the
 answers come from the same dispatcher (`api.py`) the HTTP server uses. Other URLs pass through, so tests
-can use the cluster simulator alongside. A drop-response fault surfaces as `requests.ConnectionError`.
+can use the cluster simulator alongside. A drop-response fault surfaces as `requests.ConnectionError`. A hung
+call (`hang_s`) only runs late here: `responses` ignores the client's request timeout, so tests of it use the
+HTTP server.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ POST `/` serves the CLB 2018-03-17 API through the same dispatcher as the `respo
 the SDK reaches it with `HttpProfile(protocol="http", endpoint="127.0.0.1:<port>")`. Unsigned admin
 JSON endpoints under `/_emulator/` (local use only): `POST reset`, `POST seed`, `GET state`,
 `GET calls`, `GET|POST|DELETE faults`, `GET|POST config`. A drop-response fault closes the connection
-without an answer, which the SDK reports as `ClientNetworkError`.
+without an answer, which the SDK reports as `ClientNetworkError`; so does a client's own request timeout
+on a hung call (`hang_s`), which the server then abandons unapplied once it sees the client close.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import select
 import socket
 import threading
 from dataclasses import asdict
@@ -67,7 +69,7 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path != "/":
             self._send(404, b'{"error": "not found"}', {"Content-Type": "application/json"})
             return
-        raw = RawRequest(method, url.path, url.query, dict(self.headers.items()), body)
+        raw = RawRequest(method, url.path, url.query, dict(self.headers.items()), body, caller_gone=self._client_gone)
         reply = self.server.api.handle(raw)
         if reply.drop:
             # Close without a byte of answer: the client sees the connection reset after the change applied.
@@ -76,6 +78,14 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return
         self._send(reply.status, reply.body, reply.headers)
+
+    def _client_gone(self) -> bool:
+        """True once the client closed its end (it gave up waiting): readable, with nothing left to read."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
     def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
         self.send_response(status)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from emulators.clb.errors import ClbApiError
-from emulators.clb.faults import FaultInjector, FaultRule
+from emulators.clb.faults import CallAbandoned, FaultInjector, FaultRule
 from emulators.clb.model import ClbModel
 from emulators.clb.ratelimit import RateLimiter
 from shared.clock import FakeClock
@@ -108,7 +108,13 @@ def test_fault_count_and_wildcard() -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    [{"error_code": "X"}, {"action": "A", "bogus": 1}, {"action": "A", "rate": 2}, {"action": "A", "latency_s": -1}],
+    [
+        {"error_code": "X"},
+        {"action": "A", "bogus": 1},
+        {"action": "A", "rate": 2},
+        {"action": "A", "latency_s": -1},
+        {"action": "A", "hang_s": -1},
+    ],
 )
 def test_bad_fault_rules_are_refused(raw: dict[str, object]) -> None:
     with pytest.raises(ClbApiError):
@@ -121,6 +127,30 @@ def test_model_sleeps_injected_latency() -> None:
     model.set_fault({"action": "DescribeLoadBalancers", "latency_s": 0.3})
     model.call("DescribeLoadBalancers", {})
     assert slept == [0.3]
+
+
+def test_a_hung_call_whose_caller_gave_up_is_abandoned_unapplied() -> None:
+    clock = FakeClock()
+    model = ClbModel(clock=clock.monotonic, wall_clock=clock.now, sleep=clock.sleep)
+    model.set_fault({"action": "CreateLoadBalancer", "hang_s": 30.0, "count": 1})
+    with pytest.raises(CallAbandoned):
+        model.invoke("CreateLoadBalancer", {"LoadBalancerType": "OPEN"}, caller_gone=lambda: clock.monotonic() >= 2)
+    assert 2 <= clock.monotonic() < 30  # let go as soon as the caller left, not after the whole hang
+    assert model.export_state()["load_balancers"] == []
+    [abandoned] = model.calls()["calls"]
+    assert abandoned["action"] == "CreateLoadBalancer" and abandoned["abandoned"] is True
+    model.call("CreateLoadBalancer", {"LoadBalancerType": "OPEN"})  # count 1: the next call does not hang
+    assert len(model.export_state()["load_balancers"]) == 1
+
+
+def test_a_hung_call_whose_caller_waits_runs_late() -> None:
+    clock = FakeClock()
+    model = ClbModel(clock=clock.monotonic, wall_clock=clock.now, sleep=clock.sleep)
+    model.set_fault({"action": "CreateLoadBalancer", "hang_s": 30.0})
+    model.invoke("CreateLoadBalancer", {"LoadBalancerType": "OPEN"}, caller_gone=lambda: False)
+    assert clock.monotonic() == pytest.approx(30.0)
+    assert len(model.export_state()["load_balancers"]) == 1
+    assert model.calls()["calls"][-1]["abandoned"] is False
 
 
 def test_rate_limiter_window_slides() -> None:
