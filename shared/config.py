@@ -18,7 +18,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.domain.errors import ConfigError
-from shared.domain.limits import MIN_LEASE_TTL_S
+from shared.domain.limits import MIN_LEASE_TTL_S, REQUEST_LEASE_FACTOR
 
 
 class Settings(BaseSettings):
@@ -72,6 +72,14 @@ class Settings(BaseSettings):
     clb_task_timeout_s: float = Field(
         default=60.0, gt=0, description="longest wait for an async CLB task (DescribeTaskStatus)"
     )
+    clb_request_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="the SDK gives up waiting on one CLB/SCF API request (to connect, or for the next bytes of "
+        "the answer) after this many seconds, and the call is retried; a fenced CLB write starts a request only "
+        f"with {REQUEST_LEASE_FACTOR} times this left on its lease, so it must be under lease_ttl_s / "
+        f"{REQUEST_LEASE_FACTOR}",
+    )
 
     # --- Kubernetes ----------------------------------------------------------------------------------
     kubeconfig: str | None = Field(
@@ -101,7 +109,8 @@ class Settings(BaseSettings):
         default=30.0,
         gt=0,
         description="lease of the per-CLB writer and of the service step (one at a time); renewed while a write "
-        f"waits for its CLB task, at least {MIN_LEASE_TTL_S:g}",
+        f"waits for its CLB task, at least {MIN_LEASE_TTL_S:g} and over {REQUEST_LEASE_FACTOR} x "
+        "clb_request_timeout_s",
     )
     schedule_visibility_s: float = Field(
         default=180.0,
@@ -288,11 +297,30 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _lease_outlasts_the_pauses_of_a_write(self) -> Settings:
         if self.lease_ttl_s < MIN_LEASE_TTL_S:
+            longest = REQUEST_LEASE_FACTOR * self.clb_request_timeout_s
+            also = (
+                f" and above {longest:g} ({REQUEST_LEASE_FACTOR} x CLB_DIRECT_CLB_REQUEST_TIMEOUT_S)"
+                if longest >= MIN_LEASE_TTL_S
+                else ""
+            )
             raise ValueError(
                 f"CLB_DIRECT_LEASE_TTL_S={self.lease_ttl_s:g} is too short: a CLB writer renews its lease at the "
                 f"attempts and task polls of a write (which waits up to CLB_DIRECT_CLB_TASK_TIMEOUT_S="
                 f"{self.clb_task_timeout_s:g}s), and those pause up to {MIN_LEASE_TTL_S / 3:g}s, so a shorter lease "
-                f"lapses mid-write and a second writer starts beside it; set it to at least {MIN_LEASE_TTL_S:g}"
+                f"lapses mid-write and a second writer starts beside it; set it to at least {MIN_LEASE_TTL_S:g}{also}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _requests_end_inside_the_lease(self) -> Settings:
+        longest = REQUEST_LEASE_FACTOR * self.clb_request_timeout_s
+        if self.lease_ttl_s <= longest:
+            raise ValueError(
+                f"CLB_DIRECT_CLB_REQUEST_TIMEOUT_S={self.clb_request_timeout_s:g} is too long for "
+                f"CLB_DIRECT_LEASE_TTL_S={self.lease_ttl_s:g}: a fenced CLB write starts a request only with "
+                f"{REQUEST_LEASE_FACTOR} request timeouts ({longest:g}s) left on its lease, so that a request that "
+                "hangs is abandoned while the lease still holds; set CLB_DIRECT_CLB_REQUEST_TIMEOUT_S below "
+                f"{self.lease_ttl_s / REQUEST_LEASE_FACTOR:g} or CLB_DIRECT_LEASE_TTL_S above {longest:g}"
             )
         return self
 

@@ -10,7 +10,10 @@ Each batch gets a `Fence` for the lease it runs under, and `work` makes its CLB 
 compare-and-extend in the store that fails once another writer has acquired the lease (a higher token).
 A writer whose lease was taken over therefore never makes its write: it raises `LeaseLost`, the writer
 puts the batch back for the new holder and stops. The renewal also gives the write call a full lease
-TTL in which no one else can acquire the lease.
+TTL in which no one else can acquire the lease, and every request of the call (retries, task polls)
+starts with at least `REQUEST_LEASE_FACTOR` request timeouts of it left (`Fence.keep_alive` renews
+first): a request that hangs is abandoned by the SDK and retried under the fence long before the lease
+could lapse beneath it.
 
 The service step writes a Service's CLB and listeners under its own lease (`exclusive`, one service step
 per Service at a time) through the same `FencedLoadBalancer`, so a stalled service step whose lease was
@@ -27,7 +30,7 @@ import structlog
 
 from shared import heartbeat
 from shared.domain.clb_work import ClbWork
-from shared.domain.errors import Conflict, RetryableError
+from shared.domain.errors import ConfigError, Conflict, RetryableError
 from shared.domain.models import Listener, ListenerSpec, LoadBalancerInfo, LoadBalancerSpec, Target, TargetHealth
 from shared.keys import lease_name, pending_queue
 from shared.ports import Clock, LeaseStore, LoadBalancer, PendingSets
@@ -57,10 +60,21 @@ class Fence:
         self.lease, self.subject, self.holder, self.token, self.ttl_s = lease, subject, holder, token, ttl_s
         self.renewed_at = clock.now()
 
-    def keep_alive(self, action: str) -> None:
-        """`check` once a third of the TTL passed since the last renewal: the heartbeat of a write that waits
-        (a store round trip per retry or task poll would be wasted while the lease is young)."""
-        if self._clock.now() - self.renewed_at >= self.ttl_s / 3:
+    def keep_alive(self, action: str, lease_s: float = 0.0) -> None:
+        """The heartbeat of a write that waits, run right before each of its requests: `check` once a third
+        of the TTL passed since the last renewal (a store round trip per retry or task poll would be wasted
+        while the lease is young), or when no more than `lease_s` is left, the lease the next request needs.
+
+        The fence is not checked again until the request ends, so a lease that cannot cover it even when
+        fresh (`ttl_s <= lease_s`) refuses the request; `Settings` rule that out for the CLB's timeout."""
+        if self.ttl_s <= lease_s:
+            raise ConfigError(
+                f"{action} on {self.subject} not made: its request needs {lease_s:g}s of lease, the whole "
+                f"{self.ttl_s:g}s lease it runs under or more; lower CLB_DIRECT_CLB_REQUEST_TIMEOUT_S or raise "
+                "CLB_DIRECT_LEASE_TTL_S"
+            )
+        left = self.ttl_s - (self._clock.now() - self.renewed_at)
+        if left <= self.ttl_s * 2 / 3 or left <= lease_s:
             self.check(action)
 
     def check(self, action: str) -> None:
@@ -111,7 +125,7 @@ class FencedLoadBalancer:
 
     def _write(self, action: str, call: Callable[[], T]) -> T:
         self.fence.check(action)
-        with heartbeat.beating(lambda: self.fence.keep_alive(action)):
+        with heartbeat.beating(lambda lease_s: self.fence.keep_alive(action, lease_s)):
             return call()
 
     def register_targets(self, lb_id: str, targets: Sequence[Target]) -> None:

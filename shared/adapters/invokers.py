@@ -74,7 +74,10 @@ class ScfInvoker:
     @classmethod
     def from_settings(cls, settings: Settings, *, clock: Clock | None = None) -> ScfInvoker:
         secret_id, secret_key, token = settings.require_credentials()
-        profile = ClientProfile(httpProfile=HttpProfile(endpoint=settings.scf_endpoint))
+        # The SDK's default request timeout (60 s) outlasts most of our functions' own; a hung Invoke is
+        # abandoned and retried instead.
+        http_profile = HttpProfile(endpoint=settings.scf_endpoint, reqTimeout=settings.clb_request_timeout_s)
+        profile = ClientProfile(httpProfile=http_profile)
         client = scf_client.ScfClient(credential.Credential(secret_id, secret_key, token), settings.region, profile)
         return cls(
             client,

@@ -4,8 +4,9 @@ Built once per cold start by `shared.deps.build_deps` (`TencentClbGateway.from_s
 bind, unbind, health and reconcile steps call it. Every request is a typed SDK request model sent
 through `ClbClient`, so production and the emulator (via `Settings.clb_endpoint`) see identical,
 TC3-signed traffic. Writes take a token from the shared per-region bucket in the Store first, transient
-failures are retried under a deadline (`clb_errors.call_with_retry`), and async writes wait for their
-task via DescribeTaskStatus. Field mapping and chunking rules live in `clb_mapping`.
+failures (a request that outlasts `clb_request_timeout_s` included) are retried under a deadline
+(`clb_errors.call_with_retry`), and async writes wait for their task via DescribeTaskStatus. Field mapping
+and chunking rules live in `clb_mapping`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from shared.adapters.clb_errors import RetryPolicy, call_with_retry
 from shared.clock import SystemClock
 from shared.config import Settings
 from shared.domain.errors import NotFound, PermanentError, RetryableError
-from shared.domain.limits import CLB_TASK_POLL_MAX_S
+from shared.domain.limits import CLB_TASK_POLL_MAX_S, REQUEST_LEASE_FACTOR
 from shared.domain.models import (
     Listener,
     ListenerSpec,
@@ -67,9 +68,12 @@ _TASK_FAILED_RETRY_S = 2.0
 
 
 def build_clb_client(settings: Settings) -> clb_client.ClbClient:
-    """The SDK client: role credentials (with session token), endpoint override for the emulator."""
+    """The SDK client: role credentials (with session token), endpoint override for the emulator, and a
+    request timeout well inside the lease (the SDK's own default, 60 s, outlasts it)."""
     secret_id, secret_key, token = settings.require_credentials()
-    http_profile = HttpProfile(protocol=settings.clb_protocol, endpoint=settings.clb_endpoint)
+    http_profile = HttpProfile(
+        protocol=settings.clb_protocol, endpoint=settings.clb_endpoint, reqTimeout=settings.clb_request_timeout_s
+    )
     return clb_client.ClbClient(
         credential.Credential(secret_id, secret_key, token),
         settings.region,
@@ -93,6 +97,9 @@ class TencentClbGateway:
         default_vpc_id: str | None = None,
     ) -> None:
         self._client = client
+        # How long one request may block: the client's own setting, so the lease a request asks the
+        # heartbeat for is the one it can really take.
+        self._request_timeout_s = float(client.profile.httpProfile.reqTimeout)
         self._region = region
         self._clock: Clock = clock or SystemClock()
         self._store = store
@@ -127,10 +134,11 @@ class TencentClbGateway:
         throttle = self._take_write_token if action in _WRITE_FAMILIES else None
 
         def before_attempt(deadline: float) -> None:
-            # Every attempt and every task poll: a fenced write keeps its lease alive while it waits.
-            heartbeat.beat()
             if throttle is not None:
                 throttle(action, deadline)
+            # Right before every attempt and task poll, after any wait for a write token: a fenced write
+            # keeps its lease alive while it waits and sends no request its lease could lapse under.
+            heartbeat.beat(REQUEST_LEASE_FACTOR * self._request_timeout_s)
 
         def send() -> dict[str, Any]:
             response = method(request)

@@ -31,6 +31,14 @@ CLB_RETRY_BACKOFF_CAP_S = 5.0
 CLB_TASK_POLL_MAX_S = 3.0
 MIN_LEASE_TTL_S = 3 * max(CLB_RETRY_BACKOFF_CAP_S, CLB_TASK_POLL_MAX_S)
 
+# A fenced CLB write sends a request only with this many request timeouts (`clb_request_timeout_s`) left
+# on its lease, renewing it first when less is left. The fence is checked before a request, never during
+# it: one timeout covers the request itself (the SDK abandons it then, and the call is retried under the
+# fence), the other is margin for what the writer cannot see: a request the CLB received just before we
+# gave up and applies a little later, and the clock skew between writers. Settings refuse a lease TTL that
+# is not longer than this many timeouts.
+REQUEST_LEASE_FACTOR = 2
+
 # SCF's async Invoke accepts at most 128 KB of event; the router cuts StepRequests to leave headroom for
 # the invoker's envelope, and every invoker refuses an event over the limit itself.
 SCF_ASYNC_PAYLOAD_LIMIT_BYTES = 128 * 1024

@@ -299,3 +299,28 @@ def test_exclusive_waits_out_a_live_holder_then_fences_its_own_writes(store, clo
         with pytest.raises(LeaseLost, match="CreateListener on Service shop/web not made"):
             fence.check("CreateListener")
     assert store.current_lease(lease, now=clock.now()).holder == "taker"  # leaving left the taker's lease alone
+
+
+def test_keep_alive_renews_before_a_request_the_lease_left_could_not_cover(store, clock):
+    # The fence is checked before each CLB request, never during it: a request that may take `lease_s`
+    # starts only with that much lease left, so the lease is renewed first even while it is still young.
+    from shared.domain.errors import ConfigError
+    from shared.leases import Fence, LeaseLost
+
+    lease = store.acquire_lease("lease/lb-1", "me", ttl_s=TTL, now=clock.now())
+    fence = Fence(store, clock, lease="lease/lb-1", subject="CLB lb-1", holder="me", token=lease.token, ttl_s=TTL)
+    clock.advance(TTL / 6)
+    fence.keep_alive("RegisterTargets", 2.0)
+    assert fence.renewed_at == clock.now() - TTL / 6  # plenty left: no store round trip
+    fence.keep_alive("RegisterTargets", TTL * 0.9)
+    assert fence.renewed_at == clock.now()  # less left than the request may need: renewed first
+    assert store.current_lease("lease/lb-1", now=clock.now() + TTL * 0.9).holder == "me"
+    clock.advance(TTL / 3)
+    fence.keep_alive("RegisterTargets")
+    assert fence.renewed_at == clock.now()  # the regular heartbeat, a third of the TTL on
+    with pytest.raises(ConfigError, match="RegisterTargets on CLB lb-1 not made: its request needs 30s of lease"):
+        fence.keep_alive("RegisterTargets", TTL)
+    clock.advance(TTL + 1)
+    store.acquire_lease("lease/lb-1", "taker", ttl_s=TTL, now=clock.now())
+    with pytest.raises(LeaseLost):
+        fence.keep_alive("RegisterTargets", 2.0)  # refused: taken over while the lease could not be renewed

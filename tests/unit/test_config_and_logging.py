@@ -58,7 +58,25 @@ def test_a_lease_shorter_than_the_pauses_of_a_clb_write_is_refused() -> None:
         Settings.load({"CLB_DIRECT_LEASE_TTL_S": "5"})
     shipped = Settings.load({})
     assert shipped.lease_ttl_s < shipped.clb_task_timeout_s  # fine: renewed while it waits
-    assert Settings.load({"CLB_DIRECT_LEASE_TTL_S": "15"}).lease_ttl_s == 15
+    short = Settings.load({"CLB_DIRECT_LEASE_TTL_S": "15", "CLB_DIRECT_CLB_REQUEST_TIMEOUT_S": "5"})
+    assert short.lease_ttl_s == 15
+
+
+def test_a_clb_request_timeout_that_leaves_no_margin_inside_the_lease_is_refused() -> None:
+    # The fence is checked before a request, not during it: a request must end (or be abandoned by the SDK)
+    # with as long again to spare on the lease, so two request timeouts must fit in the lease TTL.
+    shipped = Settings.load({})
+    assert 2 * shipped.clb_request_timeout_s < shipped.lease_ttl_s
+    assert shipped.clb_request_timeout_s < 60  # the SDK's own default outlasts the lease
+    with pytest.raises(ConfigError) as info:
+        Settings.load({"CLB_DIRECT_LEASE_TTL_S": "20"})  # exactly 2 x the default 10 s: no margin
+    message = info.value.message
+    assert "CLB_DIRECT_CLB_REQUEST_TIMEOUT_S=10 is too long for CLB_DIRECT_LEASE_TTL_S=20" in message
+    assert "set CLB_DIRECT_CLB_REQUEST_TIMEOUT_S below 10 or CLB_DIRECT_LEASE_TTL_S above 20" in message
+    with pytest.raises(ConfigError, match=r"CLB_DIRECT_CLB_REQUEST_TIMEOUT_S=16 is too long.*below 15 or"):
+        Settings.load({"CLB_DIRECT_CLB_REQUEST_TIMEOUT_S": "16"})
+    relaxed = Settings.load({"CLB_DIRECT_LEASE_TTL_S": "20", "CLB_DIRECT_CLB_REQUEST_TIMEOUT_S": "9.5"})
+    assert relaxed.clb_request_timeout_s == 9.5
 
 
 def test_logs_are_json_with_invocation_context_and_redacted_secrets() -> None:

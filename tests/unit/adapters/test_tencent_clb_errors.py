@@ -9,6 +9,7 @@ import random
 import pytest
 import structlog
 
+from shared import heartbeat
 from shared.adapters.clb_errors import RetryPolicy, is_retryable_code
 from shared.adapters.tencent_clb import TencentClbGateway, build_clb_client
 from shared.clock import FakeClock
@@ -173,3 +174,33 @@ def test_retry_logs_never_carry_credentials(gateway: TencentClbGateway, clb_stub
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert any(line["event"] == "clb.call.retrying" and line["code"] == "RequestLimitExceeded" for line in lines)
     assert "unit-key" not in stream.getvalue() and "AKIDunit" not in stream.getvalue()
+
+
+def test_each_request_asks_the_heartbeat_for_two_request_timeouts_after_any_token_wait(
+    clb_stub: ClbStub, clock: FakeClock
+) -> None:
+    # The fence is only checked before a request: that check must come after the wait for a write token
+    # (it can last the whole call deadline) and ask for the lease the request may take, its timeout twice.
+    client = build_clb_client(settings(clb_request_timeout_s=4.0))
+    assert client.profile.httpProfile.reqTimeout == 4.0  # the SDK's 60 s default would outlast the lease
+    gateway = TencentClbGateway(
+        client,
+        region="ap-guangzhou",
+        clock=clock,
+        store=BucketStore(),  # type: ignore[arg-type]
+        write_rate_per_s=0.5,
+        retry=RetryPolicy(deadline_s=60.0),
+    )
+    events: list[str] = []
+    clb_stub.on("BatchRegisterTargets", lambda _params: events.append("request") or {"FailListenerIdSet": []})
+    sleep = clock.sleep
+
+    def recorded_sleep(seconds: float) -> None:
+        events.append("token wait")
+        sleep(seconds)
+
+    clock.sleep = recorded_sleep  # type: ignore[method-assign]
+    with heartbeat.beating(lambda lease_s: events.append(f"beat {lease_s:g}")):
+        gateway.register_targets("lb-1", ONE)
+        gateway.register_targets("lb-1", ONE)  # the bucket is empty: waits 2 s for its token
+    assert events == ["beat 8", "request", "token wait", "beat 8", "request"]
