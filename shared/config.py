@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     kube_context: str | None = Field(
         default=None, description="context of that kubeconfig (default: its current context)"
     )
+    kube_request_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="each Kubernetes API request gives up after this many seconds (per attempt: the client "
+        "retries a failed connection)",
+    )
 
     # --- behaviour -----------------------------------------------------------------------------------
     backend_quota: int = Field(default=200, ge=1, description="max backends per CLB (CLB default 200)")

@@ -45,8 +45,10 @@ class EventRecorder:
         window_s: float = 600.0,
         cache_size: int = 512,
         reporting_instance: str = COMPONENT,
+        request_timeout_s: float = 10.0,
     ) -> None:
         self._core = core
+        self._request_timeout_s = request_timeout_s
         self._clock = clock
         self._window_s = window_s
         self._cache_size = cache_size
@@ -87,6 +89,7 @@ class EventRecorder:
                 seen.namespace,
                 body,
                 _content_type=MERGE_PATCH,
+                _request_timeout=self._request_timeout_s,
             )
         except NotFound:
             return False  # expired (events have a TTL): start a new one
@@ -125,5 +128,6 @@ class EventRecorder:
             self._core.create_namespaced_event,
             regarding.namespace,
             client.CoreV1Event.model_validate(body),
+            _request_timeout=self._request_timeout_s,
         )
         return _SeenEvent(namespace=regarding.namespace, name=name, count=1, last_seen=now)

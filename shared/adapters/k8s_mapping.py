@@ -220,6 +220,16 @@ def call_api(what: str, send: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     except ApiException as exc:
         raise api_error(exc, what) from exc
     except urllib3.exceptions.HTTPError as exc:
+        # urllib3 wraps the timeout of a request it retried in MaxRetryError; its reason says which.
+        if isinstance(exc, urllib3.exceptions.TimeoutError) or isinstance(
+            getattr(exc, "reason", None), urllib3.exceptions.TimeoutError
+        ):
+            raise RetryableError(
+                f"Kubernetes API {what}: no answer within CLB_DIRECT_KUBE_REQUEST_TIMEOUT_S ({exc}); "
+                "the API server is overloaded or unreachable, the step is retried",
+                delay_s=2.0,
+                code="Timeout",
+            ) from exc
         raise RetryableError(f"Kubernetes API {what}: connection failed: {exc}", delay_s=2.0) from exc
 
 

@@ -6,7 +6,8 @@ reconcile, guardian and admission code call it. Reads map V1 objects to domain m
 (`k8s_mapping`); writes use the narrowest verb that is safe under concurrency: strategic-merge on
 pods/status with UID + resourceVersion preconditions for the gate, merge patches with a
 resourceVersion precondition for finalizers, PUT with the current resourceVersion for the webhook
-configuration. API errors become typed errors by HTTP status.
+configuration. API errors become typed errors by HTTP status; every request gives up after
+`kube_request_timeout_s` (a retryable error).
 """
 
 from __future__ import annotations
@@ -57,8 +58,11 @@ class KubernetesCluster:
         event_cache_size: int = 512,
         reporting_instance: str = COMPONENT,
         claim_unclassed: bool = True,
+        request_timeout_s: float = 10.0,
     ) -> None:
         self._api = api_client
+        # The client waits forever by default; every call made here passes this as `_request_timeout`.
+        self._request_timeout_s = request_timeout_s
         # Settings.service_ownership: False = only Services of our loadBalancerClass are ours.
         self._claim_unclassed = claim_unclassed
         self._core = client.CoreV1Api(api_client)
@@ -72,6 +76,7 @@ class KubernetesCluster:
             window_s=event_window_s,
             cache_size=event_cache_size,
             reporting_instance=reporting_instance,
+            request_timeout_s=request_timeout_s,
         )
 
     @classmethod
@@ -102,6 +107,7 @@ class KubernetesCluster:
             client.ApiClient(configuration),
             clock=clock,
             claim_unclassed=settings.service_ownership == "annotation",
+            request_timeout_s=settings.kube_request_timeout_s,
         )
 
     @property
@@ -114,9 +120,8 @@ class KubernetesCluster:
 
     # ------------------------------------------------------------------------------------ plumbing
 
-    @staticmethod
-    def _call(what: str, send: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return km.call_api(what, send, *args, **kwargs)
+    def _call(self, what: str, send: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return km.call_api(what, send, *args, _request_timeout=self._request_timeout_s, **kwargs)
 
     def _optional(self, what: str, send: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
         try:

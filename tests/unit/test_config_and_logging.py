@@ -77,6 +77,8 @@ def test_a_clb_request_timeout_that_leaves_no_margin_inside_the_lease_is_refused
         Settings.load({"CLB_DIRECT_CLB_REQUEST_TIMEOUT_S": "16"})
     relaxed = Settings.load({"CLB_DIRECT_LEASE_TTL_S": "20", "CLB_DIRECT_CLB_REQUEST_TIMEOUT_S": "9.5"})
     assert relaxed.clb_request_timeout_s == 9.5
+    with pytest.raises(ConfigError, match="CLB_DIRECT_KUBE_REQUEST_TIMEOUT_S"):
+        Settings.load({"CLB_DIRECT_KUBE_REQUEST_TIMEOUT_S": "0"})
 
 
 def test_logs_are_json_with_invocation_context_and_redacted_secrets() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import pytest
@@ -237,3 +238,23 @@ def test_api_errors_are_typed(sim: Sim) -> None:
     sim.server.stop()
     with pytest.raises(RetryableError, match="get Pod default/web-1"):
         sim.cluster.get_pod("default", "web-1")
+
+
+def test_a_request_the_api_server_never_answers_gives_up_after_the_request_timeout() -> None:
+    # The kernel completes the handshake for a listening socket that nobody accepts on: the request goes out
+    # and no answer ever comes. Without `_request_timeout` the client would wait for it forever.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        settings = Settings.load(
+            {},
+            kube_api_server=f"http://127.0.0.1:{silent.getsockname()[1]}",
+            kube_token="t0ken",
+            kube_request_timeout_s=0.5,
+        )
+        cluster = KubernetesCluster.from_settings(settings)
+        try:
+            with pytest.raises(RetryableError) as info:
+                cluster.get_service("default", "web")
+        finally:
+            cluster.close()
+    assert info.value.code == "Timeout"
+    assert "get Service default/web: no answer within CLB_DIRECT_KUBE_REQUEST_TIMEOUT_S" in info.value.message
