@@ -50,6 +50,8 @@ def main(argv: list[str]) -> int:
     if os.environ.get("BENCH_WORLD_HEALTH_LOG") == "1":
         # Every health verdict the CLB emulator's checker publishes, with its time: is the world keeping up?
         logging.getLogger("clb_emulator.health").setLevel(logging.INFO)
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(logging.Formatter("%(created).3f %(message)s"))
     clb = ClbEmulator(
         ClbEmulatorOptions(
             secret_id=config["secret_id"],
