@@ -1,13 +1,13 @@
 """The real HTTP servers that stand in for a Pod's containers.
 
 The kubelet (`kubelet.py`) starts one `ContainerServer` per declared container port on the Pod's
-loopback IP once the Pod's start delay has passed, and stops it on a crash injection or when the
-Pod's containers stop (`termination.py` decides when). Each server answers GET/HEAD on any path with
-200 and a small JSON body naming the Pod and its version (the container's `VERSION` env value, else its
-image tag), so tests and the CLB emulator's forwarding proxy can tell old Pods from new ones; a
-`delay_ms=N` query parameter (at most 30 s) makes a request take that long, so tests can hold a request
-in flight across a SIGTERM. Its readiness path answers 503 while a readiness failure is injected, so
-HTTP health checks see what the kubelet reports.
+loopback IP once the Pod's start delay has passed (one event loop thread serves them all), and stops it
+on a crash injection or when the Pod's containers stop (`termination.py` decides when). Each server
+answers GET/HEAD on any path with 200 and a small JSON body naming the Pod and its version (the
+container's `VERSION` env value, else its image tag), so tests and the CLB emulator's forwarding proxy
+can tell old Pods from new ones; a `delay_ms=N` query parameter (at most 30 s) makes a request take that
+long, so tests can hold a request in flight across a SIGTERM. Its readiness path answers 503 while a
+readiness failure is injected, so HTTP health checks see what the kubelet reports.
 
 A server stops in one of two ways, as a process does: `close_listener` (what a typical app does on
 SIGTERM: no new connections, the requests in flight finish; `wait_idle` tells when they have) or
@@ -17,18 +17,16 @@ reset). A client that went away mid-answer prints nothing: the servers never wri
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
-import os
-import selectors
 import socket
 import struct
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 DEFAULT_READINESS_PATH = "/ready"
@@ -67,44 +65,27 @@ class ContainerIdentity:
     readiness_failed: threading.Event = field(default_factory=threading.Event)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _PodHttpServer
-    # HTTP/1.0: one request per connection, so a stopped server drops its clients at once (a crash).
-    protocol_version = "HTTP/1.0"
-
-    def do_GET(self) -> None:
-        self._answer(send_body=True)
-
-    def do_HEAD(self) -> None:
-        self._answer(send_body=False)
-
-    def _answer(self, *, send_body: bool) -> None:
-        identity = self.server.identity
-        path, _, query = self.path.partition("?")
-        delay = _delay_s(query)
-        if delay > 0:
-            time.sleep(delay)
-        failing = path == identity.readiness_path and identity.readiness_failed.is_set()
-        payload = {
-            "pod": identity.pod,
-            "namespace": identity.namespace,
-            "container": identity.container,
-            "version": identity.version,
-            "ip": identity.ip,
-            "port": identity.port,
-            "path": path,
-            "ready": not failing,
-        }
-        body = (json.dumps(payload) + "\n").encode()
-        self.send_response(503 if failing else 200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if send_body:
-            self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silence per-request logging: a rollout's health checks would flood the output."""
+def _response(identity: ContainerIdentity, method: str, target: str) -> bytes:
+    """The answer to one request: 200 and a JSON body naming the Pod (503 on a failing readiness path)."""
+    if method not in ("GET", "HEAD"):
+        return b"HTTP/1.0 501 Not Implemented\r\nContent-Length: 0\r\n\r\n"
+    path, _, _query = target.partition("?")
+    failing = path == identity.readiness_path and identity.readiness_failed.is_set()
+    payload = {
+        "pod": identity.pod,
+        "namespace": identity.namespace,
+        "container": identity.container,
+        "version": identity.version,
+        "ip": identity.ip,
+        "port": identity.port,
+        "path": path,
+        "ready": not failing,
+    }
+    body = (json.dumps(payload) + "\n").encode()
+    status = b"503 Service Unavailable" if failing else b"200 OK"
+    head = b"HTTP/1.0 " + status + b"\r\nContent-Type: application/json\r\nContent-Length: "
+    head += str(len(body)).encode() + b"\r\n\r\n"
+    return head + (body if method == "GET" else b"")
 
 
 def _delay_s(query: str) -> float:
@@ -115,73 +96,44 @@ def _delay_s(query: str) -> float:
         return 0.0
 
 
-class _PodHttpServer(ThreadingHTTPServer):
-    daemon_threads = True
+T = TypeVar("T")
 
-    def __init__(self, identity: ContainerIdentity) -> None:
-        self.identity = identity
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        self._wake_read, self._wake_write = socket.socketpair()  # before the bind: a failed bind closes them
-        super().__init__((identity.ip, identity.port), _Handler)
 
-    def serve_until_closed(self) -> None:
-        """Accept until `stop_accepting`; sleeps in the selector rather than polling (hundreds of Pod
-        servers polling every 50 ms took a large share of the simulator's CPU at the quota's scale)."""
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.socket, selectors.EVENT_READ)
-            selector.register(self._wake_read, selectors.EVENT_READ)
-            while True:
-                for key, _ in selector.select():
-                    if key.fileobj is self._wake_read:
-                        return
-                    self.handle_request()  # readable: accepts at once
+class _ServingLoop:
+    """One event loop thread serving every simulated container port of the process.
 
-    def stop_accepting(self) -> None:
-        """Wake the accept loop and make it return (it handles nothing more)."""
-        with contextlib.suppress(OSError):
-            self._wake_write.send(b"x")
+    A thread per server and one per connection (the standard library's servers) made hundreds of runnable
+    threads at the quota's scale; they queued for the GIL long enough that the CLB emulator's 2 s health
+    probes timed out in bursts. Here an idle server costs nothing and a request a few callbacks.
+    """
 
-    def server_close(self) -> None:
-        super().server_close()
-        for end in (self._wake_read, self._wake_write):
-            end.close()
+    _lock = threading.Lock()
+    _instance: _ServingLoop | None = None
 
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self.connections_lock:
-            self.connections.add(request)
-        super().process_request(request, client_address)
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, name="pod-servers", daemon=True).start()
 
-    def shutdown_request(self, request: Any) -> None:
-        with self.connections_lock:
-            self.connections.discard(request)
-        super().shutdown_request(request)
+    @classmethod
+    def get(cls) -> _ServingLoop:
+        with cls._lock:
+            if cls._instance is None:
+                cls._instance = cls()
+            return cls._instance
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that hung up, or a connection reset by `kill`: a real app logs nothing either."""
-
-    def reset_connections(self) -> None:
-        """Close every open connection with a TCP reset (SO_LINGER 0), as the kernel does for a killed process."""
-        with self.connections_lock:
-            connections, self.connections = list(self.connections), set()
-        for connection in connections:
-            try:
-                connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                # Detach first: the handler's file objects keep a plain close() from closing the descriptor
-                # while they exist; a detached socket makes their next read or write fail at once instead.
-                os.close(connection.detach())
-            except OSError:
-                pass
+    def run(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run `work` on the loop and wait for its result (from any thread but the loop's)."""
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout=10)
 
 
 class ContainerServer:
-    """One listening HTTP server for one container port; `start` raises OSError if the bind fails."""
+    """One listening HTTP/1.0 server for one container port (one request per connection, so a stopped
+    server drops its clients at once, as a crash does); `start` raises OSError if the bind fails."""
 
     def __init__(self, identity: ContainerIdentity) -> None:
         self.identity = identity
-        self._server: _PodHttpServer | None = None
-        self._thread: threading.Thread | None = None
-        self._closing: _PodHttpServer | None = None  # listener closed, requests in flight still answered
+        self._server: asyncio.AbstractServer | None = None
+        self._connections: set[asyncio.StreamWriter] = set()
 
     @property
     def running(self) -> bool:
@@ -191,35 +143,51 @@ class ContainerServer:
     @property
     def in_flight(self) -> int:
         """Connections accepted and not finished yet (after `close_listener`, what still drains)."""
-        server = self._closing or self._server
-        if server is None:
-            return 0
-        with server.connections_lock:
-            return len(server.connections)
+        return len(self._connections)
 
     def start(self) -> None:
         if self._server is not None:
             return
-        server = _PodHttpServer(self.identity)
-        thread = threading.Thread(
-            target=server.serve_until_closed,
-            name=f"pod-{self.identity.pod}-{self.identity.port}",
-            daemon=True,
-        )
-        thread.start()
-        self._server, self._thread = server, thread
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.identity.ip, self.identity.port))
+            sock.listen(128)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        serving = _ServingLoop.get()
+        self._server = serving.run(self._listen(sock))
+
+    async def _listen(self, sock: socket.socket) -> asyncio.AbstractServer:
+        return await asyncio.start_server(self._serve, sock=sock)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._connections.add(writer)
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            method, target, *_ = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
+            delay = _delay_s(target.partition("?")[2])
+            if delay > 0:
+                await asyncio.sleep(delay)
+            writer.write(_response(self.identity, method, target))
+            await writer.drain()
+        except (OSError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass  # a client that hung up, a bad request line or a reset by `kill`: a real app logs nothing
+        finally:
+            self._connections.discard(writer)
+            writer.close()
 
     def close_listener(self) -> None:
         """Stop accepting (new connections are refused); requests in flight are still answered."""
-        server, thread = self._server, self._thread
-        self._server, self._thread = None, None
-        if server is None:
-            return
-        server.stop_accepting()
-        if thread is not None:
-            thread.join(5.0)
-        server.socket.close()
-        self._closing = server
+        server, self._server = self._server, None
+        if server is not None:
+            _ServingLoop.get().run(self._close(server))
+
+    @staticmethod
+    async def _close(server: asyncio.AbstractServer) -> None:
+        server.close()  # the listening socket only: accepted connections carry on
 
     def wait_idle(self, timeout_s: float) -> bool:
         """After `close_listener`: wait until every accepted request has been answered; True if so."""
@@ -231,10 +199,18 @@ class ContainerServer:
     def kill(self) -> None:
         """Abrupt stop: the listener and every open connection close at once (clients see a reset)."""
         self.close_listener()
-        server, self._closing = self._closing, None
-        if server is not None:
-            server.reset_connections()
-            server.server_close()
+        if self._connections:
+            _ServingLoop.get().run(self._reset_all())
+
+    async def _reset_all(self) -> None:
+        """Close every open connection with a TCP reset (SO_LINGER 0), as the kernel does for a killed process."""
+        for writer in list(self._connections):
+            sock = writer.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+        self._connections.clear()
 
     def stop(self) -> None:
         """A crash or the end of the Pod: the same as `kill`."""
