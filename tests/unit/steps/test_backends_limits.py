@@ -15,22 +15,11 @@ from shared.domain.backends import (
 )
 from shared.domain.limits import cluster_version_problem, network_mode, pod_limit_problems
 from shared.domain.models import BindingRecord, ContainerPort, Listener, PodInfo, ServiceInfo, ServicePort, Target
+from tests.support.models import serving_pod
 
 
 def pod(name: str, ip: str | None = "10.0.0.1", **kw: object) -> PodInfo:
-    base: dict[str, object] = {
-        "namespace": "ns",
-        "name": name,
-        "uid": f"uid-{name}",
-        "labels": {"app": "web"},
-        "ip": ip,
-        "phase": "Running",
-        "containers_ready": True,
-        "creation_timestamp": f"2024-01-01T00:00:0{len(name) % 10}Z",
-        "container_ports": [ContainerPort(name="http", container_port=8080)],
-    }
-    base.update(kw)
-    return PodInfo(**base)  # type: ignore[arg-type]
+    return serving_pod(name, ip, **{"creation_timestamp": f"2024-01-01T00:00:0{len(name) % 10}Z", **kw})
 
 
 SERVICE = ServiceInfo(

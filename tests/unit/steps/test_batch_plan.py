@@ -13,13 +13,13 @@ from shared.domain.models import (
     LB_ID_ANNOTATION,
     VPC_CNI_NETWORKS_ANNOTATION,
     BindingRecord,
-    ContainerPort,
     Listener,
     PodInfo,
     ServiceInfo,
     ServicePort,
     Target,
 )
+from tests.support.models import serving_pod
 
 NOW = 1000.0
 SERVICE = ServiceInfo(
@@ -35,19 +35,7 @@ LISTENER = Listener(listener_id="l80", port=80, name=listener_name("ns", "web", 
 
 
 def pod(name: str, ip: str, **kw: Any) -> PodInfo:
-    base: dict[str, Any] = {
-        "namespace": "ns",
-        "name": name,
-        "uid": f"uid-{name}",
-        "labels": {"app": "web"},
-        "ip": ip,
-        "phase": "Running",
-        "containers_ready": True,
-        "container_ports": [ContainerPort(name="http", container_port=8080)],
-        "annotations": {VPC_CNI_NETWORKS_ANNOTATION: "tke-route-eni"},
-    }
-    base.update(kw)
-    return PodInfo(**base)
+    return serving_pod(name, ip, **{"annotations": {VPC_CNI_NETWORKS_ANNOTATION: "tke-route-eni"}, **kw})
 
 
 def record(name: str, ip: str, state: str = "registered", **kw: Any) -> BindingRecord:

@@ -25,6 +25,7 @@ from shared.domain.models import (
     ServicePort,
     Target,
 )
+from tests.support.models import serving_pod
 
 SERVICE = ServiceInfo(
     namespace="ns",
@@ -42,18 +43,7 @@ LISTENERS = [OURS, ADOPTED_PORT, FOREIGN]
 
 
 def pod(name: str, ip: str = "10.0.0.1", **kw: Any) -> PodInfo:
-    base: dict[str, Any] = {
-        "namespace": "ns",
-        "name": name,
-        "uid": f"uid-{name}",
-        "labels": {"app": "web"},
-        "ip": ip,
-        "phase": "Running",
-        "containers_ready": True,
-        "container_ports": [ContainerPort(name="http", container_port=8080)],
-    }
-    base.update(kw)
-    return PodInfo(**base)
+    return serving_pod(name, ip, **kw)
 
 
 def binding(name: str, state: str = "registered", ip: str = "10.0.0.1") -> BindingRecord:

@@ -29,7 +29,6 @@ from shared.domain.models import (
     GATE_CONDITION_TYPE,
     GATE_READY_REASON,
     LB_ID_ANNOTATION,
-    ContainerPort,
     HealthDetail,
     Listener,
     PodCondition,
@@ -38,6 +37,7 @@ from shared.domain.models import (
     ServicePort,
     TargetHealth,
 )
+from tests.support.models import serving_pod
 
 CREATED = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 NOW = CREATED + 100.0
@@ -57,23 +57,14 @@ def service(**annotations: str) -> ServiceInfo:
 
 
 def pod(name: str = "web-1", ip: str = "10.0.0.1", *, gate: PodCondition | None = None, **kw: Any) -> PodInfo:
-    base: dict[str, Any] = {
-        "namespace": "ns",
-        "name": name,
-        "uid": f"uid-{name}",
-        "labels": {"app": "web"},
-        "ip": ip,
-        "phase": "Running",
-        "containers_ready": True,
+    flip_defaults: dict[str, Any] = {
         "creation_timestamp": "2023-11-14T22:13:20Z",
         "readiness_gates": [GATE_CONDITION_TYPE],
         "conditions": [gate] if gate else [],
-        "container_ports": [ContainerPort(name="http", container_port=8080)],
         "owner_kind": "ReplicaSet",
         "owner_name": "web-rs1",
     }
-    base.update(kw)
-    return PodInfo(**base)
+    return serving_pod(name, ip, **{**flip_defaults, **kw})
 
 
 def condition(status: GateStatus, reason: str, message: str, at: str = "2023-11-14T22:13:30Z") -> PodCondition:
