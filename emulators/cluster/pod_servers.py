@@ -128,17 +128,24 @@ class _ServingLoop:
 
 class ContainerServer:
     """One listening HTTP/1.0 server for one container port (one request per connection, so a stopped
-    server drops its clients at once, as a crash does); `start` raises OSError if the bind fails."""
+    server drops its clients at once, as a crash does); `start` raises OSError if the bind fails.
+
+    It accepts with its own loop over plain non-blocking sockets rather than `asyncio.start_server`: a
+    connection accepted just before `Server.close()` is silently dropped there and left open (Python 3.11),
+    so a client would hang instead of being answered or refused."""
+
+    _REQUEST_HEAD_MAX = 65536
 
     def __init__(self, identity: ContainerIdentity) -> None:
         self.identity = identity
-        self._server: asyncio.AbstractServer | None = None
-        self._connections: set[asyncio.StreamWriter] = set()
+        self._listener: socket.socket | None = None
+        self._accepting: asyncio.Task[None] | None = None
+        self._connections: dict[socket.socket, asyncio.Task[None]] = {}
 
     @property
     def running(self) -> bool:
         """True while the listener accepts connections."""
-        return self._server is not None
+        return self._listener is not None
 
     @property
     def in_flight(self) -> int:
@@ -146,7 +153,7 @@ class ContainerServer:
         return len(self._connections)
 
     def start(self) -> None:
-        if self._server is not None:
+        if self._listener is not None:
             return
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
@@ -157,37 +164,53 @@ class ContainerServer:
         except OSError:
             sock.close()
             raise
-        serving = _ServingLoop.get()
-        self._server = serving.run(self._listen(sock))
+        self._listener = sock
+        _ServingLoop.get().run(self._start_accepting(sock))
 
-    async def _listen(self, sock: socket.socket) -> asyncio.AbstractServer:
-        return await asyncio.start_server(self._serve, sock=sock)
+    async def _start_accepting(self, sock: socket.socket) -> None:
+        self._accepting = asyncio.get_running_loop().create_task(self._accept(sock))
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._connections.add(writer)
+    async def _accept(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, _ = await loop.sock_accept(sock)
+            except OSError:
+                return
+            conn.setblocking(False)
+            self._connections[conn] = loop.create_task(self._serve(conn))
+
+    async def _serve(self, conn: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = await loop.sock_recv(conn, 4096)
+                if not chunk or len(head) > self._REQUEST_HEAD_MAX:
+                    return
+                head += chunk
             method, target, *_ = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
             delay = _delay_s(target.partition("?")[2])
             if delay > 0:
                 await asyncio.sleep(delay)
-            writer.write(_response(self.identity, method, target))
-            await writer.drain()
-        except (OSError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            pass  # a client that hung up, a bad request line or a reset by `kill`: a real app logs nothing
+            await loop.sock_sendall(conn, _response(self.identity, method, target))
+        except (OSError, ValueError):
+            pass  # a client that hung up or a bad request line: a real app logs nothing
         finally:
-            self._connections.discard(writer)
-            writer.close()
+            self._connections.pop(conn, None)
+            conn.close()
 
     def close_listener(self) -> None:
         """Stop accepting (new connections are refused); requests in flight are still answered."""
-        server, self._server = self._server, None
-        if server is not None:
-            _ServingLoop.get().run(self._close(server))
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            _ServingLoop.get().run(self._stop_accepting(listener))
 
-    @staticmethod
-    async def _close(server: asyncio.AbstractServer) -> None:
-        server.close()  # the listening socket only: accepted connections carry on
+    async def _stop_accepting(self, listener: socket.socket) -> None:
+        if self._accepting is not None:
+            self._accepting.cancel()
+            self._accepting = None
+        listener.close()  # connections the kernel queued and nobody accepted get a reset
 
     def wait_idle(self, timeout_s: float) -> bool:
         """After `close_listener`: wait until every accepted request has been answered; True if so."""
@@ -204,12 +227,11 @@ class ContainerServer:
 
     async def _reset_all(self) -> None:
         """Close every open connection with a TCP reset (SO_LINGER 0), as the kernel does for a killed process."""
-        for writer in list(self._connections):
-            sock = writer.get_extra_info("socket")
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            writer.transport.abort()
+        for conn, task in list(self._connections.items()):
+            task.cancel()  # its pending read or write lets go of the socket first
+            with contextlib.suppress(OSError):
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        await asyncio.gather(*self._connections.values(), return_exceptions=True)
         self._connections.clear()
 
     def stop(self) -> None:
