@@ -32,8 +32,7 @@ def write_clb(deps: Deps, lb_id: str, items: list[ClbWork], rec: Recorder, reque
 
     def work(batch: list[ClbWork], fence: Fence) -> None:
         fenced = dataclasses.replace(deps, clb=FencedLoadBalancer(deps.require_clb(), fence))
-        for part in drains_first(batch):
-            outcomes.append(process_batch(fenced, lb_id, part, rec, correlation_id=request.correlation_id).outcome)
+        outcomes.append(process_batch(fenced, lb_id, batch, rec, correlation_id=request.correlation_id).outcome)
 
     writer = ClbWriter(deps.store, deps.clock, holder=new_holder(request.step), ttl_s=deps.settings.lease_ttl_s)
     wrote = writer.run(lb_id, items, work)
@@ -45,15 +44,6 @@ def write_clb(deps: Deps, lb_id: str, items: list[ClbWork], rec: Recorder, reque
             else:
                 merged.setdefault(key, []).extend(value)
     return merged
-
-
-def drains_first(batch: list[ClbWork]) -> list[list[ClbWork]]:
-    """The unbind items as a batch of their own ahead of the binds: a leaving Pod's weight 0 does not wait
-    for the reads and registrations of the Pods arriving with it (the bind batch then sees the quota the
-    deregistrations freed, as one combined batch would)."""
-    unbinds = [item for item in batch if item.kind == "unbind"]
-    binds = [item for item in batch if item.kind != "unbind"]
-    return [part for part in (unbinds, binds) if part]
 
 
 def run_bind(deps: Deps, request: StepRequest, rec: Recorder) -> dict[str, Any]:

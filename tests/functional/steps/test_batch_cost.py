@@ -14,8 +14,6 @@ from typing import Any
 
 import pytest
 
-from shared.domain.clb_work import ClbWork
-from shared.keys import pending_queue
 from tests.functional.steps.conftest import Env, env, pod, service, settings_overrides  # noqa: F401
 
 WEB = {"namespace": "default", "name": "web"}
@@ -117,30 +115,3 @@ def test_taking_one_pod_out_costs_the_same_behind_4_and_60_serving_pods(env: Env
     drained, deregistered = small
     assert drained["clb calls"]["BatchModifyTargetWeight"] == 1 and drained["pods read"] <= 2
     assert deregistered["clb calls"]["BatchDeregisterTargets"] == 1 and deregistered["pods read"] == 0
-
-
-def test_a_leaving_pods_weight_zero_does_not_wait_for_the_reads_of_arriving_pods(env: Env) -> None:
-    """One writer run holding both a drain and a bind: the drain is written before the bind reads its Pod."""
-    _serve(env, 1, 2)
-    lb_id = env.lb_id()
-    env.cluster.put_pod(pod("web-1", "10.0.0.2", deletion_timestamp="2030-01-01T00:00:00Z"))
-    env.cluster.put_pod(pod("web-9", "10.0.0.10"))
-    order: list[str] = []
-    gateway = env.deps.require_clb()
-    get_pod, set_weights = env.cluster.get_pod, gateway.set_target_weights
-
-    def logged_get_pod(namespace: str, name: str) -> Any:
-        order.append(f"get {name}")
-        return get_pod(namespace, name)
-
-    def logged_set_weights(*args: Any, **kwargs: Any) -> Any:
-        order.append("weight 0")
-        return set_weights(*args, **kwargs)
-
-    env.cluster.get_pod = logged_get_pod  # type: ignore[method-assign]
-    gateway.set_target_weights = logged_set_weights  # type: ignore[method-assign]
-    env.deps.store.pending_add(pending_queue(lb_id), [ClbWork.bind("default/web", "default/web-9").member()])
-    assert env.invoke("unbind", {"step": "unbind", "pod_uids": ["uid-web-1"]})["ok"]
-    assert "weight 0" in order and "get web-9" in order, order
-    assert order.index("weight 0") < order.index("get web-9"), order
-    assert ("10.0.0.10", 8080, 10) in env.targets(lb_id)
