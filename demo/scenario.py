@@ -53,7 +53,12 @@ class ScenarioOptions:
     cleanup: bool = True  # delete the Service at the end (`--keep` leaves it for the user)
     namespace: str = "default"
     steady_s: float = 4.0
-    phase_timeout_s: float = 120.0
+    phase_timeout_s: float | None = None  # None: 120 s, or 2 s per replica for larger Deployments
+
+    @property
+    def phase_deadline_s(self) -> float:
+        """How long a phase may take: creating, rolling and draining N Pods on one machine grows with N."""
+        return self.phase_timeout_s if self.phase_timeout_s is not None else max(120.0, 2.0 * self.replicas)
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -199,7 +204,7 @@ class Scenario:
             last[:] = [snap]
             return probe(snap)
 
-        result = wait_until(check, timeout_s or self.options.phase_timeout_s, interval_s=0.3)
+        result = wait_until(check, timeout_s or self.options.phase_deadline_s, interval_s=0.3)
         if result is None:
             snap = last[0] if last else None
             state = (

@@ -220,10 +220,7 @@ def call_api(what: str, send: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     except ApiException as exc:
         raise api_error(exc, what) from exc
     except urllib3.exceptions.HTTPError as exc:
-        # urllib3 wraps the timeout of a request it retried in MaxRetryError; its reason says which.
-        if isinstance(exc, urllib3.exceptions.TimeoutError) or isinstance(
-            getattr(exc, "reason", None), urllib3.exceptions.TimeoutError
-        ):
+        if _timed_out(exc):
             raise RetryableError(
                 f"Kubernetes API {what}: no answer within CLB_DIRECT_KUBE_REQUEST_TIMEOUT_S ({exc}); "
                 "the API server is overloaded or unreachable, the step is retried",
@@ -231,6 +228,14 @@ def call_api(what: str, send: Callable[..., T], *args: Any, **kwargs: Any) -> T:
                 code="Timeout",
             ) from exc
         raise RetryableError(f"Kubernetes API {what}: connection failed: {exc}", delay_s=2.0) from exc
+
+
+def _timed_out(exc: urllib3.exceptions.HTTPError) -> bool:
+    """Did the request time out? urllib3 wraps the failure of a request it retried in MaxRetryError (its
+    reason says which), and a refused connection (NewConnectionError) subclasses its connect timeout."""
+    cause = getattr(exc, "reason", None) if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
+    timeout = urllib3.exceptions.TimeoutError
+    return isinstance(cause, timeout) and not isinstance(cause, urllib3.exceptions.NewConnectionError)
 
 
 def api_error(exc: ApiException, what: str) -> ClbDirectError:
