@@ -8,7 +8,7 @@ Steps observe live state, plan with the pure functions in `shared/domain/`, then
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -17,7 +17,6 @@ from shared.domain.backends import selects
 from shared.domain.models import (
     EXISTED_LB_ANNOTATION,
     LB_ID_ANNOTATION,
-    ObjectKey,
     ObjectRef,
     PodInfo,
     ServiceInfo,
@@ -117,13 +116,6 @@ def follow_up(deps: Deps, rec: Recorder, request: StepRequest) -> None:
         pods=[str(p) for p in request.pods],
         not_before=request.not_before,
     )
-
-
-def unique_keys(keys: Iterable[ObjectKey]) -> list[ObjectKey]:
-    seen: dict[str, ObjectKey] = {}
-    for key in keys:
-        seen.setdefault(str(key), key)
-    return list(seen.values())
 
 
 def new_holder(step: str) -> str:
