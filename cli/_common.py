@@ -34,6 +34,21 @@ def _print_help(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
+def positive(kind: type[int] | type[float]) -> Any:
+    """argparse type for a number > 0 of `kind`."""
+
+    def parse(value: str) -> int | float:
+        try:
+            number = kind(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from exc
+        if number <= 0:
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
+        return number
+
+    return parse
+
+
 def host_port(value: str) -> tuple[str, int]:
     """argparse type for HOST:PORT (port 0 = any free port)."""
     host, sep, port = value.rpartition(":")

@@ -11,20 +11,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from cli._common import ForegroundUntilSignalled
-
-
-def _positive(kind: type[int] | type[float]) -> Any:
-    def parse(value: str) -> int | float:
-        try:
-            number = kind(value)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from exc
-        if number <= 0:
-            raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
-        return number
-
-    return parse
+from cli._common import ForegroundUntilSignalled, positive
 
 
 def _non_negative(value: str) -> int:
@@ -34,7 +21,7 @@ def _non_negative(value: str) -> int:
 
 
 def _health_interval(value: str) -> int:
-    number = _positive(int)(value)
+    number = positive(int)(value)
     if number < 3:  # the check's 2 s timeout must stay below the interval (CLB rule)
         raise argparse.ArgumentTypeError("the health check interval must be at least 3 seconds")
     return int(number)
@@ -51,13 +38,13 @@ def register(subparsers: Any) -> None:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--replicas", type=_positive(int), default=6, help="Deployment replicas")
+    parser.add_argument("--replicas", type=positive(int), default=6, help="Deployment replicas")
     parser.add_argument("--max-surge", type=_non_negative, default=2, help="rolling update maxSurge (Pods)")
     parser.add_argument("--max-unavailable", type=_non_negative, default=0, help="rolling update maxUnavailable")
     parser.add_argument(
         "--health-interval", type=_health_interval, default=3, help="CLB health check interval, seconds (>= 3)"
     )
-    parser.add_argument("--rps", type=_positive(float), default=40.0, help="requests per second through the CLB")
+    parser.add_argument("--rps", type=positive(float), default=40.0, help="requests per second through the CLB")
     parser.add_argument("--seed", type=int, default=7, help="seed for the scenario's random choices")
     parser.add_argument("--out", type=Path, default=Path("demo-report"), help="report directory")
     parser.add_argument(

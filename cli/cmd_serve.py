@@ -12,9 +12,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
-from cli._common import ForegroundUntilSignalled
+from cli._common import ForegroundUntilSignalled, positive
 
 
 def register(subparsers: Any) -> None:
@@ -29,9 +30,19 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--port", type=int, default=8080, help="HTTP port of the runtime (0 = any)")
-    parser.add_argument("--health-poll", type=float, default=5.0, help="seconds between health poll timer events")
-    parser.add_argument("--reconcile", type=float, default=60.0, help="seconds between reconcile timer events")
-    parser.add_argument("--guardian", type=float, default=300.0, help="seconds between guardian timer events")
+    parser.add_argument(
+        "--health-poll", type=positive(float), default=5.0, help="seconds between health poll timer events"
+    )
+    parser.add_argument(
+        "--reconcile", type=positive(float), default=60.0, help="seconds between reconcile timer events"
+    )
+    parser.add_argument("--guardian", type=positive(float), default=300.0, help="seconds between guardian timer events")
+    parser.add_argument(
+        "--workers", type=positive(int), default=4, help="async invocations run at once per function (its lane's width)"
+    )
+    parser.add_argument(
+        "--dead-letters", type=Path, default=None, help="append async events that exhausted their retries here"
+    )
     parser.set_defaults(func=run)
 
 
@@ -47,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
                 reconcile_s=args.reconcile,
                 guardian_s=args.guardian,
                 port=args.port,
+                workers=args.workers,
+                dead_letter_path=args.dead_letters,
             )
         except (OSError, RuntimeError, ClbDirectError) as exc:
             print(f"clb-direct serve: {exc}", file=sys.stderr)

@@ -52,6 +52,7 @@ class DemoOptions:
             gate=gate,
             health_poll_s=float(max(2, self.scenario.health_interval)),
             control_plane=self.control_plane,
+            runtime_process=True,
         )
 
 

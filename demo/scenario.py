@@ -385,8 +385,7 @@ class Scenario:
             attributed = attribute(self.load.failures, connections, list(self.observer.history))
             self.report.failures = [f.to_dict() for f in attributed]
             self.report.failure_summary = summarize(attributed)
-        assert self.stack.runtime is not None
-        runtime = self.stack.runtime.snapshot()
+        runtime = self.stack.runtime_stats()
         self.report.stats["runtime"] = {
             "invocations": runtime["invocations"],
             "errors": runtime["errors"],

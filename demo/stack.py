@@ -1,4 +1,4 @@
-"""`LocalStack`: the whole system in one process — CLB emulator, local runtime, relay, cluster simulator.
+"""`LocalStack`: the whole system on this machine — CLB emulator, local runtime, relay, cluster simulator.
 
 Used by `clb-direct demo` (`demo/scenario.py` drives it), by `clb-direct serve` (only the runtime half:
 `serve_runtime`) and by the demo's integration tests. Start order follows the data flow backwards so every
@@ -8,6 +8,10 @@ function), the runtime (functions behind HTTP, an async `/_invoke` queue, timers
 cluster simulator (audit webhook → the relay); then the guardian runs once so the webhook Secret exists and
 the runtime's HTTPS endpoint serves `/admission` with that certificate, which the API server verifies against
 the caBundle the guardian registered. `stop()` tears it all down in reverse and restores the environment.
+
+With `StackOptions.runtime_process` (what `clb-direct demo` uses) the runtime is `clb-direct serve` in a child
+process (`demo/runtime_process.py`): its URL is settled first, it starts last (its guardian needs the cluster),
+and everything else waits or retries meanwhile, as it would for SCF.
 
 With `StackOptions.control_plane` (or a `RealCluster` passed in) the cluster is a real kube-apiserver,
 kube-controller-manager and etcd with our node agent (`emulators/controlplane/`) instead of the simulator:
@@ -32,6 +36,7 @@ from urllib.parse import urlsplit
 
 import structlog
 
+from demo.runtime_process import RuntimeProcess, RuntimeTimings
 from emulators.clb.app import ClbEmulator, ClbEmulatorOptions
 from emulators.cluster.simulator import ClusterSimulator
 from emulators.controlplane.cluster import RealCluster
@@ -127,6 +132,10 @@ class StackOptions:
     store_url: str | None = None  # default: SQLite in the run directory
     control_plane: bool = False  # a real kube-apiserver + controller manager + etcd instead of the simulator
     relay_port: int = 0  # fixed when a shared control plane's audit webhook already points at it
+    # The functions runtime in its own process (`clb-direct serve`), as SCF runs apart from the cluster: the demo
+    # does, so its Pod servers and health probes never wait for function work. Tests that reach into the runtime
+    # (its queue, a direct invoke) keep it in this process.
+    runtime_process: bool = False
 
 
 class LocalStack:
@@ -137,7 +146,9 @@ class LocalStack:
         self._shared_cluster = cluster  # started and stopped by its owner (a test session)
         self.run_dir = options.run_dir
         self.clb: ClbEmulator | None = None
-        self.runtime: LocalRuntime | None = None
+        self.runtime: LocalRuntime | None = None  # in this process
+        self.runtime_process: RuntimeProcess | None = None  # or in its own (`StackOptions.runtime_process`)
+        self._http_port = 0
         self.relay: Relay | None = None
         self.sim: ClusterSimulator | RealCluster | None = None
         self.env: dict[str, str] = {}
@@ -207,18 +218,55 @@ class LocalStack:
         )
         self.clb.start()
         self._stoppers.append(self.clb.stop)
+        keys = {"secret_id": secret_id, "secret_key": secret_key, "notify_secret": notify_secret, "hmac_key": hmac_key}
+        runtime_url = self._prepare_runtime_process(keys) if opts.runtime_process else self._start_runtime(keys)
+        self.clb.notifier.configure(url=f"{runtime_url}/health")
+        batcher = Batcher(
+            BatcherConfig(router_url=f"{runtime_url}/router", hmac_key=hmac_key.encode(), window_s=opts.relay_window_s)
+        )
+        # The API server presents this token to the relay, as an audit kubeconfig user would; a shared real
+        # control plane was started with one already.
+        shared_token = self._shared_cluster.audit_token if self._shared_cluster is not None else None
+        audit_token = shared_token or secrets.token_hex(16)
+        self.audit_token = audit_token
+        relay_tls = self._relay_serving()
+        assert self.settings is not None  # loaded with the runtime's environment
+        self.relay = Relay(
+            batcher=batcher,
+            sources=["audit"],
+            http_limits=http_limits(self.settings),
+            audit_auth=AuditAuth(token=audit_token),
+            port=opts.relay_port,
+            tls_cert=str(relay_tls.cert) if relay_tls else None,
+            tls_key=str(relay_tls.key) if relay_tls else None,
+        )
+        self.relay.start()
+        self._stoppers.append(self.relay.stop)
+        if self.real_cluster:
+            self._join_real_cluster(audit_token, relay_tls)
+        else:
+            self.sim = ClusterSimulator(
+                kubeconfig_path=self.kubeconfig,
+                start_delay_s=opts.pod_start_delay_s,
+                max_grace_s=opts.max_grace_s,
+                audit_url=f"{self.relay.url}/audit",
+                audit_batch_wait_s=opts.audit_batch_wait_s,
+                audit_token=audit_token,
+            )
+            self.sim.start()
+            self._stoppers.append(self.sim.stop)
+        if opts.runtime_process:
+            self._start_runtime_process()
+        elif self._tls is not None and self.settings is not None and self.runtime is not None:
+            start_admission_endpoint(self.runtime, self.settings)
+
+    def _start_runtime(self, keys: dict[str, str]) -> str:
+        """The runtime in this process (tests reach into it); ports are retried if taken meanwhile."""
+        opts = self.options
         for attempt in range(_PORT_ATTEMPTS):
             http_port, webhook_port = free_port(), free_port()
-            self.env = self._environment(
-                secret_id=secret_id,
-                secret_key=secret_key,
-                notify_secret=notify_secret,
-                hmac_key=hmac_key,
-                http_port=http_port,
-                webhook_port=webhook_port,
-            )
-            self._apply_environment()
-            self.settings = Settings.load()
+            self._configure(keys, http_port=http_port, webhook_port=webhook_port)
+            assert self.settings is not None
             if opts.gate and self._tls is None:
                 self._tls = SecretTlsProvider(self.settings)
             runtime = LocalRuntime(
@@ -248,42 +296,36 @@ class LocalStack:
             break
         self.runtime = runtime
         self._stoppers.append(self._stop_runtime)
-        self.clb.notifier.configure(url=f"{runtime.url}/health")
-        batcher = Batcher(
-            BatcherConfig(router_url=f"{runtime.url}/router", hmac_key=hmac_key.encode(), window_s=opts.relay_window_s)
+        return runtime.url
+
+    def _prepare_runtime_process(self, keys: dict[str, str]) -> str:
+        """Settle the runtime process's ports and environment; it starts once the cluster exists."""
+        self._configure(keys, http_port=free_port(), webhook_port=free_port())
+        return f"http://127.0.0.1:{self._http_port}"
+
+    def _start_runtime_process(self) -> None:
+        opts = self.options
+        process = RuntimeProcess(
+            self.env,
+            port=self._http_port,
+            timings=RuntimeTimings(
+                health_poll_s=opts.health_poll_s,
+                reconcile_s=opts.reconcile_s,
+                guardian_s=opts.guardian_s,
+                workers=opts.runtime_workers,
+            ),
+            log_path=self.log_path,
+            dead_letter_path=self.run_dir / "dead-letters.jsonl",
         )
-        # The API server presents this token to the relay, as an audit kubeconfig user would; a shared real
-        # control plane was started with one already.
-        shared_token = self._shared_cluster.audit_token if self._shared_cluster is not None else None
-        audit_token = shared_token or secrets.token_hex(16)
-        self.audit_token = audit_token
-        relay_tls = self._relay_serving()
-        self.relay = Relay(
-            batcher=batcher,
-            sources=["audit"],
-            http_limits=runtime.http_limits,
-            audit_auth=AuditAuth(token=audit_token),
-            port=opts.relay_port,
-            tls_cert=str(relay_tls.cert) if relay_tls else None,
-            tls_key=str(relay_tls.key) if relay_tls else None,
-        )
-        self.relay.start()
-        self._stoppers.append(self.relay.stop)
-        if self.real_cluster:
-            self._join_real_cluster(audit_token, relay_tls)
-        else:
-            self.sim = ClusterSimulator(
-                kubeconfig_path=self.kubeconfig,
-                start_delay_s=opts.pod_start_delay_s,
-                max_grace_s=opts.max_grace_s,
-                audit_url=f"{self.relay.url}/audit",
-                audit_batch_wait_s=opts.audit_batch_wait_s,
-                audit_token=audit_token,
-            )
-            self.sim.start()
-            self._stoppers.append(self.sim.stop)
-        if self._tls is not None and self.settings is not None:
-            start_admission_endpoint(runtime, self.settings)
+        self._stoppers.append(process.stop)
+        process.start()
+        self.runtime_process = process
+
+    def _configure(self, keys: dict[str, str], *, http_port: int, webhook_port: int) -> None:
+        self._http_port = http_port
+        self.env = self._environment(**keys, http_port=http_port, webhook_port=webhook_port)
+        self._apply_environment()
+        self.settings = Settings.load()
 
     def _relay_serving(self) -> RelayServing | None:
         """A real API server sends the audit token only over HTTPS, so on a real cluster the relay serves TLS."""
@@ -383,13 +425,31 @@ class LocalStack:
 
     def wait_idle(self, timeout_s: float = 10.0) -> bool:
         """True once the runtime's async queue has nothing queued or running."""
+        if self.runtime_process is not None:
+            return self.runtime_process.wait_idle(timeout_s)
         return self.runtime is not None and self.runtime.queue.wait_idle(timeout_s)
+
+    @property
+    def runtime_url(self) -> str:
+        if self.runtime_process is not None:
+            return self.runtime_process.url
+        if self.runtime is not None:
+            return self.runtime.url
+        raise RuntimeError("the stack's runtime is not running")
+
+    def runtime_stats(self) -> dict[str, Any]:
+        """Invocations, errors, queue and dead letters, from whichever runtime this stack runs."""
+        if self.runtime_process is not None:
+            return self.runtime_process.snapshot()
+        if self.runtime is not None:
+            return self.runtime.snapshot()
+        raise RuntimeError("the stack's runtime is not running")
 
     def describe(self) -> dict[str, str]:
         """URLs and paths to print for the user (`--keep`, `serve`)."""
-        assert self.clb is not None and self.runtime is not None and self.relay is not None and self.sim is not None
+        assert self.clb is not None and self.relay is not None and self.sim is not None
         return {
-            "runtime": self.runtime.url,
+            "runtime": self.runtime_url,
             "admission": self.env.get("CLB_DIRECT_WEBHOOK_URL", "(no webhook: gate disabled)"),
             "relay audit endpoint": f"{self.relay.url}/audit",
             "CLB API": self.clb.url,
@@ -407,7 +467,14 @@ class LocalStack:
 
 
 def serve_runtime(
-    environ: Mapping[str, str], *, health_poll_s: float, reconcile_s: float, guardian_s: float, port: int
+    environ: Mapping[str, str],
+    *,
+    health_poll_s: float,
+    reconcile_s: float,
+    guardian_s: float,
+    port: int,
+    workers: int = 4,
+    dead_letter_path: Path | None = None,
 ) -> tuple[LocalRuntime, SecretTlsProvider | None]:
     """`clb-direct serve`: the runtime alone, configured from `CLB_DIRECT_*`; HTTPS admission with a webhook URL."""
     settings = Settings.load(environ)
@@ -422,6 +489,8 @@ def serve_runtime(
         http_port=port,
         tls_provider=provider,
         environ={k: v for k, v in environ.items() if k.startswith(("CLB_DIRECT_", "TENCENTCLOUD_"))},
+        workers=workers,
+        dead_letter_path=dead_letter_path,
         http_limits=http_limits(settings),
     )
     runtime.start()
