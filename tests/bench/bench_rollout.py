@@ -358,7 +358,8 @@ class Rollout:
         cpu = _cpu_s(self.runtime.pid) - cpu0
         invocations = _invocations(self.url) - inv0
         counts = self.world.snapshot()["counts"]
-        write_calls = sum(v - counts0.get(k, 0) for k, v in counts.items() if k in WRITE_ACTIONS)
+        writes_by_action = {k: v - counts0.get(k, 0) for k, v in counts.items() if k in WRITE_ACTIONS}
+        write_calls = sum(writes_by_action.values())
         failed = sum(load.between(t0 - 2.0, time.time() + 1)[1] for load in loads)
         ok = sum(load.between(t0 - 2.0, time.time() + 1)[0] for load in loads)
         errors: dict[str, int] = {}
@@ -372,6 +373,7 @@ class Rollout:
             "cpu_s": cpu,
             "invocations": invocations,
             "write_calls": write_calls,
+            "writes_by_action": {k: v for k, v in sorted(writes_by_action.items()) if v},
             "failed": failed,
             "ok": ok,
             "errors": errors,
@@ -504,6 +506,7 @@ def _rows(case: Case, gated: dict[str, Any], baseline: dict[str, Any] | None, fi
         "samples": {k: len(gated[k]) for k in ("gate_s", "bind_s", "drain_s")},
         "invocations": gated["invocations"],
         "cpu_s": gated["cpu_s"],
+        "writes_by_action": gated["writes_by_action"],
     }
     ref = f"N={first['n']}"
     nan = float("nan")
