@@ -9,10 +9,11 @@ report. The scenario's expectations are checked against fresh snapshots taken wi
 from __future__ import annotations
 
 import collections
+import json
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client
 
@@ -64,30 +65,34 @@ class Snapshot:
         return {b.ip for b in self.backends}
 
 
-def _condition(pod: Any, kind: str) -> bool | None:
-    for condition in pod.status.conditions or []:
-        if condition.type == kind:
-            return bool(condition.status == "True")
+def _condition(pod: dict[str, Any], kind: str) -> bool | None:
+    for condition in pod.get("status", {}).get("conditions") or []:
+        if condition.get("type") == kind:
+            return bool(condition.get("status") == "True")
     return None
 
 
-def _version(pod: Any) -> str:
-    for env in pod.spec.containers[0].env or []:
-        if env.name == "VERSION":
-            return str(env.value)
+def _version(pod: dict[str, Any]) -> str:
+    containers = pod.get("spec", {}).get("containers") or [{}]
+    for env in containers[0].get("env") or []:
+        if env.get("name") == "VERSION":
+            return str(env.get("value"))
     return "?"
 
 
-def pod_view(pod: Any) -> PodView:
-    gated = any(g.condition_type == GATE_CONDITION_TYPE for g in pod.spec.readiness_gates or [])
+def pod_view(pod: dict[str, Any]) -> PodView:
+    """A Pod as the API serves it (JSON): the client's typed models cost twice the CPU to build, and the
+    demo lists every Pod several times a second in the process that also runs the cluster and the CLB."""
+    metadata, spec, status = pod.get("metadata", {}), pod.get("spec", {}), pod.get("status", {})
+    gated = any(g.get("conditionType") == GATE_CONDITION_TYPE for g in spec.get("readinessGates") or [])
     return PodView(
-        name=pod.metadata.name,
-        phase=pod.status.phase or "Pending",
+        name=str(metadata.get("name", "")),
+        phase=str(status.get("phase") or "Pending"),
         ready=bool(_condition(pod, "Ready")),
         gate=bool(_condition(pod, GATE_CONDITION_TYPE)) if gated else None,
         version=_version(pod),
-        ip=pod.status.pod_ip or "",
-        terminating=pod.metadata.deletion_timestamp is not None,
+        ip=str(status.get("podIP") or ""),
+        terminating=metadata.get("deletionTimestamp") is not None,
     )
 
 
@@ -110,7 +115,7 @@ class Observer:
         self._namespace, self._service, self._selector = namespace, service, selector
         self._report = report
         self._interval_s = interval_s
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._latest = Snapshot(t=time.time())
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -124,7 +129,9 @@ class Observer:
             return self._latest
 
     def snapshot(self) -> Snapshot:
-        pods = self._core.list_namespaced_pod(self._namespace, label_selector=self._selector).items
+        listed = self._core.list_namespaced_pod(self._namespace, label_selector=self._selector, _preload_content=False)
+        # Unparsed (_preload_content=False) the client answers with the urllib3 response, not a V1PodList.
+        pods: list[dict[str, Any]] = json.loads(cast(Any, listed).data).get("items") or []
         lb_id, vip = self._service_lb()
         backends: list[BackendView] = []
         for listener in self._model.dataplane_snapshot():
@@ -139,6 +146,7 @@ class Observer:
         )
         with self._lock:
             self._latest = snap
+            self._lock.notify_all()
         return snap
 
     def _service_lb(self) -> tuple[str | None, str | None]:
@@ -152,6 +160,21 @@ class Observer:
         balancer = service.status.load_balancer if service.status else None
         ingress = (balancer.ingress or []) if balancer else []
         return lb_id, (ingress[0].ip if ingress else None)
+
+    def next_snapshot(self, after: float, *, pace_s: float = 0.3, wait_s: float = 2.0) -> Snapshot:
+        """A snapshot taken after `after`: the sampling thread's next tick when it runs (no list of our own:
+        each list of a few hundred Pods costs CPU in the process that also runs the cluster and the CLB),
+        else, or if no tick comes within `wait_s`, one taken now, `pace_s` after asking."""
+        if self._thread is not None and self._thread.is_alive():
+            deadline = time.monotonic() + wait_s
+            with self._lock:
+                while self._latest.t <= after and (remaining := deadline - time.monotonic()) > 0:
+                    self._lock.wait(remaining)
+                if self._latest.t > after:
+                    return self._latest
+        else:
+            time.sleep(pace_s)
+        return self.snapshot()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="demo-observer", daemon=True)

@@ -199,12 +199,14 @@ class Scenario:
         """Poll live state until `probe` returns a description (the phase is met) or time runs out."""
         last: list[Snapshot] = []
 
+        asked = time.time()
+
         def check() -> str | None:
-            snap = self.observer.snapshot()
+            snap = self.observer.next_snapshot(last[0].t if last else asked)
             last[:] = [snap]
             return probe(snap)
 
-        result = wait_until(check, timeout_s or self.options.phase_deadline_s, interval_s=0.3)
+        result = wait_until(check, timeout_s or self.options.phase_deadline_s, interval_s=0.0)
         if result is None:
             snap = last[0] if last else None
             state = (
