@@ -19,9 +19,10 @@ maxUnavailable 0) it prints, all measured in the same run:
 One more row repeats N = 100 with two direct-access Services over the Deployment.
 
 `BENCH_ROLLOUT_SIZES=100,200` runs only those N (one Service each; `2x100` is N = 100 with two Services),
-`BENCH_ROLLOUT_BASELINE=0` skips the no-gate runs, `BENCH_PROFILE=1` records the functions runtime during
-the rollout with py-spy, when installed (every thread holding the GIL: CPU, not waits), as collapsed stacks
-in the run directory's `profile.txt` (keep it with BENCH_KEEP=1).
+`BENCH_ROLLOUT_BASELINE=0` skips the no-gate runs, `BENCH_RUNTIME_WORKERS=8` widens the runtime's lanes
+(invocations at once per function; 4 by default, as `clb-direct serve`), `BENCH_PROFILE=1` records the
+functions runtime during the rollout with py-spy, when installed (every thread holding the GIL: CPU, not
+waits), as collapsed stacks in the run directory's `profile.txt` (keep it with BENCH_KEEP=1).
 """
 
 from __future__ import annotations
@@ -261,7 +262,10 @@ class Rollout:
         env = _runtime_env(run_dir, self.world, self.secrets, self.port, case.gated, case.quota)
         self.log = (run_dir / "functions.log").open("w")
         self.runtime = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "serve", "--port", str(self.port), "--health-poll", "2"],
+            [
+                *(sys.executable, "-m", "cli.main", "serve", "--port", str(self.port), "--health-poll", "2"),
+                *("--workers", os.environ.get("BENCH_RUNTIME_WORKERS", "4")),
+            ],
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
