@@ -103,7 +103,7 @@ class RuntimeProcess:
             code = self._proc.poll()
             if code is not None:
                 raise RuntimeProcessError(f"the functions runtime exited with code {code}:\n{self._log_tail()}")
-            if self._answers() and (https_port is None or _listening(https_port)):
+            if self._answers() and (https_port is None or listening(https_port)):
                 return
             time.sleep(0.25)
         raise RuntimeProcessError(
@@ -156,7 +156,8 @@ class RuntimeProcess:
         return "\n".join(lines[-_LOG_TAIL_LINES:])
 
 
-def _listening(port: int) -> bool:
+def listening(port: int) -> bool:
+    """Something accepts TCP connections on 127.0.0.1:`port`."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1.0):
             return True

@@ -33,7 +33,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ from typing import Any
 from kubernetes import client, config, watch
 
 from demo.load import LoadGenerator
+from demo.runtime_process import listening
 from demo.scenario import ScenarioOptions, deployment, service, tke_service_config
 from demo.stack import free_port
 from shared.adapters.store_factory import open_store
@@ -214,14 +214,6 @@ def _invocations(url: str) -> int:
     return int(sum(stats["invocations"].values()))
 
 
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
 def _until(what: str, probe: Callable[[], Any], timeout_s: float) -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -281,7 +273,7 @@ class Rollout:
             # created in between is admitted without a gate (failurePolicy Ignore), so wait for both.
             _until("the admission webhook registration", self._webhook_registered, 60)
             port = int(env["CLB_DIRECT_WEBHOOK_URL"].rsplit(":", 1)[1].split("/", 1)[0])
-            _until("the admission endpoint", lambda: _listening(port), 60)
+            _until("the admission endpoint", lambda: listening(port), 60)
 
     def _webhook_registered(self) -> bool:
         items = self.admission.list_mutating_webhook_configuration().items
