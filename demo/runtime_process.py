@@ -92,8 +92,9 @@ class RuntimeProcess:
 
     def start(self) -> None:
         """Start the child and wait until its HTTP endpoint (and, with a webhook URL, its HTTPS one) answers."""
-        # Only this stack's settings reach the child: a CLB_DIRECT_* of the user's shell must not leak in.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CLB_DIRECT_")} | self._environ
+        # The stack's settings win; any other CLB_DIRECT_* of this process (a user's CLB_DIRECT_PRESTOP_MODE=off)
+        # reaches the functions as it does when they run in-process.
+        env = dict(os.environ) | self._environ
         self._log = self._log_path.open("ab")
         self._proc = subprocess.Popen(self.command(), env=env, stdout=self._log, stderr=subprocess.STDOUT)
         webhook_url = self._environ.get("CLB_DIRECT_WEBHOOK_URL")
